@@ -1,0 +1,166 @@
+// Flag definitions shared by commands, with help text that says what each does and its unit.
+import type { Argv } from "yargs";
+import { BACKEND_NAMES } from "../shared/backend/select.js";
+import { DATA_FORMATS } from "../shared/data/formats.js";
+import { TEMPLATE_NAMES } from "../shared/data/template.js";
+import { LOSS_REDUCTIONS } from "../shared/train/loss.js";
+import { LR_SCHEDULES } from "../shared/train/schedule.js";
+
+export function dataFlags<T>(yargs: Argv<T>) {
+  return yargs
+    .option("data", { type: "string", demandOption: true, describe: "Training data file (.json or .jsonl)" })
+    .option("format", {
+      type: "string",
+      default: "auto",
+      choices: ["auto", ...DATA_FORMATS],
+      describe: "Record format; auto detects it from the first record's keys",
+    })
+    .option("template", {
+      type: "string",
+      default: "tulu",
+      choices: TEMPLATE_NAMES,
+      describe: "Prompt template (tulu: <|user|>\\n…\\n<|assistant|>\\n…</s>)",
+    })
+    .option("tokenizer", {
+      type: "string",
+      default: "byte",
+      describe: "byte, gpt2, or a path to a Hugging Face tokenizer.json (or its directory)",
+    })
+    .option("eos-token", {
+      type: "string",
+      describe: "End-of-sequence token text for a tokenizer.json that does not declare one",
+    })
+    .option("loss-mode", {
+      type: "string",
+      choices: ["it", "im"],
+      describe: "it: loss on outputs only (λ=0); im: also on instructions (λ=1)",
+    })
+    .option("prompt-loss-weight", {
+      type: "number",
+      describe: "λ: loss weight on instruction/input/system tokens, 0..1 (default 0 = IT)",
+    })
+    .option("template-loss-weight", {
+      type: "number",
+      default: 0,
+      describe: "Loss weight on template and role-marker tokens (the paper's IM uses 0)",
+    })
+    .option("last-turn-only", {
+      type: "boolean",
+      default: false,
+      describe: "Multi-turn: train only the final assistant turn (earlier ones weigh as prompt)",
+    })
+    .option("context-length", {
+      type: "number",
+      describe:
+        "Longest sequence in tokens (default: the model's maximum); longer examples are cut at the end",
+    })
+    .option("drop-empty-outputs", {
+      type: "boolean",
+      default: false,
+      describe: "Skip records with an empty output instead of stopping with an error",
+    });
+}
+
+export function trainFlags<T>(yargs: Argv<T>) {
+  return dataFlags(yargs)
+    .option("eval-data", { type: "string", describe: "Held-out data file (same format flags as --data)" })
+    .option("eval-fraction", {
+      type: "number",
+      default: 0.1,
+      describe: "Without --eval-data: fraction of --data held out for eval (0 = none)",
+    })
+    .option("eval-examples", {
+      type: "number",
+      default: 256,
+      describe: "Most examples scored per eval set (held-out and the fixed training subset)",
+    })
+    .option("model", {
+      type: "string",
+      default: "tiny",
+      describe:
+        "Preset (tiny, small, medium, gpt2), a checkpoint directory, or a GPT-2 config.json for a fresh model",
+    })
+    .option("backend", {
+      type: "string",
+      default: "auto",
+      choices: BACKEND_NAMES,
+      describe: "Compute backend; auto takes the first that loads: tensorflow-gpu, tensorflow, wasm, cpu",
+    })
+    .option("resume", {
+      type: "string",
+      describe: "Continue a run from its checkpoint (a run's --out directory or its checkpoint/)",
+    })
+    .option("steps", { type: "number", describe: "Optimizer steps (default 100 unless --epochs)" })
+    .option("epochs", { type: "number", describe: "Passes over the training data, instead of --steps" })
+    .option("batch-size", {
+      type: "number",
+      default: 16,
+      describe: "Examples per optimizer step, over all workers",
+    })
+    .option("micro-batch-size", {
+      type: "number",
+      describe: "Examples per forward/backward pass (gradient accumulation); default = batch size",
+    })
+    .option("lr", { type: "number", default: 1e-3, describe: "Peak learning rate" })
+    .option("warmup-steps", { type: "number", default: 10, describe: "Linear warmup steps" })
+    .option("schedule", {
+      type: "string",
+      default: "cosine",
+      choices: LR_SCHEDULES,
+      describe: "Decay after warmup",
+    })
+    .option("min-lr-ratio", {
+      type: "number",
+      default: 0.1,
+      describe: "Final lr as a fraction of --lr (cosine, linear)",
+    })
+    .option("weight-decay", {
+      type: "number",
+      default: 0.01,
+      describe: "AdamW decoupled weight decay (matrices only)",
+    })
+    .option("beta1", { type: "number", default: 0.9 })
+    .option("beta2", { type: "number", default: 0.999 })
+    .option("adam-epsilon", { type: "number", default: 1e-8 })
+    .option("clip-grad-norm", {
+      type: "number",
+      default: 1,
+      describe: "Clip the global gradient L2 norm (0 = off)",
+    })
+    .option("loss-reduction", {
+      type: "string",
+      default: "token",
+      choices: LOSS_REDUCTIONS,
+      describe: "token: Σw·CE/Σw over the step; example: mean of per-example means (the paper's); sum: Σw·CE",
+    })
+    .option("neftune-alpha", {
+      type: "number",
+      default: 0,
+      describe: "NEFTune noise α on input embeddings (0 = off; the paper uses 5)",
+    })
+    .option("kl-weight", {
+      type: "number",
+      default: 0,
+      describe: "β for KL(p_θ ‖ p_start) over the vocabulary at loss-weighted positions",
+    })
+    .option("seed", {
+      type: "number",
+      default: 0,
+      describe: "Seeds initialisation, data order, eval split and noise",
+    })
+    .option("eval-every", {
+      type: "number",
+      default: 0,
+      describe: "Evaluate every K steps (always at the end)",
+    })
+    .option("checkpoint-every", {
+      type: "number",
+      default: 0,
+      describe: "Checkpoint every K steps (always at the end)",
+    })
+    .option("out", {
+      type: "string",
+      default: "runs/latest",
+      describe: "Run directory: metrics.jsonl, summary.json, checkpoint/",
+    });
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// imtrain's command line: parse → compile options → call one function. User errors print one line.
+import { readFileSync } from "node:fs";
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { parse as parseYaml } from "yaml";
+import { UserError } from "../shared/errors.js";
+import { analyzeCommand } from "./commands/analyze.js";
+import { demoCommand } from "./commands/demo.js";
+import { generateCommand } from "./commands/generate.js";
+import { masksCommand } from "./commands/masks.js";
+import { scoreCommand } from "./commands/score.js";
+import { synthCommand } from "./commands/synth.js";
+import { trainCommand } from "./commands/train.js";
+
+function readConfig(path: string): Record<string, unknown> {
+  try {
+    const parsed: unknown = parseYaml(readFileSync(path, "utf8"));
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new Error("not a mapping of flags");
+    return parsed as Record<string, unknown>;
+  } catch (error) {
+    throw new UserError(`--config ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function reportAndExit(error: unknown): never {
+  if (error instanceof UserError) {
+    process.stderr.write(`imtrain: ${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`imtrain: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
+}
+
+try {
+  await yargs(hideBin(process.argv))
+    .scriptName("imtrain")
+    .usage(
+      "$0 <command> [flags]\n\nInstruction tuning with the loss on outputs (IT), or on instructions too (IM).",
+    )
+    .config("config", "YAML or JSON file of flags (command-line flags win)", readConfig)
+    .command(trainCommand)
+    .command(demoCommand)
+    .command(synthCommand)
+    .command(masksCommand)
+    .command(analyzeCommand)
+    .command(scoreCommand)
+    .command(generateCommand)
+    .demandCommand(1, "name a command")
+    .strict()
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .fail((message, error) => {
+      if (error) throw error;
+      process.stderr.write(
+        `imtrain: ${message}\n(imtrain --help lists commands; imtrain <command> --help its flags)\n`,
+      );
+      process.exit(2);
+    })
+    .parseAsync();
+} catch (error) {
+  reportAndExit(error);
+}

@@ -1,0 +1,128 @@
+// A GPT-2 decoder (learned positions, pre-LayerNorm, causal multi-head attention, gelu_new MLP, tied
+// embeddings) in pure TensorFlow.js. It knows nothing of data, ranks or networks. Parameters are named
+// and laid out as Hugging Face's GPT2LMHeadModel stores them, so checkpoints move both ways unchanged.
+import * as tf from "@tensorflow/tfjs-core";
+import type { GptConfig } from "./config.js";
+import { causalMask, geluNew, layerNorm, linear, matMul } from "./ops.js";
+
+/** Parameter name → shape, in a fixed order (the order of flattened gradients and checksums). */
+export function parameterShapes(config: GptConfig): Map<string, number[]> {
+  const { vocabSize: V, maxPositions: P, embedDim: d, layers } = config;
+  const shapes = new Map<string, number[]>([
+    ["transformer.wte.weight", [V, d]],
+    ["transformer.wpe.weight", [P, d]],
+  ]);
+  for (let i = 0; i < layers; i++) {
+    const h = `transformer.h.${i}`;
+    shapes.set(`${h}.ln_1.weight`, [d]).set(`${h}.ln_1.bias`, [d]);
+    shapes.set(`${h}.attn.c_attn.weight`, [d, 3 * d]).set(`${h}.attn.c_attn.bias`, [3 * d]);
+    shapes.set(`${h}.attn.c_proj.weight`, [d, d]).set(`${h}.attn.c_proj.bias`, [d]);
+    shapes.set(`${h}.ln_2.weight`, [d]).set(`${h}.ln_2.bias`, [d]);
+    shapes.set(`${h}.mlp.c_fc.weight`, [d, 4 * d]).set(`${h}.mlp.c_fc.bias`, [4 * d]);
+    shapes.set(`${h}.mlp.c_proj.weight`, [4 * d, d]).set(`${h}.mlp.c_proj.bias`, [d]);
+  }
+  return shapes.set("transformer.ln_f.weight", [d]).set("transformer.ln_f.bias", [d]);
+}
+
+/** GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/√(2·layers), LN gains 1. */
+export function initialValues(config: GptConfig, seed: number): Map<string, Float32Array> {
+  const values = new Map<string, Float32Array>();
+  let k = 0;
+  for (const [name, shape] of parameterShapes(config)) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (name.endsWith(".bias")) values.set(name, new Float32Array(size));
+    else if (name.includes(".ln_")) values.set(name, new Float32Array(size).fill(1));
+    else {
+      const std = name.endsWith("c_proj.weight") ? 0.02 / Math.sqrt(2 * config.layers) : 0.02;
+      values.set(
+        name,
+        tf.tidy(() => tf.randomNormal(shape, 0, std, "float32", seed + k++).dataSync() as Float32Array),
+      );
+    }
+  }
+  return values;
+}
+
+export class Gpt {
+  readonly params: Map<string, tf.Variable>;
+
+  constructor(
+    readonly config: GptConfig,
+    values: ReadonlyMap<string, Float32Array>,
+    trainable = true,
+  ) {
+    this.params = new Map();
+    for (const [name, shape] of parameterShapes(config)) {
+      const value = values.get(name);
+      if (value === undefined) throw new Error(`missing parameter ${name}`);
+      this.params.set(name, tf.variable(tf.tensor(value, shape), trainable, `${name}#${Gpt.instances}`));
+    }
+    Gpt.instances++;
+  }
+  private static instances = 0;
+
+  private p<R extends tf.Rank>(name: string): tf.Tensor<R> {
+    const param = this.params.get(name);
+    if (param === undefined) throw new Error(`no parameter ${name}`);
+    return param as unknown as tf.Tensor<R>;
+  }
+
+  /**
+   * ids [B, T] int32 → logits [B·T, V]. `embeddingNoise` [B, T, d] is added to the token embeddings
+   * (NEFTune) before the positions.
+   */
+  forward(ids: tf.Tensor2D, embeddingNoise?: tf.Tensor3D): tf.Tensor2D {
+    const [B, T] = ids.shape;
+    const { embedDim: d, heads, layerNormEps: eps } = this.config;
+    const wte = this.p<tf.Rank.R2>("transformer.wte.weight");
+    let tokens = tf.reshape(tf.gather(wte, tf.reshape(ids, [B * T])), [B, T, d]) as tf.Tensor3D;
+    if (embeddingNoise) tokens = tf.add(tokens, embeddingNoise);
+    const positions = tf.slice(this.p<tf.Rank.R2>("transformer.wpe.weight"), [0, 0], [T, d]);
+    let x = tf.reshape(tf.add(tokens, positions), [B * T, d]) as tf.Tensor2D; // residual stream [B·T, d]
+    for (let i = 0; i < this.config.layers; i++) {
+      const h = `transformer.h.${i}`;
+      const ln1 = layerNorm(x, this.p(`${h}.ln_1.weight`), this.p(`${h}.ln_1.bias`), eps);
+      x = tf.add(x, this.attention(ln1, h, B, T, heads));
+      const ln2 = layerNorm(x, this.p(`${h}.ln_2.weight`), this.p(`${h}.ln_2.bias`), eps);
+      const hidden = geluNew(linear(ln2, this.p(`${h}.mlp.c_fc.weight`), this.p(`${h}.mlp.c_fc.bias`)));
+      x = tf.add(x, linear(hidden, this.p(`${h}.mlp.c_proj.weight`), this.p(`${h}.mlp.c_proj.bias`)));
+    }
+    const final = layerNorm(x, this.p("transformer.ln_f.weight"), this.p("transformer.ln_f.bias"), eps);
+    return matMul(final, tf.transpose(wte)); // tied output embedding: [B·T, V]
+  }
+
+  /** Causal self-attention of x [B·T, d] → [B·T, d]. */
+  private attention(x: tf.Tensor2D, prefix: string, B: number, T: number, heads: number): tf.Tensor2D {
+    const d = this.config.embedDim;
+    const hs = d / heads;
+    const qkv = linear(x, this.p(`${prefix}.attn.c_attn.weight`), this.p(`${prefix}.attn.c_attn.bias`));
+    // [B·T, 3d] → 3 × [B·nh, T, hs]
+    const [q, k, v] = tf
+      .split(qkv, 3, 1)
+      .map((part) =>
+        tf.reshape(tf.transpose(tf.reshape(part, [B, T, heads, hs]), [0, 2, 1, 3]), [B * heads, T, hs]),
+      ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+    const scores = tf.add(
+      tf.mul(matMul(q, tf.transpose(k, [0, 2, 1]) as tf.Tensor3D), 1 / Math.sqrt(hs)),
+      causalMask(T),
+    );
+    const context = matMul(tf.softmax(scores) as tf.Tensor3D, v); // [B·nh, T, hs]
+    const merged = tf.reshape(tf.transpose(tf.reshape(context, [B, heads, T, hs]), [0, 2, 1, 3]), [B * T, d]);
+    return linear(
+      merged as tf.Tensor2D,
+      this.p(`${prefix}.attn.c_proj.weight`),
+      this.p(`${prefix}.attn.c_proj.bias`),
+    );
+  }
+
+  /** Copies of the current parameter values, by name. */
+  snapshot(): Map<string, Float32Array> {
+    const values = new Map<string, Float32Array>();
+    for (const [name, param] of this.params) values.set(name, param.dataSync() as Float32Array);
+    return values;
+  }
+
+  dispose(): void {
+    for (const param of this.params.values()) param.dispose();
+  }
+}

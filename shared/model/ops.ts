@@ -1,0 +1,65 @@
+// Building blocks of the GPT-2 forward pass, in plain tfjs-core so autodiff covers them.
+import * as tf from "@tensorflow/tfjs-core";
+import { hasFastTransposedMatMul } from "../backend/select.js";
+
+/** Swaps the last two axes. */
+function transposeLast2(x: tf.Tensor): tf.Tensor {
+  const perm = x.shape.map((_, i) => i);
+  const n = perm.length;
+  [perm[n - 2], perm[n - 1]] = [perm[n - 1] ?? 0, perm[n - 2] ?? 0];
+  return tf.transpose(x, perm);
+}
+
+// tfjs's matMul gradient multiplies with transposeA/transposeB set, which on wasm leaves the XNNPACK
+// path and runs ~10x slower; transposing explicitly keeps every product on the fast kernel.
+const matMulExplicitGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy, saved) => {
+      const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
+      return [tf.matMul(dy, transposeLast2(sb)), tf.matMul(transposeLast2(sa), dy)];
+    },
+  };
+}) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+
+/** a @ b for rank-2 or batched rank-3 operands. */
+export function matMul<R extends tf.Rank.R2 | tf.Rank.R3>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
+  return (hasFastTransposedMatMul() ? tf.matMul(a, b) : matMulExplicitGrad(a, b)) as tf.Tensor<R>;
+}
+
+/** [N, in] @ [in, out] + [out]: HF GPT-2's Conv1D layout (weights stored [in, out]). */
+export function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D {
+  return tf.add(matMul(x, weight), bias);
+}
+
+/** LayerNorm over the last axis. */
+export function layerNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor1D, bias: tf.Tensor1D, eps: number): T {
+  const mean = tf.mean(x, -1, true);
+  const centred = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(centred), -1, true);
+  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), gain), bias) as T;
+}
+
+const GELU_SCALE = Math.sqrt(2 / Math.PI);
+
+/** GPT-2's `gelu_new`: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+export function geluNew<T extends tf.Tensor>(x: T): T {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_SCALE);
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
+}
+
+const causalMasks = new Map<number, tf.Tensor2D>();
+
+/** [T, T] additive mask: 0 where key ≤ query, a large negative number above the diagonal. */
+export function causalMask(length: number): tf.Tensor2D {
+  let mask = causalMasks.get(length);
+  if (mask === undefined) {
+    const values = new Float32Array(length * length);
+    for (let q = 0; q < length; q++) for (let k = q + 1; k < length; k++) values[q * length + k] = -1e9;
+    mask = tf.keep(tf.tensor2d(values, [length, length]));
+    causalMasks.set(length, mask);
+  }
+  return mask;
+}

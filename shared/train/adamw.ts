@@ -1,0 +1,69 @@
+// AdamW (decoupled weight decay, Loshchilov & Hutter) on tfjs variables. Every rank applies it to the
+// same all-reduced gradients with the same ops, so ranks stay bit-identical.
+import * as tf from "@tensorflow/tfjs-core";
+import type { StepBufferLayout } from "./step-buffer.js";
+
+export interface AdamWOptions {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly adamEpsilon: number;
+  readonly weightDecay: number;
+}
+
+export class AdamW {
+  private readonly moments = new Map<string, { m: tf.Variable; v: tf.Variable }>();
+  /** Updates applied so far (Adam's t). */
+  stepCount = 0;
+
+  constructor(
+    private readonly params: ReadonlyMap<string, tf.Variable>,
+    private readonly options: AdamWOptions,
+  ) {
+    for (const [name, param] of params) {
+      this.moments.set(name, {
+        m: tf.variable(tf.zerosLike(param), false),
+        v: tf.variable(tf.zerosLike(param), false),
+      });
+    }
+  }
+
+  /** Applies one update from flat gradients already divided by the step's normaliser. */
+  apply(layout: StepBufferLayout, gradients: Float32Array, lr: number): void {
+    const { beta1, beta2, adamEpsilon, weightDecay } = this.options;
+    this.stepCount++;
+    const correction1 = 1 - beta1 ** this.stepCount;
+    const correction2 = 1 - beta2 ** this.stepCount;
+    for (const [name, param] of this.params) {
+      const { m, v } = this.moments.get(name) ?? { m: param, v: param };
+      tf.tidy(() => {
+        const g = tf.tensor(layout.slice(gradients, name), param.shape);
+        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+        const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(v, correction2)), adamEpsilon));
+        // Decay matrices only (weights and embeddings), not biases or LayerNorm gains, as GPT-2 recipes do.
+        const decayed = param.rank >= 2 ? tf.mul(param, 1 - lr * weightDecay) : param;
+        param.assign(tf.sub(decayed, tf.mul(update, lr)));
+      });
+    }
+  }
+
+  /** Moment values by `m.<name>` / `v.<name>`, for checkpoints. */
+  state(): Map<string, Float32Array> {
+    const state = new Map<string, Float32Array>();
+    for (const [name, { m, v }] of this.moments) {
+      state.set(`m.${name}`, m.dataSync() as Float32Array).set(`v.${name}`, v.dataSync() as Float32Array);
+    }
+    return state;
+  }
+
+  loadState(state: ReadonlyMap<string, Float32Array>, stepCount: number): void {
+    for (const [name, { m, v }] of this.moments) {
+      const mValues = state.get(`m.${name}`);
+      const vValues = state.get(`v.${name}`);
+      if (!mValues || !vValues) throw new Error(`optimizer state lacks ${name}`);
+      m.assign(tf.tensor(mValues, m.shape));
+      v.assign(tf.tensor(vValues, v.shape));
+    }
+    this.stepCount = stepCount;
+  }
+}

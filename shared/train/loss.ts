@@ -1,0 +1,77 @@
+// The masked IM/IT loss and its normalisation over a whole optimizer step.
+//
+// For a step with examples e (all micro-batches, all ranks) and predictions i with weight w_i:
+//   token:   L = Σ_i w_i·CE_i / Σ_i w_i                       (default)
+//   example: L = (1/E) Σ_e [ Σ_{i∈e} w_i·CE_i / Σ_{i∈e} w_i ]  (the paper's per-example mean)
+//   sum:     L = Σ_i w_i·CE_i
+// Each micro-batch contributes the numerator Σ_i c_e·w_i·CE_i (c_e = 1/Σ_{i∈e} w_i for `example`, else 1)
+// and its share of the denominator (Σ w_i, or E, or nothing). Gradients of the numerators are summed
+// locally, all-reduced together with the denominators, and only then divided: so any split into
+// micro-batches or ranks optimises exactly the same L.
+import * as tf from "@tensorflow/tfjs-core";
+import type { MicroBatch } from "./batch.js";
+
+export const LOSS_REDUCTIONS = ["token", "example", "sum"] as const;
+export type LossReduction = (typeof LOSS_REDUCTIONS)[number];
+
+/** This micro-batch's share of the step's loss denominator. */
+export function normaliserShare(reduction: LossReduction, batch: MicroBatch): number {
+  if (reduction === "token") return batch.weights.reduce((a, b) => a + b, 0);
+  return reduction === "example" ? batch.size : 0;
+}
+
+/** The denominator from the step's all-reduced shares. */
+export function stepNormaliser(reduction: LossReduction, summedShares: number): number {
+  return reduction === "sum" ? 1 : summedShares;
+}
+
+/** [B·T] per-prediction coefficient c_e·w_i. */
+function lossCoefficients(reduction: LossReduction, batch: MicroBatch): Float32Array {
+  if (reduction !== "example") return batch.weights;
+  const coefficients = new Float32Array(batch.weights.length);
+  for (let b = 0; b < batch.size; b++) {
+    const row = batch.weights.subarray(b * batch.length, (b + 1) * batch.length);
+    const total = row.reduce((x, y) => x + y, 0);
+    for (let t = 0; t < batch.length; t++) coefficients[b * batch.length + t] = (row[t] ?? 0) / total;
+  }
+  return coefficients;
+}
+
+/** logits [N, V], targets [N] → cross-entropy of each prediction [N], and the log-probabilities [N, V]. */
+export function crossEntropy(
+  logits: tf.Tensor2D,
+  targets: Int32Array,
+): { perPrediction: tf.Tensor1D; logProbs: tf.Tensor2D } {
+  const logProbs = tf.logSoftmax(logits);
+  const oneHot = tf.oneHot(tf.tensor1d(targets, "int32"), logits.shape[1]);
+  return { perPrediction: tf.neg(tf.sum(tf.mul(logProbs, oneHot), 1)) as tf.Tensor1D, logProbs };
+}
+
+export interface LossTerms {
+  /** The differentiated numerator: Σ c·w·(CE + β·KL). */
+  readonly objective: tf.Scalar;
+  /** [B·T] cross-entropy of each prediction, for reporting. */
+  readonly crossEntropy: tf.Tensor1D;
+}
+
+/**
+ * logits [B·T, V]; refLogits [B·T, V] of the frozen starting model when a KL weight β > 0.
+ * KL(p_θ ‖ p_ref) = Σ_v p_θ(v)·(log p_θ(v) − log p_ref(v)) at each loss-weighted position, over the
+ * whole vocabulary (not the gold-token log-ratio, whose gradient cancels the NLL at weight 1).
+ */
+export function maskedLoss(
+  logits: tf.Tensor2D,
+  batch: MicroBatch,
+  reduction: LossReduction,
+  kl?: { readonly refLogits: tf.Tensor2D; readonly weight: number },
+): LossTerms {
+  const ce = crossEntropy(logits, batch.targets); // [B·T], [B·T, V]
+  let perPrediction = ce.perPrediction;
+  if (kl && kl.weight > 0) {
+    const refLogProbs = tf.logSoftmax(kl.refLogits);
+    const divergence = tf.sum(tf.mul(tf.exp(ce.logProbs), tf.sub(ce.logProbs, refLogProbs)), 1);
+    perPrediction = tf.add(perPrediction, tf.mul(divergence, kl.weight));
+  }
+  const coefficients = tf.tensor1d(lossCoefficients(reduction, batch));
+  return { objective: tf.sum(tf.mul(perPrediction, coefficients)), crossEntropy: ce.perPrediction };
+}

@@ -1,0 +1,56 @@
+// One optimizer step on one rank, as a recipe:
+//   lr → batch → forward + masked loss → backward → all-reduce → normalise → clip → apply → report
+import { chunk, makeMicroBatch } from "../shared/train/batch.js";
+import { accumulateGradients } from "../shared/train/gradients.js";
+import { stepNormaliser } from "../shared/train/loss.js";
+import { learningRate } from "../shared/train/schedule.js";
+import { clipGradNorm } from "../shared/train/step-buffer.js";
+import type { Rank } from "./rank.js";
+
+/** Sums a step buffer over all ranks; the identity for a single process. */
+export type AllReduce = (buffer: Float32Array) => Promise<Float32Array>;
+
+export interface StepReport {
+  readonly step: number;
+  readonly lr: number;
+  /** The trained objective (λ-weighted, with KL), per --loss-reduction. */
+  readonly trainLoss: number;
+  /** Token-mean loss over output tokens only: comparable across λ. */
+  readonly trainOutputLoss: number;
+  readonly tokens: number;
+  readonly lossTokens: number;
+  readonly examples: number;
+  readonly gradNorm: number;
+}
+
+/** `examples`: this rank's dataset positions for the step (the whole global batch when alone). */
+export async function trainStep(
+  rank: Rank,
+  step: number,
+  examples: readonly number[],
+  allReduce: AllReduce,
+): Promise<StepReport> {
+  const { options, layout } = rank;
+  const lr = learningRate(rank.schedule, step);
+  const batches = chunk(examples, options.microBatchSize).map((ids) =>
+    makeMicroBatch(rank.examplesAt(ids), rank.padId),
+  );
+  const local = accumulateGradients(rank.model, rank.reference, batches, layout, options, step);
+  const global = await allReduce(local);
+  const totals = layout.readTotals(global);
+  const normaliser = stepNormaliser(options.lossReduction, totals.normaliserShare);
+  const gradients = layout.gradients(global);
+  for (let i = 0; i < gradients.length; i++) gradients[i] = (gradients[i] ?? 0) / normaliser;
+  const gradNorm = clipGradNorm(gradients, options.clipGradNorm);
+  rank.optimizer.apply(layout, gradients, lr);
+  return {
+    step,
+    lr,
+    trainLoss: totals.objective / normaliser,
+    trainOutputLoss: totals.outputLossSum / Math.max(1, totals.outputTokens),
+    tokens: totals.tokens,
+    lossTokens: totals.lossTokens,
+    examples: totals.examples,
+    gradNorm,
+  };
+}
