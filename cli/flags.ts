@@ -1,5 +1,7 @@
 // Flag definitions shared by commands, with help text that says what each does and its unit.
-import type { Argv } from "yargs";
+import yargs, { type Argv } from "yargs";
+import { UserError } from "../shared/errors.js";
+import type { TrainFlags } from "../shared/options.js";
 import { BACKEND_NAMES } from "../shared/backend/select.js";
 import { DATA_FORMATS } from "../shared/data/formats.js";
 import { TEMPLATE_NAMES } from "../shared/data/template.js";
@@ -163,4 +165,14 @@ export function trainFlags<T>(yargs: Argv<T>) {
       default: "runs/latest",
       describe: "Run directory: metrics.jsonl, summary.json, checkpoint/",
     });
+}
+
+/** Parses `train` flags with their defaults (for programmatic use and tests). */
+export function parseTrainFlags(args: readonly string[]): TrainFlags {
+  return trainFlags(yargs([...args]))
+    .strict()
+    .fail((message) => {
+      throw new UserError(message);
+    })
+    .parseSync() as unknown as TrainFlags;
 }

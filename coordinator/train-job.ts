@@ -23,6 +23,8 @@ import { Progress } from "./progress.js";
 
 export interface JobSummary {
   readonly steps: number;
+  /** Steps completed; less than `steps` when the job was stopped early. */
+  readonly completed_steps: number;
   readonly backend: string;
   readonly train_examples: number;
   readonly eval_examples: number;
@@ -43,7 +45,17 @@ async function resumeCheckpointDir(dir: string): Promise<string> {
   );
 }
 
-export async function runTrainJob(options: TrainOptions, log: Log): Promise<JobSummary> {
+export interface JobControl {
+  /** Aborting stops the job after the step in progress, with a checkpoint (SIGTERM, preemption). */
+  readonly signal?: AbortSignal;
+  readonly onStep?: (record: StepRecord) => void;
+}
+
+export async function runTrainJob(
+  options: TrainOptions,
+  log: Log,
+  control: JobControl = {},
+): Promise<JobSummary> {
   const started = performance.now();
   const backend = await selectBackend(options.backend);
   log(`backend ${backend.name}${backend.skipped.length ? ` (skipped: ${backend.skipped.join("; ")})` : ""}`);
@@ -125,6 +137,7 @@ export async function runTrainJob(options: TrainOptions, log: Log): Promise<JobS
   let lastEval: EvalRecord | undefined;
   let tokensTrained = 0;
   let trainingSeconds = 0;
+  let completed = startStep;
   for (let step = startStep; step < totalSteps; step++) {
     const stepStarted = performance.now();
     const report = await trainStep(rank, step, plan.globalBatch(step), async (buffer) => buffer);
@@ -147,15 +160,29 @@ export async function runTrainJob(options: TrainOptions, log: Log): Promise<JobS
       done,
       `loss ${last.train_loss.toFixed(4)} out ${last.train_output_loss.toFixed(4)} ${Math.round(last.tokens_per_s)} tok/s`,
     );
+    control.onStep?.(last);
+    completed = done;
     const isLast = done === totalSteps;
-    if (isLast || (options.evalEverySteps > 0 && done % options.evalEverySteps === 0))
+    const stopping = control.signal?.aborted === true && !isLast;
+    if (isLast || (options.evalEverySteps > 0 && done % options.evalEverySteps === 0)) {
       lastEval = evaluate(done);
-    if (isLast || (options.checkpointEverySteps > 0 && done % options.checkpointEverySteps === 0))
+    }
+    if (
+      isLast ||
+      stopping ||
+      (options.checkpointEverySteps > 0 && done % options.checkpointEverySteps === 0)
+    ) {
       await checkpoint(done);
+    }
+    if (stopping) {
+      progress.note(`stopped after step ${done}; checkpoint saved: continue with --resume ${options.outDir}`);
+      break;
+    }
   }
   await metrics.close();
   const summary: JobSummary = {
     steps: totalSteps,
+    completed_steps: completed,
     backend: backend.name,
     train_examples: split.train.length,
     eval_examples: heldOut.length,

@@ -8,7 +8,19 @@ export const trainCommand: CommandModule<object, TrainFlags> = {
   describe: "Train in one process (one rank, no network)",
   builder: (yargs: Argv) => trainFlags(yargs) as unknown as Argv<TrainFlags>,
   handler: async (argv: ArgumentsCamelCase<TrainFlags>) => {
-    const summary = await runTrainJob(compileTrainOptions(argv), (line) => process.stderr.write(line + "\n"));
+    const options = compileTrainOptions(argv);
+    // SIGTERM/SIGINT: finish the step in progress, checkpoint, exit cleanly (a second signal kills).
+    const stop = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.stderr.write(`\n${signal}: stopping after this step (again to kill)\n`);
+      stop.abort();
+      process.once(signal, () => process.exit(130));
+    };
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+    const summary = await runTrainJob(options, (line) => process.stderr.write(line + "\n"), {
+      signal: stop.signal,
+    });
     process.stdout.write(JSON.stringify(summary) + "\n");
   },
 };

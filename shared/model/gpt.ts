@@ -2,6 +2,7 @@
 // embeddings) in pure TensorFlow.js. It knows nothing of data, ranks or networks. Parameters are named
 // and laid out as Hugging Face's GPT2LMHeadModel stores them, so checkpoints move both ways unchanged.
 import * as tf from "@tensorflow/tfjs-core";
+import { hashKeys } from "../random.js";
 import type { GptConfig } from "./config.js";
 import { causalMask, geluNew, layerNorm, linear, matMul } from "./ops.js";
 
@@ -34,10 +35,10 @@ export function initialValues(config: GptConfig, seed: number): Map<string, Floa
     else if (name.includes(".ln_")) values.set(name, new Float32Array(size).fill(1));
     else {
       const std = name.endsWith("c_proj.weight") ? 0.02 / Math.sqrt(2 * config.layers) : 0.02;
-      values.set(
-        name,
-        tf.tidy(() => tf.randomNormal(shape, 0, std, "float32", seed + k++).dataSync() as Float32Array),
-      );
+      // tfjs treats seed 0 as "unseeded", so derive a non-zero seed per tensor.
+      const tensorSeed = hashKeys(seed, k++) || 1;
+      const draw = () => tf.randomNormal(shape, 0, std, "float32", tensorSeed).dataSync() as Float32Array;
+      values.set(name, tf.tidy(draw));
     }
   }
   return values;
