@@ -52,9 +52,8 @@ try {
     .wrap(Math.min(120, process.stdout.columns ?? 100))
     .fail((message, error) => {
       if (error) throw error;
-      process.stderr.write(
-        `imtrain: ${message}\n(imtrain --help lists commands; imtrain <command> --help its flags)\n`,
-      );
+      // One line, like every other user error; yargs' own messages may span several.
+      process.stderr.write(`imtrain: ${message.replace(/\s*\n\s*/g, " ")} (see --help)\n`);
       process.exit(2);
     })
     .parseAsync();

@@ -40,9 +40,13 @@ async function readJson(path: string): Promise<unknown> {
   }
 }
 
-/** HF checkpoints of GPT2Model omit the "transformer." prefix and may carry a tied lm_head. */
+/**
+ * HF checkpoints of GPT2Model omit the "transformer." prefix, may carry a tied lm_head, and older ones
+ * store the causal mask as buffers (`h.N.attn.bias`, `h.N.attn.masked_bias`, in any dtype).
+ */
 function canonicalName(name: string): string | undefined {
   if (name === "lm_head.weight") return undefined; // tied to wte
+  if (name.endsWith(".attn.bias") || name.endsWith(".attn.masked_bias")) return undefined;
   return name.startsWith("transformer.") ? name : `transformer.${name}`;
 }
 

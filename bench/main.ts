@@ -1,0 +1,112 @@
+// npm run bench: one JSON line per figure.
+//   matmul      the backend's own 2-D matMul GFLOP/s (the ceiling the model's matmuls can reach)
+//   train_step  tokens/s of a full optimizer step (forward, masked loss, backward, AdamW) per preset
+// Flags: --backend NAME (default auto), --models tiny,small (presets), --seq 128, --batch 8.
+import * as tf from "@tensorflow/tfjs-core";
+import { parseArgs } from "node:util";
+import { selectBackend, type BackendName } from "../shared/backend/select.js";
+import { presetConfig } from "../shared/model/config.js";
+import { Gpt, initialValues } from "../shared/model/gpt.js";
+import { AdamW } from "../shared/train/adamw.js";
+import { makeMicroBatch } from "../shared/train/batch.js";
+import { accumulateGradients } from "../shared/train/gradients.js";
+import { StepBufferLayout } from "../shared/train/step-buffer.js";
+import type { Example } from "../shared/data/dataset.js";
+import { mulberry32 } from "../shared/random.js";
+
+const { values: args } = parseArgs({
+  options: {
+    backend: { type: "string", default: "auto" },
+    models: { type: "string", default: "tiny,small" },
+    seq: { type: "string", default: "128" },
+    batch: { type: "string", default: "8" },
+  },
+});
+
+function emit(record: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(record) + "\n");
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+function timeSeconds(run: () => void, repeats: number): number {
+  run(); // warm-up: kernels compiled, memory allocated
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    run();
+    times.push((performance.now() - start) / 1000);
+  }
+  return median(times);
+}
+
+function benchMatMul(backend: string): void {
+  for (const n of [256, 512, 1024]) {
+    const a = tf.randomNormal([n, n], 0, 1, "float32", 1);
+    const b = tf.randomNormal([n, n], 0, 1, "float32", 2);
+    const seconds = timeSeconds(() => tf.tidy(() => tf.matMul(a, b).dataSync()), 5);
+    emit({ bench: "matmul", backend, m: n, n, k: n, seconds, gflops: (2 * n ** 3) / seconds / 1e9 });
+    a.dispose();
+    b.dispose();
+  }
+}
+
+function randomExamples(count: number, length: number, vocab: number): Example[] {
+  const random = mulberry32(7);
+  return Array.from({ length: count }, (_, index) => {
+    const ids = Int32Array.from({ length }, () => Math.floor(random() * vocab));
+    const weights = new Float32Array(length).fill(1);
+    weights[0] = 0;
+    return {
+      ids,
+      weights,
+      kinds: new Uint8Array(length).fill(2),
+      truncatedTokens: 0,
+      index,
+      source: { file: "bench", line: index + 1 },
+    };
+  });
+}
+
+function benchTrainStep(backend: string, preset: string, batchSize: number, seq: number): void {
+  const config = presetConfig(preset, 257);
+  const model = new Gpt(config, initialValues(config, 1));
+  const optimizer = new AdamW(model.params, {
+    beta1: 0.9,
+    beta2: 0.999,
+    adamEpsilon: 1e-8,
+    weightDecay: 0.01,
+  });
+  const layout = new StepBufferLayout(new Map([...model.params].map(([name, p]) => [name, p.shape])));
+  const batch = makeMicroBatch(randomExamples(batchSize, seq + 1, 257), 256);
+  const options = { lossReduction: "token" as const, klWeight: 0, neftuneAlpha: 0, seed: 0 };
+  const seconds = timeSeconds(() => {
+    const buffer = accumulateGradients(model, undefined, [batch], layout, options, 0);
+    optimizer.apply(layout, layout.gradients(buffer), 1e-4);
+  }, 3);
+  const params = layout.gradientSize;
+  const tokens = batchSize * seq;
+  // 6·N·tokens for the dense layers plus 12·layers·d·T per token for attention (forward + backward).
+  const flops = 6 * params * tokens + 12 * config.layers * config.embedDim * seq * tokens;
+  emit({
+    bench: "train_step",
+    backend,
+    model: preset,
+    params,
+    batch: batchSize,
+    seq,
+    seconds,
+    tokens_per_s: tokens / seconds,
+    gflops: flops / seconds / 1e9,
+  });
+  model.dispose();
+}
+
+const selected = await selectBackend(args.backend as BackendName);
+benchMatMul(selected.name);
+for (const preset of (args.models ?? "").split(",").filter(Boolean)) {
+  benchTrainStep(selected.name, preset, Number(args.batch), Number(args.seq));
+}
