@@ -1,6 +1,8 @@
 // Lint: type-aware rules that catch what a distributed trainer cannot afford (floating promises,
 // misused promises in callbacks), plus import hygiene enforced by the folder layout.
 import tseslint from "typescript-eslint";
+import importX from "eslint-plugin-import-x";
+import { createTypeScriptImportResolver } from "eslint-import-resolver-typescript";
 
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "eslint.config.js"] },
@@ -23,6 +25,16 @@ export default tseslint.config(
       "@typescript-eslint/ban-ts-comment": "error",
       "no-restricted-imports": "off",
     },
+  },
+  {
+    // The tree is the architecture: no import cycles anywhere.
+    plugins: { "import-x": importX },
+    settings: {
+      "import-x/resolver-next": [createTypeScriptImportResolver()],
+      "import-x/parsers": { "@typescript-eslint/parser": [".ts"] },
+      "import-x/extensions": [".ts", ".js"],
+    },
+    rules: { "import-x/no-cycle": "error" },
   },
   {
     // shared/ is imported by both sides and must import neither.

@@ -61,7 +61,11 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
   builder: (yargs: Argv) =>
     yargs
       .option("out", { type: "string", default: "runs/demo", describe: "Directory for data and both runs" })
-      .option("steps", { type: "number", default: 150 })
+      .option("steps", {
+        type: "number",
+        default: 150,
+        describe: "Optimizer steps per run (16 examples each)",
+      })
       .option("examples", {
         type: "number",
         default: 300,
@@ -72,7 +76,10 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
     const evalFile = join(flags.out, "heldout.jsonl");
     const lengths = { instructionWords: 24, outputWords: 3 };
     writeSyntheticJsonl(trainFile, generateSynthetic({ examples: flags.examples, seed: 1, ...lengths }));
-    writeSyntheticJsonl(evalFile, generateSynthetic({ examples: 200, seed: 2, ...lengths }));
+    writeSyntheticJsonl(
+      evalFile,
+      generateSynthetic({ examples: Math.min(200, flags.examples), seed: 2, ...lengths }),
+    );
     process.stderr.write(
       `demo: ${flags.examples} synthetic examples (~24-word instructions, ~3-word outputs); IT and IM, ${flags.steps} steps each\n`,
     );
