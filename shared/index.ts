@@ -95,5 +95,7 @@ export { accumulateGradients, type GradientOptions } from "./train/gradients.js"
 export { StepBufferLayout, STEP_TOTALS, clipGradNorm, type StepTotals } from "./train/step-buffer.js";
 export { AdamW, type AdamWOptions } from "./train/adamw.js";
 export { LR_SCHEDULES, learningRate, type LrSchedule, type ScheduleOptions } from "./train/schedule.js";
-export { BatchPlan } from "./train/plan.js";
+export { BatchPlan, assignToRanks, splitEvenly } from "./train/plan.js";
+export { prepareRun, fingerprint, type PreparedRun } from "./train/prepare.js";
+export { fixedSubset, splitHeldOut, type EvalSplit } from "./data/eval-sets.js";
 export { scoreExamples, meanOutputLoss, type ExampleScore } from "./train/score.js";

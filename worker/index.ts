@@ -1,3 +1,3 @@
 // worker/: a rank — its replica and the training step.
 export { Rank } from "./rank.js";
-export { trainStep, type AllReduce, type StepReport } from "./train-step.js";
+export { trainStep, type AllReduce } from "./train-step.js";

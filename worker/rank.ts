@@ -1,29 +1,96 @@
-// A rank's state: its model replica (and frozen reference for KL), optimizer and training examples.
+// A rank's state: its model replica (and frozen reference for KL), optimizer, and the run's examples.
+// It knows nothing of networks: the all-reduce is handed to each step.
 import type { Example } from "../shared/data/dataset.js";
-import type { Gpt } from "../shared/model/gpt.js";
+import { saveCheckpoint } from "../shared/model/checkpoint.js";
+import { Gpt } from "../shared/model/gpt.js";
 import type { TrainOptions } from "../shared/options.js";
-import type { AdamW } from "../shared/train/adamw.js";
+import type { LossSums } from "../shared/protocol.js";
+import { AdamW } from "../shared/train/adamw.js";
+import type { PreparedRun } from "../shared/train/prepare.js";
 import type { ScheduleOptions } from "../shared/train/schedule.js";
-import type { StepBufferLayout } from "../shared/train/step-buffer.js";
+import { scoreExamples } from "../shared/train/score.js";
+import { StepBufferLayout } from "../shared/train/step-buffer.js";
+
+function pick(examples: readonly Example[], positions: readonly number[], what: string): Example[] {
+  return positions.map((p) => {
+    const example = examples[p];
+    if (example === undefined) throw new Error(`${what} position ${p} out of range (${examples.length})`);
+    return example;
+  });
+}
 
 export class Rank {
+  readonly model: Gpt;
+  readonly reference: Gpt | undefined;
+  readonly optimizer: AdamW;
+  readonly layout: StepBufferLayout;
+  readonly schedule: ScheduleOptions;
+  readonly padId: number;
+
   constructor(
     readonly options: TrainOptions,
-    readonly schedule: ScheduleOptions,
-    readonly model: Gpt,
-    readonly reference: Gpt | undefined,
-    readonly optimizer: AdamW,
-    readonly layout: StepBufferLayout,
-    private readonly trainExamples: readonly Example[],
-    readonly padId: number,
-  ) {}
+    readonly run: PreparedRun,
+  ) {
+    const { config } = run.model;
+    const weights = run.model.weights();
+    this.model = new Gpt(config, weights);
+    this.reference = options.klWeight > 0 ? new Gpt(config, weights, false) : undefined;
+    this.optimizer = new AdamW(this.model.params, options);
+    const optimizerState = run.model.checkpoint?.optimizer;
+    if (run.resumed && optimizerState) this.optimizer.loadState(optimizerState, run.resumed.step);
+    this.layout = new StepBufferLayout(new Map([...this.model.params].map(([name, p]) => [name, p.shape])));
+    this.schedule = { ...options, totalSteps: run.totalSteps };
+    this.padId = run.tokenizer.eosId;
+  }
 
-  examplesAt(positions: readonly number[]): Example[] {
-    return positions.map((p) => {
-      const example = this.trainExamples[p];
-      if (example === undefined)
-        throw new Error(`example position ${p} out of range (${this.trainExamples.length})`);
-      return example;
+  /** Optimizer steps applied so far. */
+  get completedSteps(): number {
+    return this.optimizer.stepCount;
+  }
+
+  trainExamples(positions: readonly number[]): Example[] {
+    return pick(this.run.train, positions, "train");
+  }
+
+  /** Output-token loss sums of held-out and training-subset examples at the given positions. */
+  evaluate(heldOut: readonly number[], train: readonly number[]): { heldOut: LossSums; train: LossSums } {
+    const sums = (examples: Example[]): LossSums => {
+      const scores = scoreExamples(this.model, examples, this.options.microBatchSize, this.padId);
+      return [
+        scores.reduce((a, s) => a + s.outputLossSum, 0),
+        scores.reduce((a, s) => a + s.outputTokens, 0),
+      ];
+    };
+    return {
+      heldOut: sums(pick(this.run.heldOut, heldOut, "held-out")),
+      train: sums(pick(this.run.trainEval, train, "train-eval")),
+    };
+  }
+
+  async saveCheckpoint(dir: string, seed: number): Promise<void> {
+    const step = this.completedSteps;
+    await saveCheckpoint(dir, {
+      config: this.model.config,
+      weights: this.model.snapshot(),
+      tokenizer: this.run.tokenizer.name,
+      optimizer: this.optimizer.state(),
+      trainer: { step, seed, tokenizer: this.run.tokenizer.name },
     });
+  }
+
+  /** FNV-1a over every parameter's float32 bits: equal on all ranks iff their weights are bit-identical. */
+  checksum(): number {
+    let hash = 0x811c9dc5;
+    for (const values of this.model.snapshot().values()) {
+      for (const bits of new Uint32Array(values.buffer, values.byteOffset, values.length)) {
+        hash = Math.imul(hash ^ bits, 0x01000193);
+      }
+    }
+    return hash >>> 0;
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    this.reference?.dispose();
   }
 }

@@ -5,23 +5,11 @@ import { accumulateGradients } from "../shared/train/gradients.js";
 import { stepNormaliser } from "../shared/train/loss.js";
 import { learningRate } from "../shared/train/schedule.js";
 import { clipGradNorm } from "../shared/train/step-buffer.js";
+import type { StepResult } from "../shared/protocol.js";
 import type { Rank } from "./rank.js";
 
 /** Sums a step buffer over all ranks; the identity for a single process. */
 export type AllReduce = (buffer: Float32Array) => Promise<Float32Array>;
-
-export interface StepReport {
-  readonly step: number;
-  readonly lr: number;
-  /** The trained objective (λ-weighted, with KL), per --loss-reduction. */
-  readonly trainLoss: number;
-  /** Token-mean loss over output tokens only: comparable across λ. */
-  readonly trainOutputLoss: number;
-  readonly tokens: number;
-  readonly lossTokens: number;
-  readonly examples: number;
-  readonly gradNorm: number;
-}
 
 /** `examples`: this rank's dataset positions for the step (the whole global batch when alone). */
 export async function trainStep(
@@ -29,11 +17,11 @@ export async function trainStep(
   step: number,
   examples: readonly number[],
   allReduce: AllReduce,
-): Promise<StepReport> {
+): Promise<StepResult> {
   const { options, layout } = rank;
   const lr = learningRate(rank.schedule, step);
-  const batches = chunk(examples, options.microBatchSize).map((ids) =>
-    makeMicroBatch(rank.examplesAt(ids), rank.padId),
+  const batches = chunk(rank.trainExamples(examples), options.microBatchSize).map((group) =>
+    makeMicroBatch(group, rank.padId),
   );
   const local = accumulateGradients(rank.model, rank.reference, batches, layout, options, step);
   const global = await allReduce(local);
@@ -44,7 +32,6 @@ export async function trainStep(
   const gradNorm = clipGradNorm(gradients, options.clipGradNorm);
   rank.optimizer.apply(layout, gradients, lr);
   return {
-    step,
     lr,
     trainLoss: totals.objective / normaliser,
     trainOutputLoss: totals.outputLossSum / Math.max(1, totals.outputTokens),

@@ -9,7 +9,8 @@ import { initialValues } from "./gpt.js";
 
 export interface ModelSource {
   readonly config: GptConfig;
-  readonly weights: Map<string, Float32Array>;
+  /** Built on first use: a fresh model's initialisation needs a compute backend, a planner does not. */
+  readonly weights: () => Map<string, Float32Array>;
   /** Set when the weights came from a checkpoint (which may carry optimizer and trainer state). */
   readonly checkpoint: LoadedCheckpoint | undefined;
   readonly description: string;
@@ -33,7 +34,7 @@ export async function resolveModel(spec: string, tokenizer: Tokenizer, seed: num
     }
     return {
       config: checkpoint.config,
-      weights: checkpoint.weights,
+      weights: () => checkpoint.weights,
       checkpoint,
       description: `checkpoint ${spec}`,
     };
@@ -49,7 +50,7 @@ export async function resolveModel(spec: string, tokenizer: Tokenizer, seed: num
     }
     return {
       config,
-      weights: initialValues(config, seed),
+      weights: () => initialValues(config, seed),
       checkpoint: undefined,
       description: `fresh model from ${configFile}`,
     };
@@ -57,7 +58,7 @@ export async function resolveModel(spec: string, tokenizer: Tokenizer, seed: num
   const config = presetConfig(spec, tokenizer.vocabSize);
   return {
     config,
-    weights: initialValues(config, seed),
+    weights: () => initialValues(config, seed),
     checkpoint: undefined,
     description: `fresh ${spec} preset`,
   };

@@ -1,8 +1,8 @@
 // The two sets eval compares: held-out examples, and a fixed subset of the training examples scored the
 // same way. Their output-loss difference is the overfitting gap.
-import type { Dataset, Example } from "../shared/data/dataset.js";
-import { hashKeys, mulberry32, permutation } from "../shared/random.js";
-import { UserError } from "../shared/errors.js";
+import type { Dataset, Example } from "./dataset.js";
+import { hashKeys, mulberry32, permutation } from "../random.js";
+import { UserError } from "../errors.js";
 
 export interface EvalSplit {
   readonly train: readonly Example[];

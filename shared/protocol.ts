@@ -1,0 +1,180 @@
+// The wire protocol between coordinator and workers, in one place: subjects, message types (discriminated
+// unions on `type`), the version, msgpack framing, and validation of every incoming message at the edge.
+//
+//   worker ──join (request)──────────────► coordinator      reply: welcome | reject
+//   worker ──ready/stepDone/evalDone/checkpointDone/heartbeat/failed/leaving──► coordinator subject
+//   coordinator ──start/step/eval/checkpoint/shutdown──► rank subject
+//   rank r ──ring chunks──► rank (r+1) mod N                (NATS ring subject, or a WebSocket)
+import { Packr } from "msgpackr";
+import { UserError } from "./errors.js";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Subjects of one job; several jobs can share a NATS server under different names. */
+export function jobSubjects(job: string) {
+  const prefix = `imtrain.${job}`;
+  return {
+    join: `${prefix}.join`,
+    coordinator: `${prefix}.coordinator`,
+    rank: (rank: number) => `${prefix}.rank.${rank}`,
+    ring: (rank: number) => `${prefix}.ring.${rank}`,
+  };
+}
+
+export const DATA_PLANES = ["nats", "ws"] as const;
+export type DataPlane = (typeof DATA_PLANES)[number];
+
+/** What every worker needs to build the identical job: the raw train flags it compiles itself. */
+export interface JobSpec {
+  readonly flags: Record<string, unknown>;
+  readonly totalSteps: number;
+  readonly dataPlane: DataPlane;
+  /** Compare parameter checksums across ranks every K steps (0 = only at the end). */
+  readonly checksumEverySteps: number;
+  readonly heartbeatMs: number;
+}
+
+/** Totals of one step after the all-reduce: identical on every rank. */
+export interface StepResult {
+  readonly lr: number;
+  readonly trainLoss: number;
+  readonly trainOutputLoss: number;
+  readonly tokens: number;
+  readonly lossTokens: number;
+  readonly examples: number;
+  readonly gradNorm: number;
+}
+
+/** Σ output-token loss and the output-token count of a set of examples. */
+export type LossSums = readonly [lossSum: number, tokens: number];
+
+export type WorkerMessage =
+  | { type: "join"; protocol: number; name: string; device: string; host: string; pid: number }
+  | { type: "ready"; rank: number; dataFingerprint: string; dataPlaneAddress: string }
+  | { type: "stepDone"; rank: number; step: number; result: StepResult; checksum: number | null }
+  | { type: "evalDone"; rank: number; requestId: number; heldOut: LossSums; train: LossSums }
+  | { type: "checkpointDone"; rank: number; step: number }
+  | { type: "heartbeat"; rank: number }
+  | { type: "failed"; rank: number; message: string }
+  | { type: "leaving"; rank: number; reason: string };
+
+export type CoordinatorMessage =
+  | { type: "welcome"; rank: number; worldSize: number; job: JobSpec }
+  | { type: "reject"; reason: string }
+  | { type: "start"; peers: string[] }
+  | { type: "step"; step: number; examples: number[]; checksum: boolean }
+  | { type: "eval"; requestId: number; heldOut: number[]; train: number[] }
+  | { type: "checkpoint"; dir: string; step: number; seed: number }
+  | { type: "shutdown"; reason: string };
+
+/** One piece of a ring all-reduce: raw float32 bytes of buffer[offset, offset + n) for exchange `tag`. */
+export interface RingChunk {
+  readonly tag: number;
+  readonly offset: number;
+  readonly data: Uint8Array;
+}
+
+export class ProtocolError extends UserError {
+  override readonly name = "ProtocolError";
+  constructor(
+    readonly subject: string,
+    reason: string,
+  ) {
+    super(`protocol error on ${subject}: ${reason}`);
+  }
+}
+
+// Plain msgpack: no records extension, so any msgpack implementation can read the wire.
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function encodeMessage(message: WorkerMessage | CoordinatorMessage | RingChunk): Uint8Array {
+  return packr.pack(message);
+}
+
+function decodeObject(bytes: Uint8Array, subject: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = packr.unpack(bytes);
+  } catch (error) {
+    throw new ProtocolError(subject, `not msgpack (${(error as Error).message})`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ProtocolError(subject, "message is not a map");
+  }
+  return value as Record<string, unknown>;
+}
+
+type Check = (value: unknown) => boolean;
+const isInt: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 0;
+const isNumber: Check = (v) => typeof v === "number";
+const isString: Check = (v) => typeof v === "string" && v.length <= 4096;
+const isIntList: Check = (v) => Array.isArray(v) && v.every(isInt);
+const isNullableNumber: Check = (v) => v === null || isNumber(v);
+const isSums: Check = (v) => Array.isArray(v) && v.length === 2 && v.every(isNumber);
+const isObject: Check = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+const isStringList: Check = (v) => Array.isArray(v) && v.every(isString);
+const isBoolean: Check = (v) => typeof v === "boolean";
+const isResult: Check = (v) =>
+  isObject(v) &&
+  ["lr", "trainLoss", "trainOutputLoss", "tokens", "lossTokens", "examples", "gradNorm"].every((k) =>
+    isNumber((v as Record<string, unknown>)[k]),
+  );
+
+const WORKER_FIELDS: Record<WorkerMessage["type"], Record<string, Check>> = {
+  join: { protocol: isInt, name: isString, device: isString, host: isString, pid: isInt },
+  ready: { rank: isInt, dataFingerprint: isString, dataPlaneAddress: isString },
+  stepDone: { rank: isInt, step: isInt, result: isResult, checksum: isNullableNumber },
+  evalDone: { rank: isInt, requestId: isInt, heldOut: isSums, train: isSums },
+  checkpointDone: { rank: isInt, step: isInt },
+  heartbeat: { rank: isInt },
+  failed: { rank: isInt, message: isString },
+  leaving: { rank: isInt, reason: isString },
+};
+
+const COORDINATOR_FIELDS: Record<CoordinatorMessage["type"], Record<string, Check>> = {
+  welcome: { rank: isInt, worldSize: isInt, job: isObject },
+  reject: { reason: isString },
+  start: { peers: isStringList },
+  step: { step: isInt, examples: isIntList, checksum: isBoolean },
+  eval: { requestId: isInt, heldOut: isIntList, train: isIntList },
+  checkpoint: { dir: isString, step: isInt, seed: isInt },
+  shutdown: { reason: isString },
+};
+
+function validate<T>(
+  fieldsByType: Record<string, Record<string, Check>>,
+  bytes: Uint8Array,
+  subject: string,
+): T {
+  const message = decodeObject(bytes, subject);
+  const type = message["type"];
+  const fields = typeof type === "string" ? fieldsByType[type] : undefined;
+  if (fields === undefined) throw new ProtocolError(subject, `unknown message type ${JSON.stringify(type)}`);
+  for (const [field, check] of Object.entries(fields)) {
+    if (!check(message[field]))
+      throw new ProtocolError(subject, `${type}: field "${field}" is missing or malformed`);
+  }
+  return message as T;
+}
+
+export function decodeWorkerMessage(bytes: Uint8Array, subject: string): WorkerMessage {
+  return validate<WorkerMessage>(WORKER_FIELDS, bytes, subject);
+}
+
+export function decodeCoordinatorMessage(bytes: Uint8Array, subject: string): CoordinatorMessage {
+  return validate<CoordinatorMessage>(COORDINATOR_FIELDS, bytes, subject);
+}
+
+export function decodeRingChunk(bytes: Uint8Array, subject: string): RingChunk {
+  const chunk = decodeObject(bytes, subject);
+  const data = chunk["data"];
+  if (
+    !isInt(chunk["tag"]) ||
+    !isInt(chunk["offset"]) ||
+    !(data instanceof Uint8Array) ||
+    data.length % 4 !== 0
+  ) {
+    throw new ProtocolError(subject, "ring chunk needs integer tag and offset and float32 bytes");
+  }
+  return chunk as unknown as RingChunk;
+}

@@ -1,0 +1,19 @@
+// The one link a rank needs for a ring all-reduce: send to the next rank, hear from the previous one.
+// Implementations: NATS subjects (nats-transport.ts), direct WebSockets (ws-transport.ts), memory (tests).
+
+export interface RingTransport {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** Largest encoded message it can carry, in bytes; the ring cuts its chunks to fit. */
+  readonly maxMessageBytes: number;
+  /** Sends one message to rank (rank + 1) % worldSize; resolves once it is handed to the network. */
+  send(message: Uint8Array): Promise<void>;
+  /**
+   * Sets the one handler for messages from rank (rank - 1 + worldSize) % worldSize. Messages that arrived
+   * before it is set are held and delivered to it, in order, when it is set.
+   */
+  onMessage(handler: (message: Uint8Array) => void): void;
+  /** Sets the one handler told when the link breaks: no more messages will arrive or leave. */
+  onError(handler: (error: Error) => void): void;
+  close(): Promise<void>;
+}
