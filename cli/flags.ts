@@ -3,6 +3,7 @@ import yargs, { type Argv } from "yargs";
 import { UserError } from "../shared/errors.js";
 import type { TrainFlags } from "../shared/options.js";
 import { BACKEND_NAMES } from "../shared/backend/select.js";
+import { DATA_PLANES } from "../shared/protocol.js";
 import { DATA_FORMATS } from "../shared/data/formats.js";
 import { TEMPLATE_NAMES } from "../shared/data/template.js";
 import { LOSS_REDUCTIONS } from "../shared/train/loss.js";
@@ -175,4 +176,45 @@ export function parseTrainFlags(args: readonly string[]): TrainFlags {
       throw new UserError(message);
     })
     .parseSync() as unknown as TrainFlags;
+}
+
+/** NATS URL default: $NATS_URL, read once here at start-up. */
+export const DEFAULT_NATS_URL = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
+
+/** Flags of the coordinator (also accepted by launch, which forwards them). */
+export function coordinatorFlags<T>(yargs: Argv<T>) {
+  return trainFlags(yargs)
+    .option("workers", {
+      type: "number",
+      demandOption: true,
+      describe: "Number of workers (ranks) in the job",
+    })
+    .option("job", {
+      type: "string",
+      default: "default",
+      describe: "Job name: the NATS subject prefix, so jobs can share a server",
+    })
+    .option("data-plane", {
+      type: "string",
+      default: "nats",
+      choices: DATA_PLANES,
+      describe:
+        "Where gradients travel: nats, or direct WebSocket links between workers (NATS then carries control only)",
+    })
+    .option("checksum-every", {
+      type: "number",
+      default: 10,
+      describe: "Compare parameter checksums across ranks every K steps (and at the end)",
+    })
+    .option("heartbeat-ms", { type: "number", default: 1000, describe: "Worker heartbeat period" })
+    .option("worker-timeout-ms", {
+      type: "number",
+      default: 120_000,
+      describe: "A worker silent this long is lost (must exceed the longest step's compute)",
+    })
+    .option("join-timeout-ms", {
+      type: "number",
+      default: 600_000,
+      describe: "How long to wait for all workers to join",
+    });
 }

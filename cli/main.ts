@@ -6,6 +6,9 @@ import { hideBin } from "yargs/helpers";
 import { parse as parseYaml } from "yaml";
 import { UserError } from "../shared/errors.js";
 import { analyzeCommand } from "./commands/analyze.js";
+import { coordinatorCommand } from "./commands/coordinator.js";
+import { launchCommand } from "./commands/launch.js";
+import { workerCommand } from "./commands/worker.js";
 import { demoCommand } from "./commands/demo.js";
 import { generateCommand } from "./commands/generate.js";
 import { masksCommand } from "./commands/masks.js";
@@ -41,6 +44,9 @@ try {
     )
     .config("config", "YAML or JSON file of flags (command-line flags win)", readConfig)
     .command(trainCommand)
+    .command(launchCommand)
+    .command(coordinatorCommand)
+    .command(workerCommand)
     .command(demoCommand)
     .command(synthCommand)
     .command(masksCommand)

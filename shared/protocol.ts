@@ -2,8 +2,8 @@
 // unions on `type`), the version, msgpack framing, and validation of every incoming message at the edge.
 //
 //   worker ──join (request)──────────────► coordinator      reply: welcome | reject
-//   worker ──ready/stepDone/evalDone/checkpointDone/heartbeat/failed/leaving──► coordinator subject
-//   coordinator ──start/step/eval/checkpoint/shutdown──► rank subject
+//   worker ──ready/stepDone/evalDone/checkpointDone/aborted/heartbeat/failed/leaving──► coordinator subject
+//   coordinator ──start/step/eval/checkpoint/abort/shutdown──► rank subject
 //   rank r ──ring chunks──► rank (r+1) mod N                (NATS ring subject, or a WebSocket)
 import { Packr } from "msgpackr";
 import { UserError } from "./errors.js";
@@ -54,6 +54,7 @@ export type WorkerMessage =
   | { type: "stepDone"; rank: number; step: number; result: StepResult; checksum: number | null }
   | { type: "evalDone"; rank: number; requestId: number; heldOut: LossSums; train: LossSums }
   | { type: "checkpointDone"; rank: number; step: number }
+  | { type: "aborted"; rank: number; completedSteps: number }
   | { type: "heartbeat"; rank: number }
   | { type: "failed"; rank: number; message: string }
   | { type: "leaving"; rank: number; reason: string };
@@ -64,7 +65,8 @@ export type CoordinatorMessage =
   | { type: "start"; peers: string[] }
   | { type: "step"; step: number; examples: number[]; checksum: boolean }
   | { type: "eval"; requestId: number; heldOut: number[]; train: number[] }
-  | { type: "checkpoint"; dir: string; step: number; seed: number }
+  | { type: "checkpoint"; dir: string; seed: number }
+  | { type: "abort"; reason: string }
   | { type: "shutdown"; reason: string };
 
 /** One piece of a ring all-reduce: raw float32 bytes of buffer[offset, offset + n) for exchange `tag`. */
@@ -126,6 +128,7 @@ const WORKER_FIELDS: Record<WorkerMessage["type"], Record<string, Check>> = {
   stepDone: { rank: isInt, step: isInt, result: isResult, checksum: isNullableNumber },
   evalDone: { rank: isInt, requestId: isInt, heldOut: isSums, train: isSums },
   checkpointDone: { rank: isInt, step: isInt },
+  aborted: { rank: isInt, completedSteps: isInt },
   heartbeat: { rank: isInt },
   failed: { rank: isInt, message: isString },
   leaving: { rank: isInt, reason: isString },
@@ -137,7 +140,8 @@ const COORDINATOR_FIELDS: Record<CoordinatorMessage["type"], Record<string, Chec
   start: { peers: isStringList },
   step: { step: isInt, examples: isIntList, checksum: isBoolean },
   eval: { requestId: isInt, heldOut: isIntList, train: isIntList },
-  checkpoint: { dir: isString, step: isInt, seed: isInt },
+  checkpoint: { dir: isString, seed: isInt },
+  abort: { reason: isString },
   shutdown: { reason: isString },
 };
 

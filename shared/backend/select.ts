@@ -58,13 +58,22 @@ async function activate(name: ConcreteBackend): Promise<void> {
   if (name === "wasm") registerWasmTrainingKernels();
 }
 
-export async function selectBackend(requested: BackendName): Promise<SelectedBackend> {
+export interface SelectOptions {
+  /** False on a CPU worker: `auto` then skips tensorflow-gpu. */
+  readonly allowGpu?: boolean;
+}
+
+export async function selectBackend(
+  requested: BackendName,
+  options: SelectOptions = {},
+): Promise<SelectedBackend> {
   if (requested !== "auto") {
     await activate(requested);
     return { name: requested, skipped: [] };
   }
   const skipped: string[] = [];
   for (const name of AUTO_ORDER) {
+    if (name === "tensorflow-gpu" && options.allowGpu === false) continue;
     try {
       await activate(name);
       return { name, skipped };

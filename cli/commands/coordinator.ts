@@ -1,0 +1,56 @@
+import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
+import { runCoordinator } from "../../coordinator/distributed-job.js";
+import { OptionError } from "../../shared/errors.js";
+import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
+import type { DataPlane } from "../../shared/protocol.js";
+import { coordinatorFlags, DEFAULT_NATS_URL } from "../flags.js";
+import { stopOnSignals } from "../signals.js";
+
+export interface CoordinatorFlags extends TrainFlags {
+  nats: string;
+  workers: number;
+  job: string;
+  dataPlane: string;
+  checksumEvery: number;
+  heartbeatMs: number;
+  workerTimeoutMs: number;
+  joinTimeoutMs: number;
+}
+
+function positiveInt(option: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1)
+    throw new OptionError(option, `must be a positive integer (got ${value})`);
+  return value;
+}
+
+export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
+  command: "coordinator",
+  describe: "Run a job over NATS: plan the data, drive N workers, evaluate, checkpoint",
+  builder: (yargs: Argv) =>
+    coordinatorFlags(yargs).option("nats", {
+      type: "string",
+      default: DEFAULT_NATS_URL,
+      describe: "NATS server URL (default $NATS_URL)",
+    }) as unknown as Argv<CoordinatorFlags>,
+  handler: async (argv: ArgumentsCamelCase<CoordinatorFlags>) => {
+    const options = compileTrainOptions(argv);
+    const log = (line: string) => process.stderr.write(line + "\n");
+    const summary = await runCoordinator(
+      options,
+      argv,
+      {
+        natsUrl: argv.nats,
+        workers: positiveInt("workers", argv.workers),
+        job: argv.job,
+        dataPlane: argv.dataPlane as DataPlane,
+        checksumEverySteps: Math.max(0, Math.floor(argv.checksumEvery)),
+        heartbeatMs: positiveInt("heartbeat-ms", argv.heartbeatMs),
+        workerTimeoutMs: positiveInt("worker-timeout-ms", argv.workerTimeoutMs),
+        joinTimeoutMs: positiveInt("join-timeout-ms", argv.joinTimeoutMs),
+      },
+      log,
+      { signal: stopOnSignals() },
+    );
+    process.stdout.write(JSON.stringify(summary) + "\n");
+  },
+};

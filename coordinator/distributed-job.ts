@@ -1,0 +1,103 @@
+// `imtrain coordinator`: the job over NATS. It prepares the same run the workers will (to plan batches and
+// eval sets), waits for its workers, then drives the shared job loop. It holds no model: workers compute,
+// rank 0 (or the lowest live rank) writes checkpoints into the run directory.
+import { connect } from "nats";
+import type { Log } from "../shared/data/load.js";
+import { UserError } from "../shared/errors.js";
+import type { TrainFlags, TrainOptions } from "../shared/options.js";
+import type { DataPlane, JobSpec } from "../shared/protocol.js";
+import { prepareRun } from "../shared/train/prepare.js";
+import { runJob, type JobControl, type JobSummary } from "./job.js";
+import { RemoteRanks, WorkerLostError } from "./remote-ranks.js";
+import { join } from "node:path";
+
+export interface CoordinatorOptions {
+  readonly natsUrl: string;
+  readonly workers: number;
+  /** Job name: the subject prefix, so several jobs can share one NATS server. */
+  readonly job: string;
+  readonly dataPlane: DataPlane;
+  readonly checksumEverySteps: number;
+  readonly heartbeatMs: number;
+  readonly workerTimeoutMs: number;
+  readonly joinTimeoutMs: number;
+}
+
+/** The train flags a worker compiles itself (yargs' camelCase keys; aliases and CLI internals dropped). */
+export function workerFlags(flags: TrainFlags): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(flags).filter(
+      ([key, value]) => !key.includes("-") && !["_", "$0", "config"].includes(key) && value !== undefined,
+    ),
+  );
+}
+
+export async function runCoordinator(
+  train: TrainOptions,
+  flags: TrainFlags,
+  options: CoordinatorOptions,
+  log: Log,
+  control: JobControl = {},
+): Promise<JobSummary> {
+  const nc = await connect({ servers: options.natsUrl, name: `imtrain-coordinator-${options.job}` }).catch(
+    (error: unknown) => {
+      throw new UserError(`cannot reach NATS at ${options.natsUrl}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    },
+  );
+  log(`coordinator for job "${options.job}" on ${options.natsUrl}`);
+  const run = await prepareRun(train, log);
+  const spec: JobSpec = {
+    flags: workerFlags(flags),
+    totalSteps: run.totalSteps,
+    dataPlane: options.dataPlane,
+    checksumEverySteps: options.checksumEverySteps,
+    heartbeatMs: options.heartbeatMs,
+  };
+  let ranks: RemoteRanks | undefined;
+  // A worker leaving (SIGTERM) stops the job like a SIGTERM here: after the step, with a checkpoint.
+  const stop = new AbortController();
+  control.signal?.addEventListener("abort", () => stop.abort(), { once: true });
+  let outcome = "job finished";
+  try {
+    ranks = await RemoteRanks.gather(
+      nc,
+      {
+        job: options.job,
+        workers: options.workers,
+        spec,
+        dataFingerprint: run.dataFingerprint,
+        joinTimeoutMs: options.joinTimeoutMs,
+        workerTimeoutMs: options.workerTimeoutMs,
+      },
+      log,
+    );
+    ranks.onLeaving = () => stop.abort();
+    return await runJob(train, run, ranks, `${options.workers} workers`, log, {
+      ...control,
+      signal: stop.signal,
+      checksumEverySteps: options.checksumEverySteps,
+    });
+  } catch (error) {
+    outcome = `job failed: ${(error as Error).message}`;
+    if (error instanceof WorkerLostError && ranks) {
+      const saved = await ranks
+        .salvage(join(train.outDir, "checkpoint"), train.seed, Math.max(10_000, options.workerTimeoutMs))
+        .catch((salvageError: unknown) => {
+          log(`could not save a checkpoint: ${(salvageError as Error).message}`);
+          return undefined;
+        });
+      if (saved !== undefined) {
+        throw new UserError(
+          `${error.message}; saved the ${saved} completed steps: continue with --resume ${train.outDir}`,
+          { cause: error },
+        );
+      }
+    }
+    throw error;
+  } finally {
+    await ranks?.close(outcome);
+    await nc.drain().catch(() => undefined);
+  }
+}

@@ -1,0 +1,249 @@
+// `imtrain worker`: one rank per process (per GPU, or per CPU core). Its lifecycle is an explicit state
+// machine, logged at every transition:
+//
+//   connecting → joining → loading → ready → training → stopped
+//                                               ↘ draining (SIGTERM: finish the step, tell the coordinator)
+//
+// Commands arrive on the rank's subject and run one at a time, except `abort`, which cancels the step in
+// flight (a peer was lost) so this rank can still save the last completed step.
+import { hostname } from "node:os";
+import { connect, type NatsConnection } from "nats";
+import { selectBackend } from "../shared/backend/select.js";
+import type { Log } from "../shared/data/load.js";
+import { UserError } from "../shared/errors.js";
+import { compileTrainOptions, type TrainFlags } from "../shared/options.js";
+import {
+  PROTOCOL_VERSION,
+  decodeCoordinatorMessage,
+  encodeMessage,
+  jobSubjects,
+  type CoordinatorMessage,
+  type JobSpec,
+  type WorkerMessage,
+} from "../shared/protocol.js";
+import { prepareRun } from "../shared/train/prepare.js";
+import { createNatsRingTransport } from "./allreduce/nats-transport.js";
+import { RingAllReduce } from "./allreduce/ring.js";
+import type { RingTransport } from "./allreduce/transport.js";
+import { listenWsRing } from "./allreduce/ws-transport.js";
+import { Rank } from "./rank.js";
+import { trainStep } from "./train-step.js";
+
+export type WorkerState =
+  "connecting" | "joining" | "loading" | "ready" | "training" | "draining" | "stopped";
+
+export interface WorkerOptions {
+  readonly natsUrl: string;
+  readonly name: string;
+  /** "cpu" or "gpu:K" (sets CUDA_VISIBLE_DEVICES=K before the GPU backend loads). */
+  readonly device: string;
+  readonly job: string;
+  /** How long to keep asking for a coordinator before giving up. */
+  readonly joinTimeoutMs: number;
+  /** Address other workers reach this one on, for the ws data plane. */
+  readonly advertiseHost: string;
+}
+
+const JOIN_RETRY_MS = 500;
+
+export class Worker {
+  private state: WorkerState = "connecting";
+  private nc: NatsConnection | undefined;
+  private rank = -1;
+  private transport: RingTransport | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private commands: Promise<void> = Promise.resolve();
+  private stopped!: () => void;
+  private readonly finished = new Promise<void>((resolve) => (this.stopped = resolve));
+
+  constructor(
+    private readonly options: WorkerOptions,
+    private readonly log: Log,
+  ) {}
+
+  private enter(state: WorkerState): void {
+    this.log(`${this.options.name}: ${this.state} → ${state}`);
+    this.state = state;
+  }
+
+  /** Runs until the coordinator shuts the job down. */
+  async run(): Promise<void> {
+    this.nc = await connect({
+      servers: this.options.natsUrl,
+      name: this.options.name,
+      maxReconnectAttempts: 10,
+    }).catch((error: unknown) => {
+      throw new UserError(`cannot reach NATS at ${this.options.natsUrl}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    });
+    this.enter("joining");
+    const welcome = await this.join(this.nc);
+    this.rank = welcome.rank;
+    this.enter("loading");
+    await this.load(this.nc, welcome.job, welcome.worldSize);
+    await this.finished;
+  }
+
+  private async join(nc: NatsConnection): Promise<Extract<CoordinatorMessage, { type: "welcome" }>> {
+    const subjects = jobSubjects(this.options.job);
+    const request: WorkerMessage = {
+      type: "join",
+      protocol: PROTOCOL_VERSION,
+      name: this.options.name,
+      device: this.options.device,
+      host: hostname(),
+      pid: process.pid,
+    };
+    const deadline = Date.now() + this.options.joinTimeoutMs;
+    for (;;) {
+      try {
+        const reply = await nc.request(subjects.join, encodeMessage(request), { timeout: 5000 });
+        const message = decodeCoordinatorMessage(reply.data, subjects.join);
+        if (message.type === "welcome") return message;
+        throw new UserError(
+          `coordinator refused ${this.options.name}: ${message.type === "reject" ? message.reason : message.type}`,
+        );
+      } catch (error) {
+        if (error instanceof UserError) throw error;
+        // No coordinator yet (no responders, or a timeout): keep asking until the deadline.
+        if (Date.now() > deadline) {
+          throw new UserError(
+            `no coordinator answered on ${subjects.join} within ${this.options.joinTimeoutMs} ms`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, JOIN_RETRY_MS));
+      }
+    }
+  }
+
+  private async load(nc: NatsConnection, job: JobSpec, worldSize: number): Promise<void> {
+    const subjects = jobSubjects(this.options.job);
+    const options = compileTrainOptions(job.flags as unknown as TrainFlags);
+    const gpu = /^gpu:(\d+)$/.exec(this.options.device);
+    if (gpu) process.env["CUDA_VISIBLE_DEVICES"] = gpu[1];
+    const backend = await selectBackend(options.backend, { allowGpu: gpu !== null });
+    this.log(`${this.options.name}: rank ${this.rank}/${worldSize}, backend ${backend.name}`);
+    const run = await prepareRun(options, (line) => this.log(`${this.options.name}: ${line}`));
+    const rank = new Rank(options, run);
+    const ws = job.dataPlane === "ws" ? await listenWsRing(this.options.advertiseHost, 0) : undefined;
+
+    // Subscribe before announcing readiness, so `start` cannot be missed.
+    nc.subscribe(subjects.rank(this.rank), {
+      callback: (_, msg) => {
+        let message: CoordinatorMessage;
+        try {
+          message = decodeCoordinatorMessage(msg.data, msg.subject);
+        } catch (error) {
+          this.log(`${this.options.name}: ignored a bad command: ${(error as Error).message}`);
+          return;
+        }
+        if (message.type === "abort") return this.abort(message.reason, rank);
+        this.commands = this.commands
+          .then(() => this.execute(message, rank, worldSize, job, ws))
+          .catch((error: unknown) => this.fail(error));
+      },
+    });
+    await nc.flush();
+    this.send({
+      type: "ready",
+      rank: this.rank,
+      dataFingerprint: run.dataFingerprint,
+      dataPlaneAddress: ws?.address ?? "",
+    });
+    this.heartbeat = setInterval(() => this.send({ type: "heartbeat", rank: this.rank }), job.heartbeatMs);
+    this.enter("ready");
+  }
+
+  private async execute(
+    message: CoordinatorMessage,
+    rank: Rank,
+    worldSize: number,
+    job: JobSpec,
+    ws: Awaited<ReturnType<typeof listenWsRing>> | undefined,
+  ): Promise<void> {
+    const nc = this.nc;
+    if (nc === undefined || this.state === "stopped") return;
+    switch (message.type) {
+      case "start": {
+        const next = message.peers[(this.rank + 1) % worldSize] ?? "";
+        this.transport = ws
+          ? await ws.connect(this.rank, worldSize, next)
+          : await createNatsRingTransport(nc, this.options.job, this.rank, worldSize);
+        this.ring = new RingAllReduce(this.transport);
+        this.enter("training");
+        return;
+      }
+      case "step": {
+        const ring = this.ring;
+        if (ring === undefined) throw new Error("step before start");
+        const result = await trainStep(rank, message.step, message.examples, (buffer) =>
+          ring.allReduce(buffer, message.step),
+        );
+        const checksum = message.checksum ? rank.checksum() : null;
+        this.send({ type: "stepDone", rank: this.rank, step: message.step, result, checksum });
+        if (this.state === "draining") this.send({ type: "leaving", rank: this.rank, reason: "SIGTERM" });
+        return;
+      }
+      case "eval": {
+        const sums = rank.evaluate(message.heldOut, message.train);
+        this.send({ type: "evalDone", rank: this.rank, requestId: message.requestId, ...sums });
+        return;
+      }
+      case "checkpoint":
+        await rank.saveCheckpoint(message.dir, message.seed);
+        this.send({ type: "checkpointDone", rank: this.rank, step: rank.completedSteps });
+        return;
+      case "shutdown":
+        this.log(`${this.options.name}: shutdown (${message.reason})`);
+        await this.stop(rank);
+        return;
+      default:
+        this.log(`${this.options.name}: unexpected ${message.type} (job ${job.totalSteps} steps)`);
+    }
+  }
+
+  private ring: RingAllReduce | undefined;
+
+  /** A peer is gone: cancel the step in flight (its update is never applied) and report where we stand. */
+  private abort(reason: string, rank: Rank): void {
+    this.log(`${this.options.name}: abort (${reason})`);
+    const transport = this.transport;
+    this.transport = undefined;
+    this.ring = undefined;
+    void transport?.close().catch(() => undefined);
+    // Queue the reply behind the cancelled step so it reports the steps actually applied.
+    this.commands = this.commands
+      .catch(() => undefined)
+      .then(() => this.send({ type: "aborted", rank: this.rank, completedSteps: rank.completedSteps }));
+  }
+
+  /** SIGTERM: finish the step in flight, then tell the coordinator, which stops the job with a checkpoint. */
+  drain(): void {
+    if (this.state === "training" || this.state === "ready") {
+      this.enter("draining");
+      void this.commands.then(() => this.send({ type: "leaving", rank: this.rank, reason: "SIGTERM" }));
+    } else {
+      this.stopped();
+    }
+  }
+
+  private fail(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.log(`${this.options.name}: ${message}`);
+    if (this.rank >= 0) this.send({ type: "failed", rank: this.rank, message });
+  }
+
+  private send(message: WorkerMessage): void {
+    this.nc?.publish(jobSubjects(this.options.job).coordinator, encodeMessage(message));
+  }
+
+  private async stop(rank: Rank): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.transport?.close().catch(() => undefined);
+    rank.dispose();
+    await this.nc?.drain().catch(() => undefined);
+    this.enter("stopped");
+    this.stopped();
+  }
+}
