@@ -10,6 +10,9 @@ export class RingError extends Error {
     readonly reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`all-reduce on rank ${rank}${tag === undefined ? "" : `, ${describeRingTag(tag)}`}: ${reason}`, options);
+    super(
+      `all-reduce on rank ${rank}${tag === undefined ? "" : `, ${describeRingTag(tag)}`}: ${reason}`,
+      options,
+    );
   }
 }

@@ -1,0 +1,133 @@
+// The acceptance test of data parallelism: with the same flags and seed, `train`, `launch --workers 2` and
+// `launch --workers 3` (real nats-server, real processes) give the same per-step losses and final
+// parameters, for every loss reduction; the ws data plane matches too.
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { readSafetensors } from "../../shared/model/safetensors.js";
+import { runCli } from "../support/cli.js";
+import { natsServerBinary, startNatsServer, type NatsServerHandle } from "../support/nats.js";
+import { tempDir, writeSyntheticData } from "../support/tiny.js";
+
+const dir = tempDir("equivalence");
+const data = writeSyntheticData(dir, 40, 9);
+const modelConfig = join(dir, "micro-gpt2.json");
+writeFileSync(
+  modelConfig,
+  JSON.stringify({ vocab_size: 257, n_positions: 128, n_embd: 32, n_layer: 1, n_head: 2 }),
+);
+let nats: NatsServerHandle | undefined;
+let jobs = 0;
+
+before(async () => {
+  const binary = natsServerBinary();
+  if (binary === undefined) {
+    if (process.env["CI"] === "true")
+      throw new Error("nats-server is not installed: CI must install it (.ci/run)");
+    return;
+  }
+  nats = await startNatsServer(binary);
+});
+after(() => nats?.stop());
+
+function flags(reduction: string, out: string): string[] {
+  return [
+    "--data",
+    data,
+    "--model",
+    modelConfig,
+    "--steps",
+    "20",
+    "--batch-size",
+    "6",
+    "--micro-batch-size",
+    "2",
+    "--prompt-loss-weight",
+    "0.5",
+    "--neftune-alpha",
+    "5",
+    "--loss-reduction",
+    reduction,
+    "--lr",
+    "3e-3",
+    "--warmup-steps",
+    "3",
+    "--seed",
+    "3",
+    "--eval-fraction",
+    "0",
+    "--backend",
+    "wasm",
+    "--out",
+    out,
+  ];
+}
+
+async function train(args: string[]): Promise<void> {
+  const result = await runCli(args);
+  assert.equal(result.status, 0, result.stderr.slice(-3000));
+}
+
+async function launch(workers: number, args: string[], extra: string[] = []): Promise<void> {
+  if (nats === undefined) throw new Error("no nats-server");
+  await train([
+    "launch",
+    "--workers",
+    String(workers),
+    "--nats",
+    nats.url,
+    "--job",
+    `eq${++jobs}`,
+    ...extra,
+    ...args,
+  ]);
+}
+
+function stepLosses(out: string): number[] {
+  return readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { type: string; train_loss: number })
+    .filter((r) => r.type === "step")
+    .map((r) => r.train_loss);
+}
+
+async function assertSameRun(reference: string, other: string): Promise<void> {
+  const expected = stepLosses(reference);
+  const actual = stepLosses(other);
+  assert.equal(actual.length, 20);
+  actual.forEach((loss, i) => {
+    const want = expected[i] ?? NaN;
+    assert.ok(Math.abs(loss - want) <= 1e-4 * Math.abs(want), `step ${i + 1}: ${loss} vs ${want} (${other})`);
+  });
+  const a = (await readSafetensors(join(reference, "checkpoint", "model.safetensors"))).tensors;
+  const b = (await readSafetensors(join(other, "checkpoint", "model.safetensors"))).tensors;
+  for (const [name, tensor] of a) {
+    const values = b.get(name)?.data;
+    assert.ok(values, `${name} missing in ${other}`);
+    let maxDiff = 0;
+    tensor.data.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - (values[i] ?? NaN)))));
+    assert.ok(maxDiff <= 1e-4, `${name}: max |Δ| ${maxDiff} (${other})`);
+  }
+}
+
+for (const reduction of ["token", "example", "sum"]) {
+  test(`equivalence - ${reduction} reduction: train, launch 2 and launch 3 workers agree over 20 steps`, async (t) => {
+    if (nats === undefined) return t.skip("nats-server not installed");
+    const single = join(dir, `${reduction}-train`);
+    await train(["train", ...flags(reduction, single)]);
+    for (const workers of [2, 3]) {
+      const out = join(dir, `${reduction}-launch${workers}`);
+      await launch(workers, flags(reduction, out));
+      await assertSameRun(single, out);
+    }
+  });
+}
+
+test("equivalence - the ws data plane gives the same run as NATS", async (t) => {
+  if (nats === undefined) return t.skip("nats-server not installed");
+  const out = join(dir, "token-ws3");
+  await launch(3, flags("token", out), ["--data-plane", "ws"]);
+  await assertSameRun(join(dir, "token-train"), out);
+});

@@ -1,0 +1,35 @@
+// Inputs and the one check every all-reduce test makes: the float64 sum within float32 rounding, and the
+// same bits on every rank.
+import assert from "node:assert/strict";
+import { mulberry32 } from "../../shared/random.js";
+
+/** One buffer per rank of values in [-1, 1), scaled per element so magnitudes vary. */
+export function rankInputs(worldSize: number, length: number, seed: number): Float32Array[] {
+  const random = mulberry32(seed);
+  return Array.from({ length: worldSize }, () =>
+    Float32Array.from({ length }, (_, i) => (2 * random() - 1) * (1 + (i % 7) * 100)),
+  );
+}
+
+export function assertSummedAndIdentical(
+  outputs: readonly Float32Array[],
+  inputs: readonly Float32Array[],
+): void {
+  const first = outputs[0];
+  assert.ok(first !== undefined);
+  for (let i = 0; i < first.length; i++) {
+    let sum = 0;
+    let magnitude = 0;
+    for (const input of inputs) {
+      sum += input[i] ?? NaN;
+      magnitude += Math.abs(input[i] ?? NaN);
+    }
+    // N − 1 float32 additions, each off by at most half an ulp of a partial sum ≤ magnitude
+    const tolerance = inputs.length * 2 ** -23 * magnitude;
+    const got: number = first[i] ?? NaN;
+    if (!(Math.abs(got - sum) <= tolerance)) assert.fail(`element ${i}: got ${got}, float64 sum ${sum}`);
+  }
+  const bytes = (array: Float32Array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+  for (const [rank, output] of outputs.entries())
+    assert.equal(bytes(output).compare(bytes(first)), 0, `rank ${rank} differs from rank 0`);
+}

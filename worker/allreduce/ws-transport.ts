@@ -1,0 +1,239 @@
+// The ring over direct WebSocket links: each rank runs a server that its previous rank connects to, and a
+// client to the next rank's server; binary frames, one ring message per frame. The caller exchanges the
+// addresses (over NATS) between listenWsRing and connect. The data plane is meant for a trusted network: the
+// checks here (frame size, who may connect) catch misconfiguration and runaway frames, not attackers.
+import type { IncomingMessage } from "node:http";
+import { WebSocket, WebSocketServer, type RawData } from "ws";
+import { LinkEvents } from "./link-events.js";
+import type { RingTransport } from "./transport.js";
+
+/** Frames larger than this are refused by the receiving server (close code 1009). */
+export const WS_MAX_PAYLOAD_BYTES = 64 * 2 ** 20;
+export const WS_CONNECT_TIMEOUT_MS = 10_000;
+/** How long a close handshake may take before the socket is cut. */
+const CLOSE_GRACE_MS = 1_000;
+const FIRST_RETRY_MS = 20;
+const LAST_RETRY_MS = 500;
+
+export interface WsRingOptions {
+  /** Largest frame this rank's server accepts and, so, the largest message its transport sends. */
+  readonly maxPayloadBytes?: number;
+}
+
+export interface WsConnectOptions {
+  /** How long to keep retrying while the next rank's server is not up yet. */
+  readonly connectTimeoutMs?: number;
+}
+
+export interface WsRingListener {
+  /** ws://host:port of this rank's server, for its previous rank to connect to. */
+  readonly address: string;
+  /** Joins the ring: connects to the next rank and takes the connection from the previous one. */
+  connect(
+    rank: number,
+    worldSize: number,
+    nextAddress: string,
+    options?: WsConnectOptions,
+  ): Promise<RingTransport>;
+  /** Stops listening and closes every socket; for a listener that never joins a ring. */
+  close(): Promise<void>;
+}
+
+function rawBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function closeSocket(socket: WebSocket, code: number, reason: string): Promise<void> {
+  if (socket.readyState === WebSocket.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.close(code, reason);
+  });
+}
+
+function openOnce(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    // Nothing but control frames comes back on this socket.
+    const socket = new WebSocket(url, { maxPayload: 4096 });
+    const onError = (error: Error) => reject(error);
+    socket.once("error", onError);
+    socket.once("open", () => {
+      socket.off("error", onError);
+      resolve(socket);
+    });
+  });
+}
+
+/** Retries while the server is not up yet, until `timeoutMs` passes or `cancelled()` says to stop. */
+async function openWithRetry(url: string, timeoutMs: number, cancelled: () => boolean): Promise<WebSocket> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delayMs = FIRST_RETRY_MS; ; delayMs = Math.min(2 * delayMs, LAST_RETRY_MS)) {
+    try {
+      return await openOnce(url);
+    } catch (error) {
+      if (cancelled()) throw new Error(`ws ring: closed while connecting to ${url}`, { cause: error });
+      if (Date.now() + delayMs > deadline)
+        throw new Error(
+          `ws ring: could not connect to ${url} within ${timeoutMs} ms: ${errorMessage(error)}`,
+          {
+            cause: error,
+          },
+        );
+    }
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
+}
+
+/** The rank a connecting client says it is, from ws://host:port/ring?from=R. */
+function claimedRank(request: IncomingMessage): number {
+  const from = new URL(request.url ?? "/", "ws://peer").searchParams.get("from");
+  return from === null || from === "" ? -1 : Number(from);
+}
+
+/** Starts this rank's server (port 0 = any free port); `address` is ready to hand to the previous rank. */
+export async function listenWsRing(
+  host: string,
+  port: number,
+  options: WsRingOptions = {},
+): Promise<WsRingListener> {
+  const maxPayloadBytes = options.maxPayloadBytes ?? WS_MAX_PAYLOAD_BYTES;
+  const server = new WebSocketServer({ host, port, maxPayload: maxPayloadBytes });
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  const bound = server.address();
+  const boundPort = typeof bound === "object" && bound !== null ? bound.port : port;
+  const address = `ws://${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
+
+  const events = new LinkEvents();
+  /** Connections from peers, with what they sent while we did not yet know which one is our previous rank. */
+  const incoming = new Map<WebSocket, { from: number; held: Uint8Array[] }>();
+  let previousRank: number | undefined;
+  let link: WebSocket | undefined;
+  let client: WebSocket | undefined;
+  let closing: Promise<void> | undefined;
+
+  const accept = (socket: WebSocket, held: Uint8Array[]) => {
+    link = socket;
+    for (const message of held) events.message(message);
+    held.length = 0;
+  };
+
+  server.on("error", (error) =>
+    events.error(new Error(`ws ring: server ${address} failed: ${error.message}`)),
+  );
+  server.on("connection", (socket, request) => {
+    if (closing !== undefined) {
+      socket.terminate();
+      return;
+    }
+    const from = claimedRank(request);
+    const entry = { from, held: [] as Uint8Array[] };
+    incoming.set(socket, entry);
+    socket.on("error", (error) => {
+      if (socket === link)
+        events.error(new Error(`ws ring: link from rank ${from} failed: ${error.message}`));
+    });
+    socket.on("close", (code, reason) => {
+      incoming.delete(socket);
+      if (socket === link && closing === undefined)
+        events.error(new Error(`ws ring: rank ${from} disconnected (${code} ${reason.toString()})`));
+    });
+    socket.on("message", (data, isBinary) => {
+      if (!isBinary) {
+        socket.close(1003, "ring messages are binary");
+        return;
+      }
+      if (socket === link) events.message(rawBytes(data));
+      else entry.held.push(rawBytes(data));
+    });
+    if (previousRank === undefined) return;
+    if (from === previousRank && link === undefined) accept(socket, entry.held);
+    else socket.close(1008, `not the previous rank (${previousRank}) or already connected`);
+  });
+
+  const shutdown = (): Promise<void> => {
+    closing ??= (async () => {
+      const sockets = [...incoming.keys(), ...(client === undefined ? [] : [client])];
+      await Promise.all(sockets.map((socket) => closeSocket(socket, 1000, "ring closed")));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    })();
+    return closing;
+  };
+
+  const connect = async (
+    rank: number,
+    worldSize: number,
+    nextAddress: string,
+    connectOptions: WsConnectOptions = {},
+  ): Promise<RingTransport> => {
+    if (previousRank !== undefined) throw new Error("ws ring: this listener has already joined a ring");
+    if (
+      !Number.isSafeInteger(worldSize) ||
+      worldSize < 1 ||
+      !Number.isSafeInteger(rank) ||
+      rank < 0 ||
+      rank >= worldSize
+    )
+      throw new RangeError(`ws ring: rank ${rank} of world size ${worldSize} is not a valid position`);
+    previousRank = (rank - 1 + worldSize) % worldSize;
+    const transport: RingTransport = {
+      rank,
+      worldSize,
+      maxMessageBytes: maxPayloadBytes,
+      send: (message) =>
+        new Promise<void>((resolve, reject) => {
+          if (client === undefined || client.readyState !== WebSocket.OPEN)
+            return reject(new Error(`ws ring: the link to rank ${(rank + 1) % worldSize} is not open`));
+          if (message.length > maxPayloadBytes)
+            return reject(
+              new Error(`ws ring: a ${message.length}-byte message exceeds ${maxPayloadBytes} bytes`),
+            );
+          client.send(message, { binary: true }, (error) => (error ? reject(error) : resolve()));
+        }),
+      onMessage: (handler) => events.onMessage(handler),
+      onError: (handler) => events.onError(handler),
+      close: shutdown,
+    };
+    // One rank has no neighbours: no sockets at all.
+    if (worldSize === 1) {
+      await shutdown();
+      return transport;
+    }
+    for (const [socket, entry] of incoming) {
+      if (entry.from === previousRank && link === undefined) accept(socket, entry.held);
+      else socket.close(1008, `not the previous rank (${previousRank})`);
+    }
+    const url = `${nextAddress.replace(/\/+$/, "")}/ring?from=${rank}`;
+    const next = await openWithRetry(
+      url,
+      connectOptions.connectTimeoutMs ?? WS_CONNECT_TIMEOUT_MS,
+      () => closing !== undefined,
+    );
+    if (closing !== undefined) {
+      await closeSocket(next, 1000, "ring closed");
+      throw new Error("ws ring: closed while connecting");
+    }
+    client = next;
+    next.on("error", (error) =>
+      events.error(new Error(`ws ring: link to ${nextAddress} failed: ${error.message}`)),
+    );
+    next.on("close", (code, reason) => {
+      if (closing === undefined)
+        events.error(new Error(`ws ring: ${nextAddress} disconnected (${code} ${reason.toString()})`));
+    });
+    return transport;
+  };
+
+  return { address, connect, close: shutdown };
+}
