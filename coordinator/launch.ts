@@ -10,7 +10,7 @@ import { findNatsServer, startNatsServerProcess } from "./nats/server-process.js
 export interface LaunchOptions {
   readonly cliPath: string;
   readonly workers: number;
-  /** A NATS URL to use (--nats or $NATS_URL); undefined = start one. */
+  /** A NATS URL to use (--nats or $NATS_URL); undefined = start one; "embedded" = the in-process bus. */
   readonly natsUrl: string | undefined;
   /** Arguments for the coordinator (train and coordinator flags, without --nats). */
   readonly coordinatorArgs: readonly string[];
@@ -27,15 +27,17 @@ interface Bus {
 }
 
 async function startBus(options: LaunchOptions, log: Log): Promise<Bus> {
-  if (options.natsUrl !== undefined) return { url: options.natsUrl, stop: async () => {} };
-  const binary = findNatsServer();
+  if (options.natsUrl !== undefined && options.natsUrl !== "embedded")
+    return { url: options.natsUrl, stop: async () => {} };
+  const binary = options.natsUrl === "embedded" ? undefined : findNatsServer();
   if (binary !== undefined) {
     const server = await startNatsServerProcess(binary);
     log(`launch: started ${binary} at ${server.url}`);
     return server;
   }
   const embedded = await EmbeddedNatsServer.start();
-  log(`launch: no nats-server on the PATH: using the in-process NATS bus at ${embedded.url}`);
+  const why = options.natsUrl === "embedded" ? "--nats embedded" : "no nats-server on the PATH";
+  log(`launch: ${why}: using the in-process NATS bus at ${embedded.url}`);
   return { url: embedded.url, stop: () => embedded.close() };
 }
 

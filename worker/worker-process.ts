@@ -182,7 +182,6 @@ export class Worker {
         );
         const checksum = message.checksum ? rank.checksum() : null;
         this.send({ type: "stepDone", rank: this.rank, step: message.step, result, checksum });
-        if (this.state === "draining") this.send({ type: "leaving", rank: this.rank, reason: "SIGTERM" });
         return;
       }
       case "eval": {
@@ -204,11 +203,14 @@ export class Worker {
   }
 
   private ring: RingAllReduce | undefined;
+  private aborted = false;
 
   /** A peer is gone: cancel the step in flight (its update is never applied) and report where we stand. */
   private abort(reason: string, rank: Rank): void {
     this.log(`${this.options.name}: abort (${reason})`);
+    this.aborted = true;
     const transport = this.transport;
+    this.ring?.abort(reason);
     this.transport = undefined;
     this.ring = undefined;
     void transport?.close().catch(() => undefined);
@@ -231,7 +233,8 @@ export class Worker {
   private fail(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
     this.log(`${this.options.name}: ${message}`);
-    if (this.rank >= 0) this.send({ type: "failed", rank: this.rank, message });
+    // After an abort the cancelled step's failure is expected; the `aborted` reply says where we stand.
+    if (this.rank >= 0 && !this.aborted) this.send({ type: "failed", rank: this.rank, message });
   }
 
   private send(message: WorkerMessage): void {

@@ -32,7 +32,8 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
     coordinatorFlags(yargs)
       .option("nats", {
         type: "string",
-        describe: "NATS URL; default $NATS_URL, else nats-server from the PATH, else an in-process bus",
+        describe:
+          "NATS URL, or 'embedded' for the in-process bus; default $NATS_URL, else nats-server from the PATH, else the in-process bus",
       })
       .option("devices", {
         type: "string",

@@ -20,7 +20,12 @@ export type ClientOp =
   | { readonly kind: "connect"; readonly fields: ConnectFields }
   | { readonly kind: "ping" }
   | { readonly kind: "pong" }
-  | { readonly kind: "sub"; readonly subject: string; readonly queue: string | undefined; readonly sid: string }
+  | {
+      readonly kind: "sub";
+      readonly subject: string;
+      readonly queue: string | undefined;
+      readonly sid: string;
+    }
   | { readonly kind: "unsub"; readonly sid: string; readonly max: number | undefined }
   | {
       readonly kind: "pub";
@@ -34,6 +39,13 @@ export type ClientOp =
 
 type PubOp = Extract<ClientOp, { kind: "pub" }>;
 
+/** A PUB/HPUB control line whose payload is still to come. */
+interface PendingPub {
+  readonly kind: "pending-pub";
+  readonly op: Omit<PubOp, "message">;
+  readonly sizeBytes: number;
+}
+
 /** A protocol violation; `reply` is the text nats-server sends in `-ERR '<reply>'` before closing. */
 export class ClientProtocolViolation extends Error {
   override readonly name = "ClientProtocolViolation";
@@ -45,13 +57,14 @@ export class ClientProtocolViolation extends Error {
   }
 }
 
-const unknownOperation = (detail: string) => new ClientProtocolViolation("Unknown Protocol Operation", detail);
+const unknownOperation = (detail: string) =>
+  new ClientProtocolViolation("Unknown Protocol Operation", detail);
 
 export class ClientParser {
   private chunks: Buffer[] = [];
   private bufferedBytes = 0;
   /** A PUB/HPUB whose control line is parsed and whose payload has not fully arrived. */
-  private pending: { readonly op: Omit<PubOp, "message">; readonly sizeBytes: number } | undefined;
+  private pending: PendingPub | undefined;
 
   constructor(private readonly maxPayloadBytes: number) {}
 
@@ -73,17 +86,22 @@ export class ClientParser {
       const lineEnd = this.indexOfLineFeed();
       if (lineEnd < 0 || lineEnd > MAX_CONTROL_LINE_BYTES) {
         if (lineEnd < 0 && this.bufferedBytes <= MAX_CONTROL_LINE_BYTES) return;
-        throw new ClientProtocolViolation("maximum control line exceeded", `over ${MAX_CONTROL_LINE_BYTES} bytes`);
+        throw new ClientProtocolViolation(
+          "maximum control line exceeded",
+          `over ${MAX_CONTROL_LINE_BYTES} bytes`,
+        );
       }
       // latin1 maps bytes 1:1 to chars, so subjects are echoed back byte for byte whatever their encoding.
-      const line = this.take(lineEnd + 1).toString("latin1").replace(/\r?\n$/, "");
+      const line = this.take(lineEnd + 1)
+        .toString("latin1")
+        .replace(/\r?\n$/, "");
       const op = this.parseLine(line);
-      if (op.kind === "pub" && "sizeBytes" in op) this.pending = op;
-      else yield op as ClientOp;
+      if (op.kind === "pending-pub") this.pending = op;
+      else yield op;
     }
   }
 
-  private parseLine(line: string): ClientOp | { readonly op: Omit<PubOp, "message">; readonly sizeBytes: number } {
+  private parseLine(line: string): ClientOp | PendingPub {
     const text = line.trim();
     const name = /^\S+/.exec(text)?.[0] ?? "";
     const rest = text.slice(name.length).trim();
@@ -109,7 +127,8 @@ export class ClientParser {
         return { kind: "unsub", sid, max: max === undefined ? undefined : parseSize(max, line) };
       }
       case "PUB": {
-        if (args.length < 2 || args.length > 3) throw unknownOperation(`PUB needs subject [reply] size: ${line}`);
+        if (args.length < 2 || args.length > 3)
+          throw unknownOperation(`PUB needs subject [reply] size: ${line}`);
         const sizeBytes = parseSize(args[args.length - 1], line);
         return this.pendingPub(args[0], args.length === 3 ? args[1] : undefined, undefined, sizeBytes);
       }
@@ -131,11 +150,14 @@ export class ClientParser {
     reply: string | undefined,
     headerBytes: number | undefined,
     sizeBytes: number,
-  ): { readonly kind: "pub"; readonly op: Omit<PubOp, "message">; readonly sizeBytes: number } {
+  ): PendingPub {
     if (subject === undefined) throw unknownOperation("publish without subject");
     if (sizeBytes > this.maxPayloadBytes)
-      throw new ClientProtocolViolation("Maximum Payload Violation", `${sizeBytes} > ${this.maxPayloadBytes} bytes`);
-    return { kind: "pub", op: { kind: "pub", subject, reply, headerBytes }, sizeBytes };
+      throw new ClientProtocolViolation(
+        "Maximum Payload Violation",
+        `${sizeBytes} > ${this.maxPayloadBytes} bytes`,
+      );
+    return { kind: "pending-pub", op: { kind: "pub", subject, reply, headerBytes }, sizeBytes };
   }
 
   private indexOfLineFeed(): number {

@@ -91,6 +91,11 @@ export class RingAllReduce {
     );
   }
 
+  /** Fails the exchange in flight (a peer is gone) and every later one; the buffer's partial sums are void. */
+  abort(reason: string): void {
+    this.mailbox.fail(new RingError(this.transport.rank, undefined, `aborted: ${reason}`));
+  }
+
   /**
    * Sums `buffer` over all ranks in place and returns it. Every rank calls it with the same length and the
    * same `exchange` (a non-negative integer, e.g. the step; calls running at once need different ones).

@@ -1,0 +1,202 @@
+// What a cluster does to a job: a worker is killed, the coordinator or a worker gets SIGTERM, someone
+// publishes garbage. Each time the job stops with a clear message naming the place, and the completed
+// steps are saved so --resume continues.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { connect } from "nats";
+import { loadCheckpoint } from "../../shared/model/checkpoint.js";
+import { jobSubjects } from "../../shared/protocol.js";
+import { CLI, runCli } from "../support/cli.js";
+import { natsServerBinary, startNatsServer, type NatsServerHandle } from "../support/nats.js";
+import { tempDir, writeSyntheticData } from "../support/tiny.js";
+
+const dir = tempDir("faults");
+const data = writeSyntheticData(dir, 40, 4);
+const modelConfig = join(dir, "micro-gpt2.json");
+writeFileSync(
+  modelConfig,
+  JSON.stringify({ vocab_size: 257, n_positions: 128, n_embd: 32, n_layer: 1, n_head: 2 }),
+);
+let nats: NatsServerHandle | undefined;
+
+before(async () => {
+  const binary = natsServerBinary();
+  if (binary === undefined) {
+    if (process.env["CI"] === "true")
+      throw new Error("nats-server is not installed: CI must install it (.ci/run)");
+    return;
+  }
+  nats = await startNatsServer(binary);
+});
+after(() => nats?.stop());
+
+interface Proc {
+  readonly child: ChildProcess;
+  stderr: string;
+  readonly exit: Promise<number | null>;
+  /** Resolves when stderr has printed a line matching `pattern`. */
+  waitFor(pattern: RegExp): Promise<void>;
+}
+
+function start(args: string[]): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const waiters: { pattern: RegExp; resolve: () => void }[] = [];
+  const proc: Proc = {
+    child,
+    stderr: "",
+    exit: new Promise((resolve) => child.once("exit", (code) => resolve(code))),
+    waitFor: (pattern) =>
+      new Promise((resolve) => {
+        if (pattern.test(proc.stderr)) return resolve();
+        waiters.push({ pattern, resolve });
+      }),
+  };
+  child.stderr?.on("data", (chunk: Buffer) => {
+    proc.stderr += chunk.toString();
+    for (const waiter of waiters.splice(0)) {
+      if (waiter.pattern.test(proc.stderr)) waiter.resolve();
+      else waiters.push(waiter);
+    }
+  });
+  return proc;
+}
+
+function trainFlags(out: string, steps = 40): string[] {
+  return [
+    "--data",
+    data,
+    "--model",
+    modelConfig,
+    "--steps",
+    String(steps),
+    "--batch-size",
+    "4",
+    "--seed",
+    "1",
+    "--eval-fraction",
+    "0",
+    "--backend",
+    "wasm",
+    "--out",
+    out,
+  ];
+}
+
+function job(name: string, out: string, steps = 40) {
+  const url = nats?.url ?? "";
+  const coordinator = start([
+    "coordinator",
+    "--nats",
+    url,
+    "--job",
+    name,
+    "--workers",
+    "2",
+    "--heartbeat-ms",
+    "100",
+    "--worker-timeout-ms",
+    "1500",
+    ...trainFlags(out, steps),
+  ]);
+  const workers = [0, 1].map((i) =>
+    start(["worker", "--nats", url, "--job", name, "--name", `${name}-w${i}`]),
+  );
+  return { coordinator, workers };
+}
+
+test("faults - a killed worker stops the job naming it, the completed steps are saved, and --resume finishes", async (t) => {
+  if (nats === undefined) return t.skip("nats-server not installed");
+  const out = join(dir, "killed");
+  const { coordinator, workers } = job("killed", out);
+  await coordinator.waitFor(/step 4\/40/);
+  workers[1]?.child.kill("SIGKILL");
+  const status = await coordinator.exit;
+  assert.equal(status, 2, coordinator.stderr.slice(-2000));
+  const errorLine = coordinator.stderr.split("\n").find((line) => line.startsWith("imtrain: ")) ?? "";
+  assert.match(errorLine, /worker killed-w1 \(rank [01]\)/); // ranks go by join order
+  assert.match(errorLine, /--resume/, coordinator.stderr.slice(-3000));
+  await workers[0]?.exit;
+  const saved = await loadCheckpoint(join(out, "checkpoint"));
+  const savedStep = saved.trainer?.step ?? 0;
+  assert.ok(savedStep >= 4 && savedStep < 40, `saved step ${savedStep}`);
+
+  const resumed = await runCli([
+    "launch",
+    "--workers",
+    "2",
+    "--nats",
+    nats.url,
+    "--job",
+    "killed-resume",
+    ...trainFlags(out),
+    "--resume",
+    out,
+  ]);
+  assert.equal(resumed.status, 0, resumed.stderr.slice(-2000));
+  const steps = readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { type: string; step: number });
+  assert.deepEqual(
+    steps.filter((r) => r.type === "step").map((r) => r.step),
+    Array.from({ length: 40 }, (_, i) => i + 1),
+  );
+});
+
+test("faults - SIGTERM to the coordinator finishes the step, checkpoints, stops the workers and exits 0", async (t) => {
+  if (nats === undefined) return t.skip("nats-server not installed");
+  const out = join(dir, "sigterm-coordinator");
+  const { coordinator, workers } = job("sigterm-c", out);
+  await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
+  coordinator.child.kill("SIGTERM");
+  assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
+  assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
+  const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as { completed_steps: number };
+  assert.ok(summary.completed_steps >= 4 && summary.completed_steps < 40);
+  assert.equal((await loadCheckpoint(join(out, "checkpoint"))).trainer?.step, summary.completed_steps);
+});
+
+test("faults - SIGTERM to a worker drains it: the job stops after the step with a checkpoint", async (t) => {
+  if (nats === undefined) return t.skip("nats-server not installed");
+  const out = join(dir, "sigterm-worker");
+  const { coordinator, workers } = job("sigterm-w", out);
+  await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
+  workers[0]?.child.kill("SIGTERM");
+  assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
+  assert.match(coordinator.stderr, /sigterm-w-w0 \(rank [01]\) is leaving: SIGTERM/);
+  assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
+  const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as { completed_steps: number };
+  assert.equal((await loadCheckpoint(join(out, "checkpoint"))).trainer?.step, summary.completed_steps);
+  assert.ok(summary.completed_steps < 40);
+});
+
+test("faults - garbage and malformed messages on the job's subjects are ignored with a log line; the job completes", async (t) => {
+  if (nats === undefined) return t.skip("nats-server not installed");
+  const out = join(dir, "garbage");
+  const { coordinator, workers } = job("garbage", out, 6);
+  const nc = await connect({ servers: nats.url });
+  const subjects = jobSubjects("garbage");
+  await coordinator.waitFor(/started 2 workers/);
+  nc.publish(subjects.coordinator, new TextEncoder().encode("not msgpack at all"));
+  nc.publish(
+    subjects.coordinator,
+    new Uint8Array([
+      0x81, 0xa4, 0x74, 0x79, 0x70, 0x65, 0xa8, 0x73, 0x74, 0x65, 0x70, 0x44, 0x6f, 0x6e, 0x65,
+    ]),
+  ); // {type:"stepDone"} without fields
+  nc.publish(subjects.rank(0), new Uint8Array([0xc1])); // reserved msgpack byte
+  await nc.flush();
+  await nc.close();
+  assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
+  assert.match(coordinator.stderr, /ignored a bad message: protocol error on imtrain\.garbage\.coordinator/);
+  assert.match(coordinator.stderr, /stepDone: field "rank" is missing or malformed/);
+  assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
+  // Rank 0 got the garbage; which worker is rank 0 depends on join order.
+  assert.ok(
+    workers.some((w) => /ignored a bad command/.test(w.stderr)),
+    workers.map((w) => w.stderr).join("\n"),
+  );
+});
