@@ -19,6 +19,8 @@ export interface LaunchOptions {
   readonly devices: "cpu" | "gpu";
   /** How long workers get to exit after the coordinator has. */
   readonly workerGraceMs: number;
+  /** Pass the coordinator's summary line (its stdout) through. */
+  readonly printSummary: boolean;
 }
 
 interface Bus {
@@ -68,7 +70,7 @@ export async function launch(options: LaunchOptions, log: Log, signal: AbortSign
       options.cliPath,
       ["coordinator", "--nats", bus.url, ...options.coordinatorArgs],
       "coordinator",
-      true,
+      options.printSummary,
     );
     const workers = Array.from({ length: options.workers }, (_, i) =>
       run(

@@ -52,6 +52,7 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
         job: argv.job,
         devices: argv.devices === "gpu" ? "gpu" : "cpu",
         workerGraceMs: 15_000,
+        printSummary: true,
       },
       (line) => process.stderr.write(line + "\n"),
       stopOnSignals(),
