@@ -21,6 +21,8 @@ export interface NatsServerProcessOptions {
   readyTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL on stop; default 5 s. */
   killAfterMs?: number;
+  /** A nats-server config file (-c), e.g. to set max_payload. */
+  configFile?: string;
 }
 
 /** nats-server could not be started; `stderr` holds the tail of what it printed. */
@@ -56,7 +58,8 @@ export async function startNatsServerProcess(
   const killAfterMs = options.killAfterMs ?? 5_000;
   const port = await freeLoopbackPort();
   // stderr is drained for the whole run: an unread pipe would fill and block nats-server's logging.
-  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port)], {
+  const config = options.configFile === undefined ? [] : ["-c", options.configFile];
+  const child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), ...config], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
@@ -105,7 +108,7 @@ export async function startNatsServerProcess(
 }
 
 /** A port the OS just handed out; another process could take it before nats-server binds, which fails fast. */
-async function freeLoopbackPort(): Promise<number> {
+export async function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);

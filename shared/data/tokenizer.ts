@@ -12,3 +12,26 @@ export interface Tokenizer {
   /** Ids back to text; special ids render as their names (e.g. `</s>`). */
   decode(ids: readonly number[]): string;
 }
+
+/**
+ * Decodes `ids`, rendering each id that `isKnown` rejects as U+FFFD (libraries crash on, or silently drop,
+ * unknown ids) and handing each run of known ids to `decodeRun`.
+ */
+export function decodeKnownRuns(
+  ids: readonly number[],
+  isKnown: (id: number) => boolean,
+  decodeRun: (run: number[]) => string,
+): string {
+  let out = "";
+  let run: number[] = [];
+  for (const id of ids) {
+    if (Number.isInteger(id) && isKnown(id)) {
+      run.push(id);
+      continue;
+    }
+    if (run.length > 0) out += decodeRun(run);
+    run = [];
+    out += "\uFFFD";
+  }
+  return run.length > 0 ? out + decodeRun(run) : out;
+}

@@ -2,34 +2,19 @@
 // `launch --workers 3` (real nats-server, real processes) give the same per-step losses and final
 // parameters, for every loss reduction; the ws data plane matches too.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { readSafetensors } from "../../shared/model/safetensors.js";
 import { runCli } from "../support/cli.js";
-import { natsServerBinary, startNatsServer, type NatsServerHandle } from "../support/nats.js";
-import { tempDir, writeSyntheticData } from "../support/tiny.js";
+import { sharedNatsServer } from "../support/nats.js";
+import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("equivalence");
 const data = writeSyntheticData(dir, 40, 9);
-const modelConfig = join(dir, "micro-gpt2.json");
-writeFileSync(
-  modelConfig,
-  JSON.stringify({ vocab_size: 257, n_positions: 128, n_embd: 32, n_layer: 1, n_head: 2 }),
-);
-let nats: NatsServerHandle | undefined;
+const modelConfig = writeMicroModelConfig(dir);
+const nats = sharedNatsServer();
 let jobs = 0;
-
-before(async () => {
-  const binary = natsServerBinary();
-  if (binary === undefined) {
-    if (process.env["CI"] === "true")
-      throw new Error("nats-server is not installed: CI must install it (.ci/run)");
-    return;
-  }
-  nats = await startNatsServer(binary);
-});
-after(() => nats?.stop());
 
 function flags(reduction: string, out: string): string[] {
   return [
@@ -70,13 +55,14 @@ async function train(args: string[]): Promise<void> {
 }
 
 async function launch(workers: number, args: string[], extra: string[] = []): Promise<void> {
-  if (nats === undefined) throw new Error("no nats-server");
+  const server = nats();
+  if (server === undefined) throw new Error("no nats-server");
   await train([
     "launch",
     "--workers",
     String(workers),
     "--nats",
-    nats.url,
+    server.url,
     "--job",
     `eq${++jobs}`,
     ...extra,
@@ -114,7 +100,8 @@ async function assertSameRun(reference: string, other: string): Promise<void> {
 
 for (const reduction of ["token", "example", "sum"]) {
   test(`equivalence - ${reduction} reduction: train, launch 2 and launch 3 workers agree over 20 steps`, async (t) => {
-    if (nats === undefined) return t.skip("nats-server not installed");
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
     const single = join(dir, `${reduction}-train`);
     await train(["train", ...flags(reduction, single)]);
     for (const workers of [2, 3]) {
@@ -126,7 +113,8 @@ for (const reduction of ["token", "example", "sum"]) {
 }
 
 test("equivalence - the ws data plane gives the same run as NATS", async (t) => {
-  if (nats === undefined) return t.skip("nats-server not installed");
+  const server = nats();
+  if (server === undefined) return t.skip("nats-server not installed");
   const out = join(dir, "token-ws3");
   await launch(3, flags("token", out), ["--data-plane", "ws"]);
   await assertSameRun(join(dir, "token-train"), out);

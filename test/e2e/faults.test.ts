@@ -3,35 +3,20 @@
 // steps are saved so --resume continues.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { connect } from "nats";
 import { loadCheckpoint } from "../../shared/model/checkpoint.js";
 import { jobSubjects } from "../../shared/protocol.js";
 import { CLI, runCli } from "../support/cli.js";
-import { natsServerBinary, startNatsServer, type NatsServerHandle } from "../support/nats.js";
-import { tempDir, writeSyntheticData } from "../support/tiny.js";
+import { sharedNatsServer } from "../support/nats.js";
+import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("faults");
 const data = writeSyntheticData(dir, 40, 4);
-const modelConfig = join(dir, "micro-gpt2.json");
-writeFileSync(
-  modelConfig,
-  JSON.stringify({ vocab_size: 257, n_positions: 128, n_embd: 32, n_layer: 1, n_head: 2 }),
-);
-let nats: NatsServerHandle | undefined;
-
-before(async () => {
-  const binary = natsServerBinary();
-  if (binary === undefined) {
-    if (process.env["CI"] === "true")
-      throw new Error("nats-server is not installed: CI must install it (.ci/run)");
-    return;
-  }
-  nats = await startNatsServer(binary);
-});
-after(() => nats?.stop());
+const modelConfig = writeMicroModelConfig(dir);
+const nats = sharedNatsServer();
 
 interface Proc {
   readonly child: ChildProcess;
@@ -86,7 +71,7 @@ function trainFlags(out: string, steps = 40): string[] {
 }
 
 function job(name: string, out: string, steps = 40) {
-  const url = nats?.url ?? "";
+  const url = nats()?.url ?? "";
   const coordinator = start([
     "coordinator",
     "--nats",
@@ -108,7 +93,8 @@ function job(name: string, out: string, steps = 40) {
 }
 
 test("faults - a killed worker stops the job naming it, the completed steps are saved, and --resume finishes", async (t) => {
-  if (nats === undefined) return t.skip("nats-server not installed");
+  const server = nats();
+  if (server === undefined) return t.skip("nats-server not installed");
   const out = join(dir, "killed");
   const { coordinator, workers } = job("killed", out);
   await coordinator.waitFor(/step 4\/40/);
@@ -128,7 +114,7 @@ test("faults - a killed worker stops the job naming it, the completed steps are 
     "--workers",
     "2",
     "--nats",
-    nats.url,
+    server.url,
     "--job",
     "killed-resume",
     ...trainFlags(out),
@@ -147,7 +133,8 @@ test("faults - a killed worker stops the job naming it, the completed steps are 
 });
 
 test("faults - SIGTERM to the coordinator finishes the step, checkpoints, stops the workers and exits 0", async (t) => {
-  if (nats === undefined) return t.skip("nats-server not installed");
+  const server = nats();
+  if (server === undefined) return t.skip("nats-server not installed");
   const out = join(dir, "sigterm-coordinator");
   const { coordinator, workers } = job("sigterm-c", out);
   await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
@@ -160,7 +147,8 @@ test("faults - SIGTERM to the coordinator finishes the step, checkpoints, stops 
 });
 
 test("faults - SIGTERM to a worker drains it: the job stops after the step with a checkpoint", async (t) => {
-  if (nats === undefined) return t.skip("nats-server not installed");
+  const server = nats();
+  if (server === undefined) return t.skip("nats-server not installed");
   const out = join(dir, "sigterm-worker");
   const { coordinator, workers } = job("sigterm-w", out);
   await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
@@ -174,10 +162,11 @@ test("faults - SIGTERM to a worker drains it: the job stops after the step with 
 });
 
 test("faults - garbage and malformed messages on the job's subjects are ignored with a log line; the job completes", async (t) => {
-  if (nats === undefined) return t.skip("nats-server not installed");
+  const server = nats();
+  if (server === undefined) return t.skip("nats-server not installed");
   const out = join(dir, "garbage");
   const { coordinator, workers } = job("garbage", out, 6);
-  const nc = await connect({ servers: nats.url });
+  const nc = await connect({ servers: server.url });
   const subjects = jobSubjects("garbage");
   await coordinator.waitFor(/started 2 workers/);
   nc.publish(subjects.coordinator, new TextEncoder().encode("not msgpack at all"));

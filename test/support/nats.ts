@@ -1,64 +1,33 @@
 // A real nats-server for integration tests, on a free loopback port, stopped when the test ends.
 // Missing nats-server skips the test locally but fails loudly in CI, where .ci/run installs it.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
-import { createServer, connect as tcpConnect } from "node:net";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TestContext } from "node:test";
+import { after, before, type TestContext } from "node:test";
+import {
+  findNatsServer,
+  freeLoopbackPort,
+  startNatsServerProcess,
+} from "../../coordinator/nats/server-process.js";
 import { tempDir } from "./tiny.js";
 
-const CANDIDATES = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"];
+export const natsServerBinary = findNatsServer;
+export const freePort = freeLoopbackPort;
 
-export function natsServerBinary(): string | undefined {
-  for (const dir of (process.env["PATH"] ?? "").split(":")) {
-    if (dir && existsSync(join(dir, "nats-server"))) return join(dir, "nats-server");
-  }
-  return CANDIDATES.find((path) => existsSync(path));
+function missingInCi(): Error {
+  return new Error("nats-server is not installed: CI must install it (.ci/run)");
 }
 
 /** The binary, or undefined after marking the test skipped (locally) — or throws in CI. */
 export function requireNatsServer(t: TestContext): string | undefined {
   const binary = natsServerBinary();
   if (binary !== undefined) return binary;
-  if (process.env["CI"] === "true")
-    throw new Error("nats-server is not installed: CI must install it (.ci/run)");
+  if (process.env["CI"] === "true") throw missingInCi();
   t.skip("nats-server not installed (apt-get install nats-server)");
   return undefined;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = tcpConnect(port, "127.0.0.1");
-      socket.once("connect", () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once("error", () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline)
-      throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 export interface NatsServerHandle {
   readonly url: string;
-  readonly port: number;
   stop(): Promise<void>;
 }
 
@@ -67,23 +36,23 @@ export async function startNatsServer(
   binary: string,
   options: { maxPayloadBytes?: number } = {},
 ): Promise<NatsServerHandle> {
-  const port = await freePort();
-  const args = ["-a", "127.0.0.1", "-p", String(port)];
-  if (options.maxPayloadBytes !== undefined) {
-    const config = join(tempDir("nats"), "nats.conf");
-    writeFileSync(config, `max_payload: ${options.maxPayloadBytes}\n`);
-    args.push("-c", config);
-  }
-  const child: ChildProcess = spawn(binary, args, { stdio: "ignore" });
-  await waitForPort(port, 5000);
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+  if (options.maxPayloadBytes === undefined) return startNatsServerProcess(binary);
+  const configFile = join(tempDir("nats"), "nats.conf");
+  writeFileSync(configFile, `max_payload: ${options.maxPayloadBytes}\n`);
+  return startNatsServerProcess(binary, { configFile });
+}
+
+/**
+ * One nats-server for every test in a file: started before them, stopped after. The getter returns
+ * undefined when nats-server is missing off CI (each test then skips); in CI a missing server fails.
+ */
+export function sharedNatsServer(): () => NatsServerHandle | undefined {
+  let server: NatsServerHandle | undefined;
+  before(async () => {
+    const binary = natsServerBinary();
+    if (binary === undefined && process.env["CI"] === "true") throw missingInCi();
+    if (binary !== undefined) server = await startNatsServer(binary);
+  });
+  after(() => server?.stop());
+  return () => server;
 }

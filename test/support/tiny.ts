@@ -1,5 +1,5 @@
 // Small, generated fixtures shared by tests: a synthetic data file and a tiny model shape.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateSynthetic, writeSyntheticJsonl } from "../../shared/data/synth.js";
@@ -38,3 +38,13 @@ export const MICRO_CONFIG: GptConfig = {
   heads: 2,
   layerNormEps: 1e-5,
 };
+
+/** Writes a Hugging Face GPT-2 config.json for a model small enough for multi-process tests; returns its path. */
+export function writeMicroModelConfig(dir: string): string {
+  const file = join(dir, "micro-gpt2.json");
+  writeFileSync(
+    file,
+    JSON.stringify({ vocab_size: 257, n_positions: 128, n_embd: 32, n_layer: 1, n_head: 2 }),
+  );
+  return file;
+}

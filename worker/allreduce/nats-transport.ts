@@ -3,7 +3,7 @@
 import type { NatsConnection } from "nats";
 import { jobSubjects } from "../../shared/protocol.js";
 import { LinkEvents } from "./link-events.js";
-import type { RingTransport } from "./transport.js";
+import { checkRingPosition, type RingTransport } from "./transport.js";
 
 /** Publishes are buffered by the client; flushing every so often keeps that buffer bounded. */
 const FLUSH_EVERY_BYTES = 8 * 2 ** 20;
@@ -15,14 +15,7 @@ export async function createNatsRingTransport(
   rank: number,
   worldSize: number,
 ): Promise<RingTransport> {
-  if (
-    !Number.isSafeInteger(worldSize) ||
-    worldSize < 1 ||
-    !Number.isSafeInteger(rank) ||
-    rank < 0 ||
-    rank >= worldSize
-  )
-    throw new RangeError(`NATS ring: rank ${rank} of world size ${worldSize} is not a valid position`);
+  checkRingPosition("NATS ring", rank, worldSize);
   const maxMessageBytes = nc.info?.max_payload;
   if (maxMessageBytes === undefined) throw new Error("NATS ring: the connection has no server info yet");
   const subjects = jobSubjects(job);

@@ -17,3 +17,15 @@ export interface RingTransport {
   onError(handler: (error: Error) => void): void;
   close(): Promise<void>;
 }
+
+/** Throws unless `rank` is a position in a ring of `worldSize`; `what` names the transport. */
+export function checkRingPosition(what: string, rank: number, worldSize: number): void {
+  const valid =
+    Number.isSafeInteger(worldSize) &&
+    worldSize >= 1 &&
+    Number.isSafeInteger(rank) &&
+    rank >= 0 &&
+    rank < worldSize;
+  if (!valid)
+    throw new RangeError(`${what}: rank ${rank} of world size ${worldSize} is not a valid position`);
+}

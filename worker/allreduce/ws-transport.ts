@@ -5,7 +5,7 @@
 import type { IncomingMessage } from "node:http";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import { LinkEvents } from "./link-events.js";
-import type { RingTransport } from "./transport.js";
+import { checkRingPosition, type RingTransport } from "./transport.js";
 
 /** Frames larger than this are refused by the receiving server (close code 1009). */
 export const WS_MAX_PAYLOAD_BYTES = 64 * 2 ** 20;
@@ -178,14 +178,7 @@ export async function listenWsRing(
     connectOptions: WsConnectOptions = {},
   ): Promise<RingTransport> => {
     if (previousRank !== undefined) throw new Error("ws ring: this listener has already joined a ring");
-    if (
-      !Number.isSafeInteger(worldSize) ||
-      worldSize < 1 ||
-      !Number.isSafeInteger(rank) ||
-      rank < 0 ||
-      rank >= worldSize
-    )
-      throw new RangeError(`ws ring: rank ${rank} of world size ${worldSize} is not a valid position`);
+    checkRingPosition("ws ring", rank, worldSize);
     previousRank = (rank - 1 + worldSize) % worldSize;
     const transport: RingTransport = {
       rank,

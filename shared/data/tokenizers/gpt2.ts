@@ -1,6 +1,6 @@
 // GPT-2's byte-level BPE (50,257 ids) via js-tiktoken, with the ranks loaded only when asked for.
 import type { Tiktoken } from "js-tiktoken/lite";
-import type { Tokenizer } from "../tokenizer.js";
+import { decodeKnownRuns, type Tokenizer } from "../tokenizer.js";
 
 const EOS_ID = 50256;
 const EOS_TOKEN = "<|endoftext|>";
@@ -41,22 +41,11 @@ export class Gpt2Tokenizer implements Tokenizer {
 
   decode(ids: readonly number[]): string {
     // js-tiktoken silently drops ids it does not know; render them as U+FFFD so they stay visible.
-    let out = "";
-    let run: number[] = [];
-    const flush = (): void => {
-      // Its TextDecoder strips a leading U+FEFF; a one-byte "!" (id 0) in front keeps it, then goes.
-      if (run.length > 0) out += this.encoding.decode([EXCLAMATION_ID, ...run]).slice(1);
-      run = [];
-    };
-    for (const id of ids) {
-      if (Number.isInteger(id) && id >= 0 && id < VOCAB_SIZE) {
-        run.push(id);
-        continue;
-      }
-      flush();
-      out += "\uFFFD";
-    }
-    flush();
-    return out;
+    // Its TextDecoder strips a leading U+FEFF; a one-byte "!" (id 0) in front keeps it, then goes.
+    return decodeKnownRuns(
+      ids,
+      (id) => id >= 0 && id < VOCAB_SIZE,
+      (run) => this.encoding.decode([EXCLAMATION_ID, ...run]).slice(1),
+    );
   }
 }

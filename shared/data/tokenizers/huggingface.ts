@@ -5,7 +5,7 @@ import { readFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Tokenizer as UntypedHfTokenizer } from "@huggingface/tokenizers";
 import { OptionError, UserError } from "../../errors.js";
-import type { Tokenizer } from "../tokenizer.js";
+import { decodeKnownRuns, type Tokenizer } from "../tokenizer.js";
 
 // The package's .d.ts files use extensionless relative imports, which NodeNext cannot resolve, so everything
 // it exports arrives as `any`. These are the parts we use, typed from its source (tokenizers.mjs 0.2.0).
@@ -214,22 +214,11 @@ export class HuggingFaceTokenizer implements Tokenizer {
 
   decode(ids: readonly number[]): string {
     // Ids outside the vocabulary decode to U+FFFD; the library would crash on or silently drop them.
-    let out = "";
-    let run: number[] = [];
-    const flush = (): void => {
-      // clean_up_tokenization_spaces (on by default) rewrites " ." to "." and similar: not a round trip.
-      if (run.length > 0) out += this.full.decode(run, { clean_up_tokenization_spaces: false });
-      run = [];
-    };
-    for (const id of ids) {
-      if (Number.isInteger(id) && this.full.id_to_token(id) !== undefined) {
-        run.push(id);
-        continue;
-      }
-      flush();
-      out += "\uFFFD";
-    }
-    flush();
-    return out;
+    // clean_up_tokenization_spaces (on by default) rewrites " ." to "." and similar: not a round trip.
+    return decodeKnownRuns(
+      ids,
+      (id) => this.full.id_to_token(id) !== undefined,
+      (run) => this.full.decode(run, { clean_up_tokenization_spaces: false }),
+    );
   }
 }
