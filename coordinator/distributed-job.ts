@@ -1,6 +1,10 @@
 // `imtrain coordinator`: the job over NATS. It prepares the same run the workers will (to plan batches and
 // eval sets), waits for its workers, then drives the shared job loop. It holds no model: workers compute,
-// rank 0 (or the lowest live rank) writes checkpoints into the run directory.
+// rank 0 (or the lowest live rank) writes checkpoints into the run directory. Its lifecycle, logged:
+//
+//   preparing → waiting-for-workers → running → stopped
+//                                        ↘ salvaging (a worker was lost) → failed
+//   (SIGTERM, or a worker leaving: `running` finishes the step, checkpoints, then `stopped`)
 import { connect } from "nats";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
@@ -10,6 +14,9 @@ import { prepareRun } from "../shared/train/prepare.js";
 import { runJob, type JobControl, type JobSummary } from "./job.js";
 import { RemoteRanks, WorkerLostError } from "./remote-ranks.js";
 import { join } from "node:path";
+
+export type CoordinatorState =
+  "preparing" | "waiting-for-workers" | "running" | "salvaging" | "stopped" | "failed";
 
 export interface CoordinatorOptions {
   readonly natsUrl: string;
@@ -46,6 +53,11 @@ export async function runCoordinator(
       });
     },
   );
+  let state: CoordinatorState = "preparing";
+  const enter = (next: CoordinatorState) => {
+    log(`coordinator: ${state} → ${next}`);
+    state = next;
+  };
   log(`coordinator for job "${options.job}" on ${options.natsUrl}`);
   const run = await prepareRun(train, log);
   const spec: JobSpec = {
@@ -61,6 +73,7 @@ export async function runCoordinator(
   control.signal?.addEventListener("abort", () => stop.abort(), { once: true });
   let outcome = "job finished";
   try {
+    enter("waiting-for-workers");
     ranks = await RemoteRanks.gather(
       nc,
       {
@@ -74,14 +87,18 @@ export async function runCoordinator(
       log,
     );
     ranks.onLeaving = () => stop.abort();
-    return await runJob(train, run, ranks, `${options.workers} workers`, log, {
+    enter("running");
+    const summary = await runJob(train, run, ranks, `${options.workers} workers`, log, {
       ...control,
       signal: stop.signal,
       checksumEverySteps: options.checksumEverySteps,
     });
+    enter("stopped");
+    return summary;
   } catch (error) {
     outcome = `job failed: ${(error as Error).message}`;
     if (error instanceof WorkerLostError && ranks) {
+      enter("salvaging");
       const saved = await ranks
         .salvage(join(train.outDir, "checkpoint"), train.seed, Math.max(10_000, options.workerTimeoutMs))
         .catch((salvageError: unknown) => {
@@ -89,12 +106,14 @@ export async function runCoordinator(
           return undefined;
         });
       if (saved !== undefined) {
+        enter("failed");
         throw new UserError(
           `${error.message}; saved the ${saved} completed steps: continue with --resume ${train.outDir}`,
           { cause: error },
         );
       }
     }
+    enter("failed");
     throw error;
   } finally {
     await ranks?.close(outcome);
