@@ -66,6 +66,7 @@ export async function runCoordinator(
     dataPlane: options.dataPlane,
     checksumEverySteps: options.checksumEverySteps,
     heartbeatMs: options.heartbeatMs,
+    coordinatorTimeoutMs: options.workerTimeoutMs,
   };
   let ranks: RemoteRanks | undefined;
   // A worker leaving (SIGTERM) stops the job like a SIGTERM here: after the step, with a checkpoint.

@@ -170,6 +170,12 @@ export class RemoteRanks implements RankGroup {
         const member = this.members[rank];
         if (member) member.dataPlaneAddress = message.dataPlaneAddress;
       }
+    } catch (error) {
+      // Whoever joined must not wait forever for a job that will not start.
+      this.members.forEach((_, rank) =>
+        this.send(rank, { type: "shutdown", reason: (error as Error).message }),
+      );
+      throw error;
     } finally {
       clearTimeout(timeout);
     }
@@ -255,8 +261,13 @@ export class RemoteRanks implements RankGroup {
 
   private startWatchdog(): void {
     const period = Math.max(50, Math.min(1000, this.options.workerTimeoutMs / 4));
+    let lastAliveMs = 0;
     this.watchdog = setInterval(() => {
       const now = Date.now();
+      if (now - lastAliveMs >= this.options.spec.heartbeatMs) {
+        lastAliveMs = now;
+        this.members.forEach((_, rank) => this.send(rank, { type: "alive" }));
+      }
       this.members.forEach((member, rank) => {
         const silentMs = now - member.lastSeenMs;
         if (silentMs > this.options.workerTimeoutMs)
@@ -300,6 +311,9 @@ export class RemoteRanks implements RankGroup {
     const replies = await gather.done;
     const results = [...replies.values()];
     if (compareChecksums) {
+      const missing = [...replies.entries()].find(([, m]) => m.checksum === null);
+      if (missing)
+        throw new WorkerLostError(missing[0], this.nameOf(missing[0]), "sent no checksum when asked");
       const checksums = [...replies.entries()].sort(([a], [b]) => a - b).map(([, m]) => m.checksum ?? -1);
       if (new Set(checksums).size > 1) throw new ChecksumMismatchError(step + 1, checksums);
     }

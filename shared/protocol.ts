@@ -3,7 +3,7 @@
 //
 //   worker ──join (request)──────────────► coordinator      reply: welcome | reject
 //   worker ──ready/stepDone/evalDone/checkpointDone/aborted/heartbeat/failed/leaving──► coordinator subject
-//   coordinator ──start/step/eval/checkpoint/abort/shutdown──► rank subject
+//   coordinator ──start/step/eval/checkpoint/abort/shutdown/alive──► rank subject
 //   rank r ──ring chunks──► rank (r+1) mod N                (NATS ring subject, or a WebSocket)
 import { Packr } from "msgpackr";
 import { UserError } from "./errors.js";
@@ -32,6 +32,8 @@ export interface JobSpec {
   /** Compare parameter checksums across ranks every K steps (0 = only at the end). */
   readonly checksumEverySteps: number;
   readonly heartbeatMs: number;
+  /** A worker that hears nothing from the coordinator for this long stops (it would wait forever). */
+  readonly coordinatorTimeoutMs: number;
 }
 
 /** Totals of one step after the all-reduce: identical on every rank. */
@@ -67,7 +69,9 @@ export type CoordinatorMessage =
   | { type: "eval"; requestId: number; heldOut: number[]; train: number[] }
   | { type: "checkpoint"; dir: string; seed: number }
   | { type: "abort"; reason: string }
-  | { type: "shutdown"; reason: string };
+  | { type: "shutdown"; reason: string }
+  /** Sent every heartbeat period, so workers notice a coordinator that is gone. */
+  | { type: "alive" };
 
 /** One piece of a ring all-reduce: raw float32 bytes of buffer[offset, offset + n) for exchange `tag`. */
 export interface RingChunk {
@@ -143,6 +147,7 @@ const COORDINATOR_FIELDS: Record<CoordinatorMessage["type"], Record<string, Chec
   checkpoint: { dir: isString, seed: isInt },
   abort: { reason: isString },
   shutdown: { reason: isString },
+  alive: {},
 };
 
 function validate<T>(
@@ -152,7 +157,9 @@ function validate<T>(
 ): T {
   const message = decodeObject(bytes, subject);
   const type = message["type"];
-  const fields = typeof type === "string" ? fieldsByType[type] : undefined;
+  // Own keys only: "toString" or "__proto__" must not find an inherited member.
+  const fields =
+    typeof type === "string" && Object.hasOwn(fieldsByType, type) ? fieldsByType[type] : undefined;
   if (fields === undefined) throw new ProtocolError(subject, `unknown message type ${JSON.stringify(type)}`);
   for (const [field, check] of Object.entries(fields)) {
     if (!check(message[field]))

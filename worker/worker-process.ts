@@ -52,6 +52,12 @@ export class Worker {
   private rank = -1;
   private transport: RingTransport | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** When the coordinator was last heard from, and when the last command finished (a long synchronous
+   * step blocks this event loop, so messages that arrived meanwhile are read only after it). */
+  private lastHeardMs = Date.now();
+  private idleSinceMs = Date.now();
+  private failure: UserError | undefined;
+  private stopping = false;
   private commands: Promise<void> = Promise.resolve();
   private stopped!: () => void;
   private readonly finished = new Promise<void>((resolve) => (this.stopped = resolve));
@@ -83,6 +89,7 @@ export class Worker {
     this.enter("loading");
     await this.load(this.nc, welcome.job, welcome.worldSize);
     await this.finished;
+    if (this.failure) throw this.failure;
   }
 
   private async join(nc: NatsConnection): Promise<Extract<CoordinatorMessage, { type: "welcome" }>> {
@@ -138,10 +145,13 @@ export class Worker {
           this.log(`${this.options.name}: ignored a bad command: ${(error as Error).message}`);
           return;
         }
+        this.lastHeardMs = Date.now();
+        if (message.type === "alive") return;
         if (message.type === "abort") return this.abort(message.reason, rank);
         this.commands = this.commands
           .then(() => this.execute(message, rank, worldSize, job, ws))
-          .catch((error: unknown) => this.fail(error));
+          .catch((error: unknown) => this.fail(error))
+          .finally(() => (this.idleSinceMs = Date.now()));
       },
     });
     await nc.flush();
@@ -151,7 +161,10 @@ export class Worker {
       dataFingerprint: run.dataFingerprint,
       dataPlaneAddress: ws?.address ?? "",
     });
-    this.heartbeat = setInterval(() => this.send({ type: "heartbeat", rank: this.rank }), job.heartbeatMs);
+    this.heartbeat = setInterval(() => {
+      this.send({ type: "heartbeat", rank: this.rank });
+      this.checkCoordinator(job.coordinatorTimeoutMs, rank);
+    }, job.heartbeatMs);
     this.enter("ready");
   }
 
@@ -230,6 +243,17 @@ export class Worker {
     }
   }
 
+  /** A coordinator that is gone would leave this worker waiting forever: stop instead. */
+  private checkCoordinator(timeoutMs: number, rank: Rank): void {
+    const silentMs = Date.now() - Math.max(this.lastHeardMs, this.idleSinceMs);
+    if (silentMs <= timeoutMs || this.state === "stopped" || this.failure) return;
+    this.failure = new UserError(
+      `${this.options.name}: the coordinator went silent for ${Math.round(silentMs)} ms; stopping`,
+    );
+    this.log(this.failure.message);
+    void this.stop(rank);
+  }
+
   private fail(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
     this.log(`${this.options.name}: ${message}`);
@@ -242,6 +266,8 @@ export class Worker {
   }
 
   private async stop(rank: Rank): Promise<void> {
+    if (this.state === "stopped" || this.stopping) return;
+    this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.transport?.close().catch(() => undefined);
     rank.dispose();

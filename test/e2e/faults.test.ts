@@ -189,3 +189,15 @@ test("faults - garbage and malformed messages on the job's subjects are ignored 
     workers.map((w) => w.stderr).join("\n"),
   );
 });
+
+test("faults - workers whose coordinator is killed notice the silence and exit with an error", async (t) => {
+  const server = nats();
+  if (server === undefined) return t.skip("nats-server not installed");
+  const { coordinator, workers } = job("orphans", join(dir, "orphans"));
+  await coordinator.waitFor(/step 4\/40/);
+  coordinator.child.kill("SIGKILL");
+  const statuses = await Promise.all(workers.map((w) => w.exit));
+  assert.deepEqual(statuses, [2, 2], workers.map((w) => w.stderr.slice(-500)).join("\n"));
+  for (const worker of workers)
+    assert.match(worker.stderr, /the coordinator went silent for \d+ ms; stopping/);
+});

@@ -4,9 +4,8 @@
 // worker or ranks at fault.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, test, type TestContext } from "node:test";
+import { test, type TestContext } from "node:test";
 import { connect, type NatsConnection } from "nats";
 import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
 import {
@@ -20,29 +19,14 @@ import {
 } from "../../shared/protocol.js";
 import { prepareRun } from "../../shared/train/prepare.js";
 import { CLI } from "../support/cli.js";
-import { natsServerBinary, startNatsServer, type NatsServerHandle } from "../support/nats.js";
-import { tempDir, writeSyntheticData } from "../support/tiny.js";
+import { sharedNatsServer } from "../support/nats.js";
+import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("coordinator-protocol");
 const data = writeSyntheticData(dir, 8, 5);
-const modelConfig = join(dir, "micro-gpt2.json");
-writeFileSync(
-  modelConfig,
-  JSON.stringify({ vocab_size: 257, n_positions: 128, n_embd: 32, n_layer: 1, n_head: 2 }),
-);
+const modelConfig = writeMicroModelConfig(dir);
+const nats = sharedNatsServer();
 const TIMEOUT = { timeout: 60_000 };
-let nats: NatsServerHandle | undefined;
-
-before(async () => {
-  const binary = natsServerBinary();
-  if (binary === undefined) {
-    if (process.env["CI"] === "true")
-      throw new Error("nats-server is not installed: CI must install it (.ci/run)");
-    return;
-  }
-  nats = await startNatsServer(binary);
-});
-after(() => nats?.stop());
 
 interface Coordinator {
   readonly child: ChildProcess;
@@ -55,7 +39,7 @@ interface Coordinator {
 }
 
 /** `imtrain coordinator` for a 2-worker, 1-step job; killed when the test ends if still running. */
-function startCoordinator(t: TestContext, url: string, job: string, extra: string[] = []): Coordinator {
+function startCoordinator(t: TestContext, url: string, job: string, workerTimeoutMs = 30_000): Coordinator {
   const args = [
     "coordinator",
     "--nats",
@@ -67,7 +51,7 @@ function startCoordinator(t: TestContext, url: string, job: string, extra: strin
     "--heartbeat-ms",
     "100",
     "--worker-timeout-ms",
-    "30000",
+    String(workerTimeoutMs),
     "--data",
     data,
     "--model",
@@ -84,7 +68,6 @@ function startCoordinator(t: TestContext, url: string, job: string, extra: strin
     "wasm",
     "--out",
     join(dir, job),
-    ...extra,
   ];
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "pipe"] });
   const waiters: { pattern: RegExp; resolve: () => void }[] = [];
@@ -93,9 +76,13 @@ function startCoordinator(t: TestContext, url: string, job: string, extra: strin
     stderr: "",
     exit: new Promise((resolve) => child.once("exit", (code) => resolve(code))),
     waitFor: (pattern) =>
-      new Promise((resolve) => {
+      new Promise((resolve, reject) => {
         if (pattern.test(coordinator.stderr)) return resolve();
         waiters.push({ pattern, resolve });
+        // An early exit fails the wait instead of hanging the test.
+        void coordinator.exit.then((code) =>
+          reject(new Error(`coordinator exited ${code} before ${pattern}:\n${coordinator.stderr}`)),
+        );
       }),
     errorLines: () => coordinator.stderr.split("\n").filter((line) => line.startsWith("imtrain: ")),
   };
@@ -248,10 +235,11 @@ test(
   "coordinator protocol - a join with another protocol version is rejected naming both versions",
   TIMEOUT,
   async (t) => {
-    if (nats === undefined) return t.skip("nats-server not installed");
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
     const job = "version";
-    const coordinator = startCoordinator(t, nats.url, job);
-    const nc = await openNats(t, nats.url);
+    const coordinator = startCoordinator(t, server.url, job);
+    const nc = await openNats(t, server.url);
     await coordinator.waitFor(WAITING);
     const theirs = PROTOCOL_VERSION + 41;
     const reply = await new ScriptedWorker(nc, job, "old-build").join(theirs);
@@ -271,10 +259,11 @@ test(
   "coordinator protocol - a third join to a 2-worker job is rejected: it already has its 2 workers",
   TIMEOUT,
   async (t) => {
-    if (nats === undefined) return t.skip("nats-server not installed");
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
     const job = "third";
-    const coordinator = startCoordinator(t, nats.url, job);
-    const nc = await openNats(t, nats.url);
+    const coordinator = startCoordinator(t, server.url, job);
+    const nc = await openNats(t, server.url);
     await coordinator.waitFor(WAITING);
     const first = await new ScriptedWorker(nc, job, "w0").joinWelcomed();
     const second = await new ScriptedWorker(nc, job, "w1").joinWelcomed();
@@ -289,10 +278,11 @@ test(
   "coordinator protocol - garbage on the join subject gets a reject reply, not silence",
   TIMEOUT,
   async (t) => {
-    if (nats === undefined) return t.skip("nats-server not installed");
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
     const job = "garbage-join";
-    const coordinator = startCoordinator(t, nats.url, job);
-    const nc = await openNats(t, nats.url);
+    const coordinator = startCoordinator(t, server.url, job);
+    const nc = await openNats(t, server.url);
     const subject = jobSubjects(job).join;
     await coordinator.waitFor(WAITING);
     const ask = async (bytes: Uint8Array) => {
@@ -318,10 +308,11 @@ test(
   "coordinator protocol - a worker that read different data makes the coordinator exit 2 naming it",
   TIMEOUT,
   async (t) => {
-    if (nats === undefined) return t.skip("nats-server not installed");
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
     const job = "fingerprint";
-    const coordinator = startCoordinator(t, nats.url, job);
-    const nc = await openNats(t, nats.url);
+    const coordinator = startCoordinator(t, server.url, job);
+    const nc = await openNats(t, server.url);
     await coordinator.waitFor(WAITING);
     const { workers, fingerprint } = await twoReadyWorkers(nc, job);
     const [good, bad] = workers as [ScriptedWorker, ScriptedWorker];
@@ -347,10 +338,11 @@ test(
   "coordinator protocol - stepDone checksums that differ make the coordinator exit 2 naming the ranks of each",
   TIMEOUT,
   async (t) => {
-    if (nats === undefined) return t.skip("nats-server not installed");
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
     const job = "checksums";
-    const coordinator = startCoordinator(t, nats.url, job);
-    const nc = await openNats(t, nats.url);
+    const coordinator = startCoordinator(t, server.url, job);
+    const nc = await openNats(t, server.url);
     await coordinator.waitFor(WAITING);
     const { workers, fingerprint } = await twoReadyWorkers(nc, job);
     const checksums = [0xaaaa1111, 0xbbbb2222];
@@ -386,15 +378,11 @@ test(
   "coordinator protocol - a worker that goes silent after ready makes the coordinator exit 2 naming it",
   TIMEOUT,
   async (t) => {
-    if (nats === undefined) return t.skip("nats-server not installed");
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
     const job = "silent";
-    const coordinator = startCoordinator(t, nats.url, job, [
-      "--worker-timeout-ms",
-      "800",
-      "--heartbeat-ms",
-      "100",
-    ]);
-    const nc = await openNats(t, nats.url);
+    const coordinator = startCoordinator(t, server.url, job, 800); // heartbeats every 100 ms
+    const nc = await openNats(t, server.url);
     await coordinator.waitFor(WAITING);
     const { workers, fingerprint } = await twoReadyWorkers(nc, job);
     const [live, silent] = workers as [ScriptedWorker, ScriptedWorker];
@@ -415,6 +403,7 @@ test(
     assert.equal(lines.length, 1, coordinator.stderr.slice(-2000));
     assert.match(lines[0] ?? "", /worker silent-w1 \(rank 1\) went silent/);
     assert.doesNotMatch(lines[0] ?? "", /silent-w0/);
+    assert.match(lines[0] ?? "", /saved the 0 completed steps: continue with --resume /);
     assert.match((await live.next("shutdown")).reason, /silent-w1 \(rank 1\) went silent/);
     assert.deepEqual(live.badCommands, []);
   },

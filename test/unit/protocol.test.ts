@@ -71,6 +71,7 @@ const COORDINATOR_SAMPLES: Samples<CoordinatorMessage> = {
         dataPlane: "nats",
         checksumEverySteps: 10,
         heartbeatMs: 1000,
+        coordinatorTimeoutMs: 120000,
       },
     },
   ],
@@ -87,6 +88,7 @@ const COORDINATOR_SAMPLES: Samples<CoordinatorMessage> = {
   checkpoint: [{ type: "checkpoint", dir: "/runs/x/checkpoint", seed: 1 }],
   abort: [{ type: "abort", reason: "a worker was lost" }],
   shutdown: [{ type: "shutdown", reason: "job finished" }],
+  alive: [{ type: "alive" }],
 };
 
 const workerSamples = Object.values(WORKER_SAMPLES).flat() as WorkerMessage[];
