@@ -1,7 +1,11 @@
 // npm run bench: one JSON line per figure.
 //   matmul      the backend's own 2-D matMul GFLOP/s (the ceiling the model's matmuls can reach)
 //   train_step  tokens/s of a full optimizer step (forward, masked loss, backward, AdamW) per preset
-// Flags: --backend NAME (default auto), --models tiny,small (presets), --seq 128, --batch 8.
+//   tcp_loopback, allreduce  one loopback TCP stream (the ceiling), then the ring all-reduce per data plane,
+//                world size and buffer size, ranks as processes (bench/allreduce.ts)
+// Flags: --backend NAME (default auto), --models tiny,small (presets; "" skips train_step), --seq 128,
+// --batch 8, --allreduce-sizes 1KB..64MB (×4 steps, or a list), --allreduce-iterations 20 (fewer for big
+// sizes), --world-sizes 2,3,4, --planes nats,ws, --allreduce-nats auto|embedded, --skip-allreduce.
 import * as tf from "@tensorflow/tfjs-core";
 import { parseArgs } from "node:util";
 import { selectBackend, type BackendName } from "../shared/backend/select.js";
@@ -13,6 +17,8 @@ import { accumulateGradients } from "../shared/train/gradients.js";
 import { StepBufferLayout } from "../shared/train/step-buffer.js";
 import type { Example } from "../shared/data/dataset.js";
 import { mulberry32 } from "../shared/random.js";
+import { OptionError } from "../shared/errors.js";
+import { benchAllReduce, parseByteSizes, parsePlanes, parseWorldSizes } from "./allreduce.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -20,8 +26,30 @@ const { values: args } = parseArgs({
     models: { type: "string", default: "tiny,small" },
     seq: { type: "string", default: "128" },
     batch: { type: "string", default: "8" },
+    "allreduce-sizes": { type: "string", default: "1KB..64MB" },
+    "allreduce-iterations": { type: "string", default: "20" },
+    "world-sizes": { type: "string", default: "2,3,4" },
+    planes: { type: "string", default: "nats,ws" },
+    "allreduce-nats": { type: "string", default: "auto" },
+    "skip-allreduce": { type: "boolean", default: false },
   },
 });
+
+// Flags are checked before any figure is measured, so a typo fails at once.
+const allReduceOptions = {
+  sizesBytes: parseByteSizes("allreduce-sizes", args["allreduce-sizes"] ?? ""),
+  worldSizes: parseWorldSizes("world-sizes", args["world-sizes"] ?? ""),
+  planes: parsePlanes("planes", args.planes ?? ""),
+  iterations: Number(args["allreduce-iterations"]),
+  nats: args["allreduce-nats"] === "embedded" ? ("embedded" as const) : ("auto" as const),
+};
+if (!Number.isSafeInteger(allReduceOptions.iterations) || allReduceOptions.iterations < 1)
+  throw new OptionError(
+    "allreduce-iterations",
+    `"${args["allreduce-iterations"]}" is not a positive integer`,
+  );
+if (!["auto", "embedded"].includes(args["allreduce-nats"] ?? ""))
+  throw new OptionError("allreduce-nats", `"${args["allreduce-nats"]}" is not auto or embedded`);
 
 function emit(record: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(record) + "\n");
@@ -110,3 +138,4 @@ benchMatMul(selected.name);
 for (const preset of (args.models ?? "").split(",").filter(Boolean)) {
   benchTrainStep(selected.name, preset, Number(args.batch), Number(args.seq));
 }
+if (!args["skip-allreduce"]) await benchAllReduce(emit, allReduceOptions);

@@ -488,8 +488,9 @@ test("demo - prints an IT and an IM row of finite losses and writes both runs' s
   for (const mode of ["IT", "IM"]) {
     const row = nonEmptyLines(result.stdout).find((line) => line.trim().split(/\s+/)[0] === mode);
     assert.ok(row !== undefined, `expected a row ${mode}; ${shown(result)}`);
-    const figures = row.trim().split(/\s+/).slice(1).map(Number);
-    assert.ok(figures.length >= 2, row);
+    // mode, train output loss, held-out output loss, gap, then the run's time ("4 s").
+    const figures = row.trim().split(/\s+/).slice(1, 4).map(Number);
+    assert.equal(figures.length, 3, row);
     for (const figure of figures) assert.ok(Number.isFinite(figure), row);
   }
   for (const mode of ["it", "im"]) {
