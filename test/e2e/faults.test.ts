@@ -70,7 +70,8 @@ function trainFlags(out: string, steps = 40): string[] {
   ];
 }
 
-function job(name: string, out: string, steps = 40) {
+/** Tests of a loss need a short silence timeout; the others a long one, so a loaded CI machine's slow step is not a "loss". */
+function job(name: string, out: string, steps = 40, workerTimeoutMs = 1500) {
   const url = nats()?.url ?? "";
   const coordinator = start([
     "coordinator",
@@ -83,7 +84,7 @@ function job(name: string, out: string, steps = 40) {
     "--heartbeat-ms",
     "100",
     "--worker-timeout-ms",
-    "1500",
+    String(workerTimeoutMs),
     ...trainFlags(out, steps),
   ]);
   const workers = [0, 1].map((i) =>
@@ -92,112 +93,139 @@ function job(name: string, out: string, steps = 40) {
   return { coordinator, workers };
 }
 
-test("faults - a killed worker stops the job naming it, the completed steps are saved, and --resume finishes", async (t) => {
-  const server = nats();
-  if (server === undefined) return t.skip("nats-server not installed");
-  const out = join(dir, "killed");
-  const { coordinator, workers } = job("killed", out);
-  await coordinator.waitFor(/step 4\/40/);
-  workers[1]?.child.kill("SIGKILL");
-  const status = await coordinator.exit;
-  assert.equal(status, 2, coordinator.stderr.slice(-2000));
-  const errorLine = coordinator.stderr.split("\n").find((line) => line.startsWith("imtrain: ")) ?? "";
-  assert.match(errorLine, /worker killed-w1 \(rank [01]\)/); // ranks go by join order
-  assert.match(errorLine, /--resume/, coordinator.stderr.slice(-3000));
-  await workers[0]?.exit;
-  const saved = await loadCheckpoint(join(out, "checkpoint"));
-  const savedStep = saved.trainer?.step ?? 0;
-  assert.ok(savedStep >= 4 && savedStep < 40, `saved step ${savedStep}`);
+test(
+  "faults - a killed worker stops the job naming it, the completed steps are saved, and --resume finishes",
+  { timeout: 180_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const out = join(dir, "killed");
+    const { coordinator, workers } = job("killed", out);
+    await coordinator.waitFor(/step 4\/40/);
+    workers[1]?.child.kill("SIGKILL");
+    const status = await coordinator.exit;
+    assert.equal(status, 2, coordinator.stderr.slice(-2000));
+    const errorLine = coordinator.stderr.split("\n").find((line) => line.startsWith("imtrain: ")) ?? "";
+    assert.match(errorLine, /worker killed-w1 \(rank [01]\)/); // ranks go by join order
+    assert.match(errorLine, /--resume/, coordinator.stderr.slice(-3000));
+    await workers[0]?.exit;
+    const saved = await loadCheckpoint(join(out, "checkpoint"));
+    const savedStep = saved.trainer?.step ?? 0;
+    assert.ok(savedStep >= 4 && savedStep < 40, `saved step ${savedStep}`);
 
-  const resumed = await runCli([
-    "launch",
-    "--workers",
-    "2",
-    "--nats",
-    server.url,
-    "--job",
-    "killed-resume",
-    ...trainFlags(out),
-    "--resume",
-    out,
-  ]);
-  assert.equal(resumed.status, 0, resumed.stderr.slice(-2000));
-  const steps = readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l) as { type: string; step: number });
-  assert.deepEqual(
-    steps.filter((r) => r.type === "step").map((r) => r.step),
-    Array.from({ length: 40 }, (_, i) => i + 1),
-  );
-});
+    const resumed = await runCli([
+      "launch",
+      "--workers",
+      "2",
+      "--nats",
+      server.url,
+      "--job",
+      "killed-resume",
+      ...trainFlags(out),
+      "--resume",
+      out,
+    ]);
+    assert.equal(resumed.status, 0, resumed.stderr.slice(-2000));
+    const steps = readFileSync(join(out, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; step: number });
+    assert.deepEqual(
+      steps.filter((r) => r.type === "step").map((r) => r.step),
+      Array.from({ length: 40 }, (_, i) => i + 1),
+    );
+  },
+);
 
-test("faults - SIGTERM to the coordinator finishes the step, checkpoints, stops the workers and exits 0", async (t) => {
-  const server = nats();
-  if (server === undefined) return t.skip("nats-server not installed");
-  const out = join(dir, "sigterm-coordinator");
-  const { coordinator, workers } = job("sigterm-c", out);
-  await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
-  coordinator.child.kill("SIGTERM");
-  assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
-  assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
-  const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as { completed_steps: number };
-  assert.ok(summary.completed_steps >= 4 && summary.completed_steps < 40);
-  assert.equal((await loadCheckpoint(join(out, "checkpoint"))).trainer?.step, summary.completed_steps);
-});
+test(
+  "faults - SIGTERM to the coordinator finishes the step, checkpoints, stops the workers and exits 0",
+  { timeout: 180_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const out = join(dir, "sigterm-coordinator");
+    const { coordinator, workers } = job("sigterm-c", out, 40, 30_000);
+    await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
+    coordinator.child.kill("SIGTERM");
+    assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
+    assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as {
+      completed_steps: number;
+    };
+    assert.ok(summary.completed_steps >= 4 && summary.completed_steps < 40);
+    assert.equal((await loadCheckpoint(join(out, "checkpoint"))).trainer?.step, summary.completed_steps);
+  },
+);
 
-test("faults - SIGTERM to a worker drains it: the job stops after the step with a checkpoint", async (t) => {
-  const server = nats();
-  if (server === undefined) return t.skip("nats-server not installed");
-  const out = join(dir, "sigterm-worker");
-  const { coordinator, workers } = job("sigterm-w", out);
-  await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
-  workers[0]?.child.kill("SIGTERM");
-  assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
-  assert.match(coordinator.stderr, /sigterm-w-w0 \(rank [01]\) is leaving: SIGTERM/);
-  assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
-  const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as { completed_steps: number };
-  assert.equal((await loadCheckpoint(join(out, "checkpoint"))).trainer?.step, summary.completed_steps);
-  assert.ok(summary.completed_steps < 40);
-});
+test(
+  "faults - SIGTERM to a worker drains it: the job stops after the step with a checkpoint",
+  { timeout: 180_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const out = join(dir, "sigterm-worker");
+    const { coordinator, workers } = job("sigterm-w", out, 40, 30_000);
+    await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
+    workers[0]?.child.kill("SIGTERM");
+    assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
+    assert.match(coordinator.stderr, /sigterm-w-w0 \(rank [01]\) is leaving: SIGTERM/);
+    assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as {
+      completed_steps: number;
+    };
+    assert.equal((await loadCheckpoint(join(out, "checkpoint"))).trainer?.step, summary.completed_steps);
+    assert.ok(summary.completed_steps < 40);
+  },
+);
 
-test("faults - garbage and malformed messages on the job's subjects are ignored with a log line; the job completes", async (t) => {
-  const server = nats();
-  if (server === undefined) return t.skip("nats-server not installed");
-  const out = join(dir, "garbage");
-  const { coordinator, workers } = job("garbage", out, 6);
-  const nc = await connect({ servers: server.url });
-  const subjects = jobSubjects("garbage");
-  await coordinator.waitFor(/started 2 workers/);
-  nc.publish(subjects.coordinator, new TextEncoder().encode("not msgpack at all"));
-  nc.publish(
-    subjects.coordinator,
-    new Uint8Array([
-      0x81, 0xa4, 0x74, 0x79, 0x70, 0x65, 0xa8, 0x73, 0x74, 0x65, 0x70, 0x44, 0x6f, 0x6e, 0x65,
-    ]),
-  ); // {type:"stepDone"} without fields
-  nc.publish(subjects.rank(0), new Uint8Array([0xc1])); // reserved msgpack byte
-  await nc.flush();
-  await nc.close();
-  assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
-  assert.match(coordinator.stderr, /ignored a bad message: protocol error on imtrain\.garbage\.coordinator/);
-  assert.match(coordinator.stderr, /stepDone: field "rank" is missing or malformed/);
-  assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
-  // Rank 0 got the garbage; which worker is rank 0 depends on join order.
-  assert.ok(
-    workers.some((w) => /ignored a bad command/.test(w.stderr)),
-    workers.map((w) => w.stderr).join("\n"),
-  );
-});
+test(
+  "faults - garbage and malformed messages on the job's subjects are ignored with a log line; the job completes",
+  { timeout: 180_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const out = join(dir, "garbage");
+    const { coordinator, workers } = job("garbage", out, 6, 30_000);
+    const nc = await connect({ servers: server.url });
+    const subjects = jobSubjects("garbage");
+    await coordinator.waitFor(/started 2 workers/);
+    nc.publish(subjects.coordinator, new TextEncoder().encode("not msgpack at all"));
+    nc.publish(
+      subjects.coordinator,
+      new Uint8Array([
+        0x81, 0xa4, 0x74, 0x79, 0x70, 0x65, 0xa8, 0x73, 0x74, 0x65, 0x70, 0x44, 0x6f, 0x6e, 0x65,
+      ]),
+    ); // {type:"stepDone"} without fields
+    nc.publish(subjects.rank(0), new Uint8Array([0xc1])); // reserved msgpack byte
+    await nc.flush();
+    await nc.close();
+    assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
+    assert.match(
+      coordinator.stderr,
+      /ignored a bad message: protocol error on imtrain\.garbage\.coordinator/,
+    );
+    assert.match(coordinator.stderr, /stepDone: field "rank" is missing or malformed/);
+    assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
+    // Rank 0 got the garbage; which worker is rank 0 depends on join order.
+    assert.ok(
+      workers.some((w) => /ignored a bad command/.test(w.stderr)),
+      workers.map((w) => w.stderr).join("\n"),
+    );
+  },
+);
 
-test("faults - workers whose coordinator is killed notice the silence and exit with an error", async (t) => {
-  const server = nats();
-  if (server === undefined) return t.skip("nats-server not installed");
-  const { coordinator, workers } = job("orphans", join(dir, "orphans"));
-  await coordinator.waitFor(/step 4\/40/);
-  coordinator.child.kill("SIGKILL");
-  const statuses = await Promise.all(workers.map((w) => w.exit));
-  assert.deepEqual(statuses, [2, 2], workers.map((w) => w.stderr.slice(-500)).join("\n"));
-  for (const worker of workers)
-    assert.match(worker.stderr, /the coordinator went silent for \d+ ms; stopping/);
-});
+test(
+  "faults - workers whose coordinator is killed notice the silence and exit with an error",
+  { timeout: 180_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const { coordinator, workers } = job("orphans", join(dir, "orphans"));
+    await coordinator.waitFor(/step 4\/40/);
+    coordinator.child.kill("SIGKILL");
+    const statuses = await Promise.all(workers.map((w) => w.exit));
+    assert.deepEqual(statuses, [2, 2], workers.map((w) => w.stderr.slice(-500)).join("\n"));
+    for (const worker of workers)
+      assert.match(worker.stderr, /the coordinator went silent for \d+ ms; stopping/);
+  },
+);
