@@ -366,70 +366,78 @@ test("deploy/k8s - termination grace outlasts the longest step (--worker-timeout
   }
 });
 
-test("deploy/k8s - nats-server runs the ConfigMap's config and advertises a raised max_payload", async (t) => {
-  const rendered = render(t);
-  if (rendered === undefined) return;
-  // The config file --config names is a key of the ConfigMap mounted at its directory.
-  const template = rendered.nats.spec.template;
-  const args = (onlyContainer(template).args ?? []).map(String);
-  const configPath = args[args.indexOf("--config") + 1];
-  assert.ok(args.includes("--config") && configPath !== undefined, "nats-server is given --config");
-  const mount = onlyContainer(template).volumeMounts?.find((m) => m.mountPath === posix.dirname(configPath));
-  assert.ok(mount, `nothing is mounted at ${posix.dirname(configPath)}`);
-  const volume = template.spec.volumes?.find((v) => v.name === mount.name);
-  assert.ok(
-    volume?.configMap && volume.configMap.items === undefined,
-    "the config comes whole from a ConfigMap",
-  );
-  const config = named<ConfigMap>(rendered, "ConfigMap", volume.configMap.name).data?.[
-    posix.basename(configPath)
-  ];
-  assert.ok(
-    config !== undefined,
-    `ConfigMap ${volume.configMap.name} has no key ${posix.basename(configPath)}`,
-  );
+test(
+  "deploy/k8s - nats-server runs the ConfigMap's config and advertises a raised max_payload",
+  { timeout: 30_000 },
+  async (t) => {
+    const rendered = render(t);
+    if (rendered === undefined) return;
+    // The config file --config names is a key of the ConfigMap mounted at its directory.
+    const template = rendered.nats.spec.template;
+    const args = (onlyContainer(template).args ?? []).map(String);
+    const configPath = args[args.indexOf("--config") + 1];
+    assert.ok(args.includes("--config") && configPath !== undefined, "nats-server is given --config");
+    const mount = onlyContainer(template).volumeMounts?.find(
+      (m) => m.mountPath === posix.dirname(configPath),
+    );
+    assert.ok(mount, `nothing is mounted at ${posix.dirname(configPath)}`);
+    const volume = template.spec.volumes?.find((v) => v.name === mount.name);
+    assert.ok(
+      volume?.configMap && volume.configMap.items === undefined,
+      "the config comes whole from a ConfigMap",
+    );
+    const config = named<ConfigMap>(rendered, "ConfigMap", volume.configMap.name).data?.[
+      posix.basename(configPath)
+    ];
+    assert.ok(
+      config !== undefined,
+      `ConfigMap ${volume.configMap.name} has no key ${posix.basename(configPath)}`,
+    );
 
-  const binary = requireNatsServer(t);
-  if (binary === undefined) return;
-  const dir = tempDir("deploy-nats");
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, "nats.conf");
-  writeFileSync(file, config);
-  // Loopback and free ports on the command line, which override the file's.
-  const [port, monitorPort] = [await freePort(), await freePort()];
-  const child = spawn(
-    binary,
-    ["-c", file, "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort)],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (text: string) => (stderr += text));
-  const exited = new Promise<void>((resolvePromise) => child.once("close", () => resolvePromise()));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    await exited;
-  });
-
-  // Connected, or nats-server exited first (a config it rejects).
-  const exitedEarly = exited.then(() => Promise.reject(new Error(`nats-server exited:\n${stderr}`)));
-  void exitedEarly.catch(() => undefined); // still rejects the race below; only unobserved later
-  const nc = await Promise.race([
-    connect({
-      servers: `nats://127.0.0.1:${port}`,
-      waitOnFirstConnect: true,
-      maxReconnectAttempts: 200,
-      reconnectTimeWait: 25,
-    }),
-    exitedEarly,
-  ]);
-  try {
-    const maxPayload = nc.info?.max_payload ?? 0;
-    assert.ok(maxPayload > 1024 * 1024, `max_payload ${maxPayload} should be raised above the 1 MiB default`);
-    assert.ok(maxPayload <= 64 * 1024 * 1024, `max_payload ${maxPayload} is over nats-server's 64 MiB limit`);
-  } finally {
-    await nc.close();
-  }
-});
+    const binary = requireNatsServer(t);
+    if (binary === undefined) return;
+    const dir = tempDir("deploy-nats");
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "nats.conf");
+    writeFileSync(file, config);
+    // Loopback and free ports on the command line, which override the file's.
+    const [port, monitorPort] = [await freePort(), await freePort()];
+    const child = spawn(
+      binary,
+      ["-c", file, "-a", "127.0.0.1", "-p", String(port), "-m", String(monitorPort)],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    // Ready once it logs so; a config it rejects makes it exit first.
+    let stderr = "";
+    const exited = new Promise<void>((resolvePromise) => child.once("close", () => resolvePromise()));
+    t.after(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    });
+    await new Promise<void>((resolvePromise, reject) => {
+      child.stderr.setEncoding("utf8");
+      child.stderr.on("data", (text: string) => {
+        stderr += text;
+        if (stderr.includes("Server is ready")) resolvePromise();
+      });
+      child.once("error", reject);
+      child.once("close", () => reject(new Error(`nats-server exited:\n${stderr}`)));
+    });
+    const nc = await connect({ servers: `nats://127.0.0.1:${port}`, reconnect: false });
+    try {
+      const maxPayload = nc.info?.max_payload ?? 0;
+      assert.ok(
+        maxPayload > 1024 * 1024,
+        `max_payload ${maxPayload} should be raised above the 1 MiB default`,
+      );
+      assert.ok(
+        maxPayload <= 64 * 1024 * 1024,
+        `max_payload ${maxPayload} is over nats-server's 64 MiB limit`,
+      );
+    } finally {
+      await nc.close();
+    }
+  },
+);
