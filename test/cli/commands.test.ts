@@ -2,14 +2,11 @@
 // writes, and the figures it reports. Runs are kept to a few steps of the tiny model on wasm.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { tempDir, writeSyntheticData } from "../support/tiny.js";
-
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../cli/main.js");
+import { runCliSync, type CliRun } from "../support/cli.js";
 
 const dir = tempDir("cli-commands");
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -24,20 +21,10 @@ function fresh(name: string): string {
   return path.join(dir, `${dirCount}-${name}`);
 }
 
-interface CliResult {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type CliResult = CliRun;
 
 function runCli(args: readonly string[]): CliResult {
-  const result = spawnSync(process.execPath, [CLI, ...args], {
-    cwd: dir,
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  if (result.error) throw result.error;
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  return runCliSync(args, dir);
 }
 
 function shown(result: CliResult): string {

@@ -3,13 +3,10 @@
 // data writes nothing to --out.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../cli/main.js");
+import { runCliSync, type CliRun } from "../support/cli.js";
 
 const fixtureDir = fs.mkdtempSync(path.join(os.tmpdir(), "imtrain-cli-errors-"));
 let fixtureCount = 0;
@@ -32,20 +29,10 @@ function jsonLines(...records: unknown[]): string {
 
 const GOOD = { instruction: "Say hi.", input: "", output: "Hi" };
 
-interface CliResult {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type CliResult = CliRun;
 
 function runCli(args: readonly string[]): CliResult {
-  const result = spawnSync(process.execPath, [CLI, ...args], {
-    cwd: fixtureDir,
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  if (result.error) throw result.error;
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  return runCliSync(args, fixtureDir);
 }
 
 function masks(...args: string[]): CliResult {

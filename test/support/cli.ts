@@ -1,5 +1,5 @@
 // Runs the compiled CLI in a child process, as a user would.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -23,4 +23,11 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process
     child.once("error", reject);
     child.once("close", (status) => resolvePromise({ status, stdout, stderr }));
   });
+}
+
+/** Runs `imtrain args…` in `cwd` and waits (blocking) for it; for tests that need nothing else running. */
+export function runCliSync(args: readonly string[], cwd: string): CliRun {
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: "utf8", timeout: 120_000 });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
