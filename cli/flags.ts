@@ -168,6 +168,30 @@ export function trainFlags<T>(yargs: Argv<T>) {
     });
 }
 
+/** --metrics-port/--metrics-host: every long-running command serves /metrics and /healthz when asked. */
+export function metricsEndpointFlags<T>(yargs: Argv<T>) {
+  return yargs
+    .option("metrics-port", {
+      type: "number",
+      describe:
+        "Serve Prometheus metrics (GET /metrics) and health (GET /healthz) on this port; 0 = a free port (logged). Default: no endpoint",
+    })
+    .option("metrics-host", {
+      type: "string",
+      default: "127.0.0.1",
+      describe: "Address the metrics endpoint listens on (0.0.0.0 to be scraped from other hosts)",
+    });
+}
+
+/** --peak-tflops: for the ranks' MFU; only commands that run a rank take it. */
+export function peakFlopsFlag<T>(yargs: Argv<T>) {
+  return yargs.option("peak-tflops", {
+    type: "number",
+    describe:
+      "This rank's peak TFLOP/s, for MFU (default: a known GPU's data-sheet figure, else the backend's measured matmul ceiling)",
+  });
+}
+
 /** Parses `train` flags with their defaults (for programmatic use and tests). */
 export function parseTrainFlags(args: readonly string[]): TrainFlags {
   return trainFlags(yargs([...args]))
@@ -183,7 +207,7 @@ export const DEFAULT_NATS_URL = process.env["NATS_URL"] ?? "nats://127.0.0.1:422
 
 /** Flags of the coordinator (also accepted by launch, which forwards them). */
 export function coordinatorFlags<T>(yargs: Argv<T>) {
-  return trainFlags(yargs)
+  return metricsEndpointFlags(trainFlags(yargs))
     .option("workers", {
       type: "number",
       demandOption: true,

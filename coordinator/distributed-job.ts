@@ -5,18 +5,24 @@
 //   preparing → waiting-for-workers → running → stopped
 //                                        ↘ salvaging (a worker was lost) → failed
 //   (SIGTERM, or a worker leaving: `running` finishes the step, checkpoints, then `stopped`)
+// With --metrics-port it serves the job's metrics; the workers serve their ranks'.
 import { connect } from "nats";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
 import type { TrainFlags, TrainOptions } from "../shared/options.js";
 import type { DataPlane, JobSpec } from "../shared/protocol.js";
 import { prepareRun } from "../shared/train/prepare.js";
+import type { Health } from "../shared/metrics/endpoint.js";
+import type { MetricsOptions } from "../shared/metrics/options.js";
+import { serveMetrics } from "../shared/metrics/serve.js";
+import { IMTRAIN_VERSION } from "../shared/version.js";
 import { runJob, type JobControl, type JobSummary } from "./job.js";
+import { JobMetrics } from "./job-metrics.js";
+import type { JobState } from "./job-state.js";
 import { RemoteRanks, WorkerLostError } from "./remote-ranks.js";
 import { join } from "node:path";
 
-export type CoordinatorState =
-  "preparing" | "waiting-for-workers" | "running" | "salvaging" | "stopped" | "failed";
+export type CoordinatorState = JobState;
 
 export interface CoordinatorOptions {
   readonly natsUrl: string;
@@ -28,6 +34,7 @@ export interface CoordinatorOptions {
   readonly heartbeatMs: number;
   readonly workerTimeoutMs: number;
   readonly joinTimeoutMs: number;
+  readonly metrics: MetricsOptions;
 }
 
 /** The train flags a worker compiles itself (yargs' camelCase keys; aliases and CLI internals dropped). */
@@ -44,7 +51,35 @@ export async function runCoordinator(
   flags: TrainFlags,
   options: CoordinatorOptions,
   log: Log,
-  control: JobControl = {},
+  control: Omit<JobControl, "metrics"> = {},
+): Promise<JobSummary> {
+  const served = await serveMetrics(
+    options.metrics,
+    options.job,
+    { version: IMTRAIN_VERSION, backend: "", device: "", model: train.model, role: "coordinator", rank: "" },
+    log,
+  );
+  const metrics = served && new JobMetrics(served.registry, served.process);
+  try {
+    const summary = await coordinate(train, flags, options, log, control, metrics, served?.health);
+    served?.health.stopping("job finished");
+    return summary;
+  } catch (error) {
+    served?.health.failed((error as Error).message);
+    throw error;
+  } finally {
+    await served?.close();
+  }
+}
+
+async function coordinate(
+  train: TrainOptions,
+  flags: TrainFlags,
+  options: CoordinatorOptions,
+  log: Log,
+  control: Omit<JobControl, "metrics">,
+  metrics: JobMetrics | undefined,
+  health: Health | undefined,
 ): Promise<JobSummary> {
   const nc = await connect({ servers: options.natsUrl, name: `imtrain-coordinator-${options.job}` }).catch(
     (error: unknown) => {
@@ -57,6 +92,7 @@ export async function runCoordinator(
   const enter = (next: CoordinatorState) => {
     log(`coordinator: ${state} → ${next}`);
     state = next;
+    metrics?.enter(next);
   };
   log(`coordinator for job "${options.job}" on ${options.natsUrl}`);
   const run = await prepareRun(train, log);
@@ -72,6 +108,7 @@ export async function runCoordinator(
   // A worker leaving (SIGTERM) stops the job like a SIGTERM here: after the step, with a checkpoint.
   const stop = new AbortController();
   control.signal?.addEventListener("abort", () => stop.abort(), { once: true });
+  stop.signal.addEventListener("abort", () => health?.stopping("stopping after this step"), { once: true });
   let outcome = "job finished";
   try {
     enter("waiting-for-workers");
@@ -84,6 +121,7 @@ export async function runCoordinator(
         dataFingerprint: run.dataFingerprint,
         joinTimeoutMs: options.joinTimeoutMs,
         workerTimeoutMs: options.workerTimeoutMs,
+        ...(metrics ? { events: metrics } : {}),
       },
       log,
     );
@@ -93,6 +131,7 @@ export async function runCoordinator(
       ...control,
       signal: stop.signal,
       checksumEverySteps: options.checksumEverySteps,
+      ...(metrics ? { metrics } : {}),
     });
     enter("stopped");
     return summary;

@@ -1,8 +1,11 @@
 // `imtrain launch`: one node, like torchrun. Finds a NATS server (given URL, else a nats-server from the
 // PATH on a free loopback port, else an in-process broker), starts a coordinator and N workers as child
 // processes, prefixes their logs, forwards SIGTERM to the coordinator (which drains the workers), and
-// exits with the coordinator's status.
+// exits with the coordinator's status. With metrics, each process gets its own port and the run
+// directory gets a Prometheus file_sd list of them (deploy/prometheus/prometheus.yml reads it).
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import type { Log } from "../shared/data/load.js";
 import { EmbeddedNatsServer } from "./nats/embedded-server.js";
 import { findNatsServer, startNatsServerProcess } from "./nats/server-process.js";
@@ -21,6 +24,40 @@ export interface LaunchOptions {
   readonly workerGraceMs: number;
   /** Pass the coordinator's summary line (its stdout) through. */
   readonly printSummary: boolean;
+  /** Where the coordinator writes the run (for the metrics targets file). */
+  readonly outDir: string;
+  readonly metrics?: LaunchMetrics;
+}
+
+export interface LaunchMetrics {
+  readonly host: string;
+  readonly coordinatorPort: number;
+  /** Worker r's port at index r. */
+  readonly workerPorts: readonly number[];
+  readonly peakTflops: number | undefined;
+}
+
+/** The address a local Prometheus scrapes for a listen address (a wildcard is reached on loopback). */
+function scrapeHost(host: string): string {
+  if (host === "0.0.0.0" || host === "::" || host === "") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** OUT/metrics-targets.json: every endpoint of this launch, in Prometheus's file_sd format. */
+export function writeMetricsTargets(outDir: string, metrics: LaunchMetrics): string {
+  const host = scrapeHost(metrics.host);
+  const file = join(outDir, "metrics-targets.json");
+  mkdirSync(outDir, { recursive: true });
+  const targets = [metrics.coordinatorPort, ...metrics.workerPorts].map((port) => `${host}:${port}`);
+  writeFileSync(
+    file,
+    JSON.stringify([{ targets, labels: { imtrain_run: basename(resolve(outDir)) } }], null, 2) + "\n",
+  );
+  return file;
+}
+
+function metricsArgs(host: string, port: number): string[] {
+  return ["--metrics-port", String(port), "--metrics-host", host];
 }
 
 interface Bus {
@@ -65,10 +102,25 @@ function exited(child: ChildProcess): Promise<number> {
 
 export async function launch(options: LaunchOptions, log: Log, signal: AbortSignal): Promise<number> {
   const bus = await startBus(options, log);
+  const { metrics } = options;
+  if (metrics) {
+    const host = scrapeHost(metrics.host);
+    const urls = metrics.workerPorts.map((port, r) => `w${r} http://${host}:${port}/metrics`);
+    log(
+      `launch: metrics at coordinator http://${host}:${metrics.coordinatorPort}/metrics, ${urls.join(", ")}`,
+    );
+    log(`launch: Prometheus targets in ${writeMetricsTargets(options.outDir, metrics)}`);
+  }
   try {
     const coordinator = run(
       options.cliPath,
-      ["coordinator", "--nats", bus.url, ...options.coordinatorArgs],
+      [
+        "coordinator",
+        "--nats",
+        bus.url,
+        ...options.coordinatorArgs,
+        ...(metrics ? metricsArgs(metrics.host, metrics.coordinatorPort) : []),
+      ],
       "coordinator",
       options.printSummary,
     );
@@ -85,6 +137,8 @@ export async function launch(options: LaunchOptions, log: Log, signal: AbortSign
           `w${i}`,
           "--device",
           options.devices === "gpu" ? `gpu:${i}` : "cpu",
+          ...(metrics ? metricsArgs(metrics.host, metrics.workerPorts[i] ?? 0) : []),
+          ...(metrics?.peakTflops === undefined ? [] : ["--peak-tflops", String(metrics.peakTflops)]),
         ],
         `w${i}`,
         false,

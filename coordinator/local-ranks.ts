@@ -1,28 +1,47 @@
 // One rank in this process: `imtrain train`. The all-reduce over one rank is the identity.
-import type { LossSums, StepResult } from "../shared/protocol.js";
+import type { RankMetrics } from "../shared/metrics/rank-metrics.js";
 import type { Rank } from "../worker/rank.js";
 import { trainStep } from "../worker/train-step.js";
-import { addSums, type RankGroup } from "./rank-group.js";
+import {
+  addSums,
+  secondsSince,
+  type GroupCheckpoint,
+  type GroupEval,
+  type GroupStep,
+  type RankGroup,
+} from "./rank-group.js";
 
 export class LocalRanks implements RankGroup {
   readonly worldSize = 1;
 
-  constructor(private readonly rank: Rank) {}
+  constructor(
+    private readonly rank: Rank,
+    private readonly metrics: RankMetrics | undefined,
+  ) {}
 
-  step(step: number, assignments: readonly (readonly number[])[]): Promise<StepResult> {
-    return trainStep(this.rank, step, assignments.flat(), async (buffer) => buffer);
+  async step(step: number, assignments: readonly (readonly number[])[]): Promise<GroupStep> {
+    const { result, phases } = await trainStep(this.rank, step, assignments.flat(), async (buffer) => buffer);
+    this.metrics?.recordMemory();
+    return { result, rankPhases: [phases] };
   }
 
   async evaluate(
     heldOut: readonly (readonly number[])[],
     train: readonly (readonly number[])[],
-  ): Promise<{ heldOut: LossSums; train: LossSums }> {
+  ): Promise<GroupEval> {
+    const started = performance.now();
     const sums = this.rank.evaluate(heldOut.flat(), train.flat());
-    return { heldOut: addSums([sums.heldOut]), train: addSums([sums.train]) };
+    return {
+      heldOut: addSums([sums.heldOut]),
+      train: addSums([sums.train]),
+      rankSeconds: [secondsSince(started)],
+    };
   }
 
-  checkpoint(dir: string, seed: number): Promise<void> {
-    return this.rank.saveCheckpoint(dir, seed);
+  async checkpoint(dir: string, seed: number): Promise<GroupCheckpoint> {
+    const started = performance.now();
+    await this.rank.saveCheckpoint(dir, seed);
+    return { rank: 0, seconds: secondsSince(started) };
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,17 @@
-// DIR/metrics.jsonl: one JSON line per step and per eval, appended as they happen so a crash loses at
-// most the line being written. On resume, lines past the checkpoint's step are dropped first, so the
-// file never holds two histories.
+// DIR/metrics.jsonl: one JSON line per step, eval and checkpoint, appended as they happen so a crash loses
+// at most the line being written. On resume, lines past the checkpoint's step are dropped first, so the
+// file never holds two histories (and a half-written last line from a crash is dropped with them).
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
-import type { EvalRecord, MetricsSink, StepRecord } from "../shared/metrics.js";
+import type { CheckpointRecord, EvalRecord, MetricsSink, StepRecord } from "../shared/metrics/records.js";
+
+function stepOf(line: string): number | undefined {
+  try {
+    const step = (JSON.parse(line) as { step?: unknown }).step;
+    return typeof step === "number" ? step : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export class MetricsFile implements MetricsSink {
   constructor(
@@ -15,17 +24,28 @@ export class MetricsFile implements MetricsSink {
     }
     const kept = readFileSync(path, "utf8")
       .split("\n")
-      .filter((line) => line.trim() !== "" && (JSON.parse(line) as { step: number }).step <= resumeFromStep);
+      .filter((line) => (stepOf(line) ?? Infinity) <= resumeFromStep);
     writeFileSync(path, kept.map((line) => line + "\n").join(""));
   }
 
   step(record: StepRecord): void {
-    appendFileSync(this.path, JSON.stringify({ type: "step", ...record }) + "\n");
+    // Per-rank phases go to Prometheus; the file keeps the summary (phase_s, rank_compute_s).
+    const { rank_phase_s: _, ...line } = record;
+    this.append({ type: "step", ...line });
   }
 
   eval(record: EvalRecord): void {
-    appendFileSync(this.path, JSON.stringify({ type: "eval", ...record }) + "\n");
+    const { rank_eval_s: _, ...line } = record;
+    this.append({ type: "eval", ...line });
+  }
+
+  checkpoint(record: CheckpointRecord): void {
+    this.append({ type: "checkpoint", step: record.step, checkpoint_s: record.checkpoint_s });
   }
 
   async close(): Promise<void> {}
+
+  private append(line: object): void {
+    appendFileSync(this.path, JSON.stringify(line) + "\n");
+  }
 }

@@ -1,5 +1,26 @@
 // The ranks a job drives, wherever they run: one in this process, or N workers over NATS.
+import type { RankPhaseSeconds } from "../shared/metrics/records.js";
 import type { LossSums, StepResult } from "../shared/protocol.js";
+
+export interface GroupStep {
+  /** Identical on every rank. */
+  readonly result: StepResult;
+  /** Rank r's own phase seconds at index r. */
+  readonly rankPhases: readonly RankPhaseSeconds[];
+}
+
+export interface GroupEval {
+  readonly heldOut: LossSums;
+  readonly train: LossSums;
+  /** Rank r's scoring seconds at index r. */
+  readonly rankSeconds: readonly number[];
+}
+
+export interface GroupCheckpoint {
+  /** The rank that wrote it. */
+  readonly rank: number;
+  readonly seconds: number;
+}
 
 export interface RankGroup {
   readonly worldSize: number;
@@ -8,18 +29,23 @@ export interface RankGroup {
     step: number,
     assignments: readonly (readonly number[])[],
     compareChecksums: boolean,
-  ): Promise<StepResult>;
+  ): Promise<GroupStep>;
   /** Output-loss sums over held-out and training-subset positions, split by rank. */
   evaluate(
     heldOut: readonly (readonly number[])[],
     train: readonly (readonly number[])[],
-  ): Promise<{ heldOut: LossSums; train: LossSums }>;
+  ): Promise<GroupEval>;
   /** Saves the ranks' (identical) state as a resumable checkpoint. */
-  checkpoint(dir: string, seed: number): Promise<void>;
+  checkpoint(dir: string, seed: number): Promise<GroupCheckpoint>;
   close(reason: string): Promise<void>;
 }
 
 /** Sums per-rank loss sums. */
 export function addSums(parts: readonly LossSums[]): LossSums {
   return [parts.reduce((a, p) => a + p[0], 0), parts.reduce((a, p) => a + p[1], 0)];
+}
+
+/** Seconds since `startedMs` (a performance.now() reading). */
+export function secondsSince(startedMs: number): number {
+  return (performance.now() - startedMs) / 1000;
 }

@@ -12,11 +12,27 @@ import {
   jobSubjects,
   type CoordinatorMessage,
   type JobSpec,
-  type LossSums,
-  type StepResult,
   type WorkerMessage,
 } from "../shared/protocol.js";
-import { addSums, type RankGroup } from "./rank-group.js";
+import type { DropReason } from "../shared/metrics/process-metrics.js";
+import type { RankPhaseSeconds } from "../shared/metrics/records.js";
+import {
+  addSums,
+  type GroupCheckpoint,
+  type GroupEval,
+  type GroupStep,
+  type RankGroup,
+} from "./rank-group.js";
+
+/** What membership reports as it happens (the job's metrics listen). */
+export interface MembershipEvents {
+  /** `count` workers have joined so far. */
+  joined(count: number): void;
+  lost(rank: number): void;
+  dropped(reason: DropReason): void;
+}
+
+const NO_EVENTS: MembershipEvents = { joined: () => {}, lost: () => {}, dropped: () => {} };
 
 /** A worker failed, left or went silent; the job cannot continue with a fixed world size. */
 export class WorkerLostError extends UserError {
@@ -54,6 +70,7 @@ export interface RemoteRanksOptions {
   readonly joinTimeoutMs: number;
   /** A worker silent for this long is lost; it must exceed the longest step's compute. */
   readonly workerTimeoutMs: number;
+  readonly events?: MembershipEvents;
 }
 
 interface Member {
@@ -112,6 +129,7 @@ export class RemoteRanks implements RankGroup {
   private readonly subscriptions: Subscription[] = [];
   private watchdog: NodeJS.Timeout | undefined;
   private evalRequests = 0;
+  private readonly events: MembershipEvents;
   /** Called when a worker announces it is leaving (SIGTERM): the job should stop after this step. */
   onLeaving: (rank: number, reason: string) => void = () => {};
 
@@ -121,6 +139,7 @@ export class RemoteRanks implements RankGroup {
     private readonly log: Log,
   ) {
     this.subjects = jobSubjects(options.job);
+    this.events = options.events ?? NO_EVENTS;
   }
 
   get worldSize(): number {
@@ -210,6 +229,7 @@ export class RemoteRanks implements RankGroup {
     }
     const rank = this.members.length;
     this.members.push({ name: message.name, host: message.host, lastSeenMs: Date.now() });
+    this.events.joined(this.members.length);
     this.log(
       `worker ${message.name} (${message.host}, pid ${message.pid}, ${message.device}) joined as rank ${rank}`,
     );
@@ -226,12 +246,14 @@ export class RemoteRanks implements RankGroup {
       message = decodeWorkerMessage(bytes, subject);
     } catch (error) {
       this.log(`ignored a bad message: ${(error as Error).message}`);
+      this.events.dropped("malformed");
       return;
     }
     if (message.type === "join") return;
     const member = this.members[message.rank];
     if (member === undefined) {
       this.log(`ignored ${message.type} from unknown rank ${message.rank}`);
+      this.events.dropped("unknown_rank");
       return;
     }
     member.lastSeenMs = Date.now();
@@ -256,6 +278,7 @@ export class RemoteRanks implements RankGroup {
     const error = new WorkerLostError(rank, this.nameOf(rank), reason);
     this.lost.set(rank, error);
     this.log(error.message);
+    this.events.lost(rank);
     for (const gather of this.gathers) if (gather.ranks.has(rank)) gather.fail(error);
   }
 
@@ -303,7 +326,7 @@ export class RemoteRanks implements RankGroup {
     step: number,
     assignments: readonly (readonly number[])[],
     compareChecksums: boolean,
-  ): Promise<StepResult> {
+  ): Promise<GroupStep> {
     const gather = this.expect<Extract<Reply, { type: "stepDone" }>>("stepDone", step, this.allRanks());
     assignments.forEach((examples, rank) =>
       this.send(rank, { type: "step", step, examples: [...examples], checksum: compareChecksums }),
@@ -319,13 +342,16 @@ export class RemoteRanks implements RankGroup {
     }
     const first = results[0];
     if (first === undefined) throw new Error("no ranks");
-    return first.result;
+    const rankPhases: RankPhaseSeconds[] = [...replies.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([, m]) => m.phases);
+    return { result: first.result, rankPhases };
   }
 
   async evaluate(
     heldOut: readonly (readonly number[])[],
     train: readonly (readonly number[])[],
-  ): Promise<{ heldOut: LossSums; train: LossSums }> {
+  ): Promise<GroupEval> {
     const requestId = ++this.evalRequests;
     const gather = this.expect<Extract<Reply, { type: "evalDone" }>>("evalDone", requestId, this.allRanks());
     for (let rank = 0; rank < this.worldSize; rank++) {
@@ -336,12 +362,16 @@ export class RemoteRanks implements RankGroup {
         train: [...(train[rank] ?? [])],
       });
     }
-    const replies = [...(await gather.done).values()];
-    return { heldOut: addSums(replies.map((r) => r.heldOut)), train: addSums(replies.map((r) => r.train)) };
+    const replies = [...(await gather.done).entries()].sort(([a], [b]) => a - b).map(([, m]) => m);
+    return {
+      heldOut: addSums(replies.map((r) => r.heldOut)),
+      train: addSums(replies.map((r) => r.train)),
+      rankSeconds: replies.map((r) => r.seconds),
+    };
   }
 
   /** The lowest rank still alive writes the checkpoint (all hold identical state). */
-  async checkpoint(dir: string, seed: number): Promise<void> {
+  async checkpoint(dir: string, seed: number): Promise<GroupCheckpoint> {
     const writer = this.members.findIndex((_, rank) => !this.lost.has(rank));
     if (writer < 0) throw new UserError("no live worker left to write a checkpoint");
     const gather = this.expect<Extract<Reply, { type: "checkpointDone" }>>(
@@ -350,7 +380,8 @@ export class RemoteRanks implements RankGroup {
       new Set([writer]),
     );
     this.send(writer, { type: "checkpoint", dir, seed });
-    await gather.done;
+    const reply = (await gather.done).get(writer);
+    return { rank: writer, seconds: reply?.seconds ?? 0 };
   }
 
   /**

@@ -1,24 +1,69 @@
-// `imtrain train`: the job in one process — one rank, no network.
+// `imtrain train`: the job in one process — one rank, no network. With --metrics-port it serves the
+// job's and the rank's metrics from one registry (rank "0").
+import { basename, resolve } from "node:path";
 import { selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
+import { METRICS_OFF, type MetricsOptions } from "../shared/metrics/options.js";
+import { resolvePeakFlops } from "../shared/metrics/peak-flops.js";
+import { RankMetrics } from "../shared/metrics/rank-metrics.js";
+import { serveMetrics } from "../shared/metrics/serve.js";
 import type { TrainOptions } from "../shared/options.js";
 import { prepareRun } from "../shared/train/prepare.js";
+import { IMTRAIN_VERSION } from "../shared/version.js";
 import { Rank } from "../worker/rank.js";
 import { runJob, type JobControl, type JobSummary } from "./job.js";
+import { JobMetrics } from "./job-metrics.js";
 import { LocalRanks } from "./local-ranks.js";
+
+/** The `job` label of a `train` run: its run directory's name (`--out runs/dolly-im` → "dolly-im"). */
+export function trainJobName(outDir: string): string {
+  return basename(resolve(outDir));
+}
 
 export async function runTrainJob(
   options: TrainOptions,
   log: Log,
-  control: JobControl = {},
+  control: Omit<JobControl, "metrics"> = {},
+  metricsOptions: MetricsOptions = METRICS_OFF,
 ): Promise<JobSummary> {
-  const backend = await selectBackend(options.backend);
-  log(`backend ${backend.name}${backend.skipped.length ? ` (skipped: ${backend.skipped.join("; ")})` : ""}`);
-  const run = await prepareRun(options, log);
-  const ranks = new LocalRanks(new Rank(options, run));
+  const served = await serveMetrics(
+    metricsOptions,
+    trainJobName(options.outDir),
+    { version: IMTRAIN_VERSION, backend: "", device: "", model: options.model, role: "train", rank: "0" },
+    log,
+  );
+  const jobMetrics = served && new JobMetrics(served.registry, served.process);
+  control.signal?.addEventListener("abort", () => served?.health.stopping("stop requested (signal)"), {
+    once: true,
+  });
+  let ranks: LocalRanks | undefined;
   try {
-    return await runJob(options, run, ranks, backend.name, log, control);
+    const backend = await selectBackend(options.backend);
+    log(
+      `backend ${backend.name}${backend.skipped.length ? ` (skipped: ${backend.skipped.join("; ")})` : ""}`,
+    );
+    const device = backend.name === "tensorflow-gpu" ? "gpu:0" : "cpu";
+    served?.process.update({ backend: backend.name, device });
+    const run = await prepareRun(options, log);
+    const rankMetrics = served && new RankMetrics(served.registry);
+    if (rankMetrics) {
+      const peak = resolvePeakFlops(metricsOptions.peakTflops, device);
+      log(`peak ${(peak.flopsPerSecond / 1e12).toPrecision(3)} TFLOP/s (${peak.source}: ${peak.of})`);
+      rankMetrics.start(0, peak);
+    }
+    ranks = new LocalRanks(new Rank(options, run), rankMetrics);
+    jobMetrics?.joined(1);
+    jobMetrics?.enter("running");
+    const summary = await runJob(options, run, ranks, backend.name, log, { ...control, metrics: jobMetrics });
+    jobMetrics?.enter("stopped");
+    served?.health.stopping("job finished");
+    return summary;
+  } catch (error) {
+    jobMetrics?.enter("failed");
+    served?.health.failed((error as Error).message);
+    throw error;
   } finally {
-    await ranks.close();
+    await ranks?.close();
+    await served?.close();
   }
 }

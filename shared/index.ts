@@ -17,7 +17,17 @@ export {
   type TrainFlags,
   type TrainOptions,
 } from "./options.js";
-export type { EvalRecord, MetricsSink, StepRecord } from "./metrics.js";
+export {
+  RANK_PHASES,
+  STEP_PHASES,
+  type CheckpointRecord,
+  type EvalRecord,
+  type MetricsSink,
+  type RankPhase,
+  type RankPhaseSeconds,
+  type StepPhaseSeconds,
+  type StepRecord,
+} from "./metrics/records.js";
 // backends
 export {
   BACKEND_NAMES,

@@ -7,8 +7,10 @@
 //   rank r ──ring chunks──► rank (r+1) mod N                (NATS ring subject, or a WebSocket)
 import { Packr } from "msgpackr";
 import { UserError } from "./errors.js";
+import type { RankPhaseSeconds } from "./metrics/records.js";
 
-export const PROTOCOL_VERSION = 1;
+// 2: stepDone carries the rank's phase seconds; evalDone and checkpointDone their seconds.
+export const PROTOCOL_VERSION = 2;
 
 /** Subjects of one job; several jobs can share a NATS server under different names. */
 export function jobSubjects(job: string) {
@@ -53,9 +55,16 @@ export type LossSums = readonly [lossSum: number, tokens: number];
 export type WorkerMessage =
   | { type: "join"; protocol: number; name: string; device: string; host: string; pid: number }
   | { type: "ready"; rank: number; dataFingerprint: string; dataPlaneAddress: string }
-  | { type: "stepDone"; rank: number; step: number; result: StepResult; checksum: number | null }
-  | { type: "evalDone"; rank: number; requestId: number; heldOut: LossSums; train: LossSums }
-  | { type: "checkpointDone"; rank: number; step: number }
+  | {
+      type: "stepDone";
+      rank: number;
+      step: number;
+      result: StepResult;
+      phases: RankPhaseSeconds;
+      checksum: number | null;
+    }
+  | { type: "evalDone"; rank: number; requestId: number; heldOut: LossSums; train: LossSums; seconds: number }
+  | { type: "checkpointDone"; rank: number; step: number; seconds: number }
   | { type: "aborted"; rank: number; completedSteps: number }
   | { type: "heartbeat"; rank: number }
   | { type: "failed"; rank: number; message: string }
@@ -120,6 +129,12 @@ const isSums: Check = (v) => Array.isArray(v) && v.length === 2 && v.every(isNum
 const isObject: Check = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
 const isStringList: Check = (v) => Array.isArray(v) && v.every(isString);
 const isBoolean: Check = (v) => typeof v === "boolean";
+const isSeconds: Check = (v) => typeof v === "number" && Number.isFinite(v) && v >= 0;
+const isPhases: Check = (v) =>
+  isObject(v) &&
+  ["data", "forward_backward", "allreduce", "optimizer"].every((k) =>
+    isSeconds((v as Record<string, unknown>)[k]),
+  );
 const isResult: Check = (v) =>
   isObject(v) &&
   ["lr", "trainLoss", "trainOutputLoss", "tokens", "lossTokens", "examples", "gradNorm"].every((k) =>
@@ -129,9 +144,9 @@ const isResult: Check = (v) =>
 const WORKER_FIELDS: Record<WorkerMessage["type"], Record<string, Check>> = {
   join: { protocol: isInt, name: isString, device: isString, host: isString, pid: isInt },
   ready: { rank: isInt, dataFingerprint: isString, dataPlaneAddress: isString },
-  stepDone: { rank: isInt, step: isInt, result: isResult, checksum: isNullableNumber },
-  evalDone: { rank: isInt, requestId: isInt, heldOut: isSums, train: isSums },
-  checkpointDone: { rank: isInt, step: isInt },
+  stepDone: { rank: isInt, step: isInt, result: isResult, phases: isPhases, checksum: isNullableNumber },
+  evalDone: { rank: isInt, requestId: isInt, heldOut: isSums, train: isSums, seconds: isSeconds },
+  checkpointDone: { rank: isInt, step: isInt, seconds: isSeconds },
   aborted: { rank: isInt, completedSteps: isInt },
   heartbeat: { rank: isInt },
   failed: { rank: isInt, message: isString },

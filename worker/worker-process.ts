@@ -22,6 +22,11 @@ import {
   type WorkerMessage,
 } from "../shared/protocol.js";
 import { prepareRun } from "../shared/train/prepare.js";
+import type { MetricsOptions } from "../shared/metrics/options.js";
+import { resolvePeakFlops } from "../shared/metrics/peak-flops.js";
+import { RankMetrics } from "../shared/metrics/rank-metrics.js";
+import type { ServedMetrics } from "../shared/metrics/serve.js";
+import { countingTransport } from "./allreduce/counting-transport.js";
 import { createNatsRingTransport } from "./allreduce/nats-transport.js";
 import { RingAllReduce } from "./allreduce/ring.js";
 import type { RingTransport } from "./allreduce/transport.js";
@@ -42,6 +47,7 @@ export interface WorkerOptions {
   readonly joinTimeoutMs: number;
   /** Address other workers reach this one on, for the ws data plane. */
   readonly advertiseHost: string;
+  readonly metrics: MetricsOptions;
 }
 
 const JOIN_RETRY_MS = 500;
@@ -62,10 +68,16 @@ export class Worker {
   private stopped!: () => void;
   private readonly finished = new Promise<void>((resolve) => (this.stopped = resolve));
 
+  private readonly rankMetrics: RankMetrics | undefined;
+
+  /** `served`: this process's metrics endpoint, started before joining so /healthz answers from the start. */
   constructor(
     private readonly options: WorkerOptions,
     private readonly log: Log,
-  ) {}
+    private readonly served: ServedMetrics | undefined = undefined,
+  ) {
+    this.rankMetrics = served && new RankMetrics(served.registry);
+  }
 
   private enter(state: WorkerState): void {
     this.log(`${this.options.name}: ${this.state} → ${state}`);
@@ -131,6 +143,14 @@ export class Worker {
     if (gpu) process.env["CUDA_VISIBLE_DEVICES"] = gpu[1];
     const backend = await selectBackend(options.backend, { allowGpu: gpu !== null });
     this.log(`${this.options.name}: rank ${this.rank}/${worldSize}, backend ${backend.name}`);
+    this.served?.process.update({ backend: backend.name, rank: String(this.rank), model: options.model });
+    if (this.rankMetrics) {
+      const peak = resolvePeakFlops(this.options.metrics.peakTflops, this.options.device);
+      this.log(
+        `${this.options.name}: peak ${(peak.flopsPerSecond / 1e12).toPrecision(3)} TFLOP/s (${peak.source}: ${peak.of})`,
+      );
+      this.rankMetrics.start(this.rank, peak);
+    }
     const run = await prepareRun(options, (line) => this.log(`${this.options.name}: ${line}`));
     const rank = new Rank(options, run);
     const ws = job.dataPlane === "ws" ? await listenWsRing(this.options.advertiseHost, 0) : undefined;
@@ -143,6 +163,7 @@ export class Worker {
           message = decodeCoordinatorMessage(msg.data, msg.subject);
         } catch (error) {
           this.log(`${this.options.name}: ignored a bad command: ${(error as Error).message}`);
+          this.served?.process.messageDropped("malformed");
           return;
         }
         this.lastHeardMs = Date.now();
@@ -180,9 +201,18 @@ export class Worker {
     switch (message.type) {
       case "start": {
         const next = message.peers[(this.rank + 1) % worldSize] ?? "";
-        this.transport = ws
+        const link = ws
           ? await ws.connect(this.rank, worldSize, next)
           : await createNatsRingTransport(nc, this.options.job, this.rank, worldSize);
+        const metrics = this.rankMetrics;
+        const plane = job.dataPlane;
+        metrics?.plane(plane);
+        this.transport = metrics
+          ? countingTransport(link, {
+              sent: (bytes) => metrics.sent(plane, bytes),
+              received: (bytes) => metrics.received(plane, bytes),
+            })
+          : link;
         this.ring = new RingAllReduce(this.transport);
         this.enter("training");
         return;
@@ -190,28 +220,36 @@ export class Worker {
       case "step": {
         const ring = this.ring;
         if (ring === undefined) throw new Error("step before start");
-        const result = await trainStep(rank, message.step, message.examples, (buffer) =>
+        const { result, phases } = await trainStep(rank, message.step, message.examples, (buffer) =>
           ring.allReduce(buffer, message.step),
         );
+        this.rankMetrics?.allReduced(job.dataPlane, phases.allreduce);
+        this.rankMetrics?.recordMemory();
         const checksum = message.checksum ? rank.checksum() : null;
-        this.send({ type: "stepDone", rank: this.rank, step: message.step, result, checksum });
+        this.send({ type: "stepDone", rank: this.rank, step: message.step, result, phases, checksum });
         return;
       }
       case "eval": {
+        const started = performance.now();
         const sums = rank.evaluate(message.heldOut, message.train);
-        this.send({ type: "evalDone", rank: this.rank, requestId: message.requestId, ...sums });
+        const seconds = (performance.now() - started) / 1000;
+        this.send({ type: "evalDone", rank: this.rank, requestId: message.requestId, ...sums, seconds });
         return;
       }
-      case "checkpoint":
+      case "checkpoint": {
+        const started = performance.now();
         await rank.saveCheckpoint(message.dir, message.seed);
-        this.send({ type: "checkpointDone", rank: this.rank, step: rank.completedSteps });
+        const seconds = (performance.now() - started) / 1000;
+        this.send({ type: "checkpointDone", rank: this.rank, step: rank.completedSteps, seconds });
         return;
+      }
       case "shutdown":
         this.log(`${this.options.name}: shutdown (${message.reason})`);
         await this.stop(rank);
         return;
       default:
         this.log(`${this.options.name}: unexpected ${message.type} (job ${job.totalSteps} steps)`);
+        this.served?.process.messageDropped("unexpected");
     }
   }
 
@@ -235,6 +273,7 @@ export class Worker {
 
   /** SIGTERM: finish the step in flight, then tell the coordinator, which stops the job with a checkpoint. */
   drain(): void {
+    this.served?.health.stopping("SIGTERM: draining");
     if (this.state === "training" || this.state === "ready") {
       this.enter("draining");
       void this.commands.then(() => this.send({ type: "leaving", rank: this.rank, reason: "SIGTERM" }));
@@ -250,12 +289,14 @@ export class Worker {
     this.failure = new UserError(
       `${this.options.name}: the coordinator went silent for ${Math.round(silentMs)} ms; stopping`,
     );
+    this.served?.health.failed(this.failure.message);
     this.log(this.failure.message);
     void this.stop(rank);
   }
 
   private fail(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
+    if (!this.aborted) this.served?.health.failed(message);
     this.log(`${this.options.name}: ${message}`);
     // After an abort the cancelled step's failure is expected; the `aborted` reply says where we stand.
     if (this.rank >= 0 && !this.aborted) this.send({ type: "failed", rank: this.rank, message });
@@ -269,6 +310,7 @@ export class Worker {
     if (this.state === "stopped" || this.stopping) return;
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.served?.health.stopping("job over");
     await this.transport?.close().catch(() => undefined);
     rank.dispose();
     await this.nc?.drain().catch(() => undefined);

@@ -1,12 +1,14 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { runCoordinator } from "../../coordinator/distributed-job.js";
 import { OptionError } from "../../shared/errors.js";
+import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/options.js";
 import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
 import type { DataPlane } from "../../shared/protocol.js";
 import { coordinatorFlags, DEFAULT_NATS_URL } from "../flags.js";
+import { finishedLine } from "../finished-line.js";
 import { stopOnSignals } from "../signals.js";
 
-export interface CoordinatorFlags extends TrainFlags {
+export interface CoordinatorFlags extends TrainFlags, MetricsFlags {
   nats: string;
   workers: number;
   job: string;
@@ -47,10 +49,12 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
         heartbeatMs: positiveInt("heartbeat-ms", argv.heartbeatMs),
         workerTimeoutMs: positiveInt("worker-timeout-ms", argv.workerTimeoutMs),
         joinTimeoutMs: positiveInt("join-timeout-ms", argv.joinTimeoutMs),
+        metrics: compileMetricsOptions(argv),
       },
       log,
       { signal: stopOnSignals() },
     );
+    log(finishedLine(summary));
     process.stdout.write(JSON.stringify(summary) + "\n");
   },
 };

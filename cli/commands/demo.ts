@@ -110,6 +110,7 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
           devices: "cpu",
           workerGraceMs: 15_000,
           printSummary: false,
+          outDir: join(flags.out, mode),
         },
         log,
         signal,

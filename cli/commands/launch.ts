@@ -1,8 +1,10 @@
 import { fileURLToPath } from "node:url";
 import type { Argv, CommandModule } from "yargs";
-import { launch } from "../../coordinator/launch.js";
+import { freePorts } from "../../coordinator/free-ports.js";
+import { launch, type LaunchMetrics } from "../../coordinator/launch.js";
+import { compileMetricsOptions, type MetricsOptions } from "../../shared/metrics/options.js";
 import { compileTrainOptions } from "../../shared/options.js";
-import { coordinatorFlags } from "../flags.js";
+import { coordinatorFlags, peakFlopsFlag } from "../flags.js";
 import { stopOnSignals } from "../signals.js";
 import type { CoordinatorFlags } from "./coordinator.js";
 
@@ -13,23 +15,48 @@ interface LaunchFlags extends Omit<CoordinatorFlags, "nats"> {
 
 const CLI_PATH = fileURLToPath(new URL("../main.js", import.meta.url));
 
+/** Flags launch consumes itself (each takes a value) rather than forwarding to the coordinator. */
+const LAUNCH_ONLY = ["nats", "devices", "metrics-port", "metrics-host", "peak-tflops"];
+
+/** "metrics-port" → "metricsPort": yargs accepts both spellings. */
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
 /** The command line after "launch", minus the flags launch itself consumes. */
-function forwardedArgs(): string[] {
-  const args = process.argv.slice(process.argv.indexOf("launch") + 1);
+export function forwardedArgs(args: readonly string[]): string[] {
+  const names = new Set(LAUNCH_ONLY.flatMap((flag) => [flag, camel(flag)]));
   const forwarded: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
-    if (arg === "--nats" || arg === "--devices") i++;
-    else if (!arg.startsWith("--nats=") && !arg.startsWith("--devices=")) forwarded.push(arg);
+    const match = /^--([^=]+)(=.*)?$/.exec(arg);
+    if (match && names.has(match[1] ?? "")) {
+      if (match[2] === undefined) i++; // "--flag value": skip the value too
+    } else forwarded.push(arg);
   }
   return forwarded;
+}
+
+/** --metrics-port P: the coordinator gets P, worker r gets P+1+r; 0: free ports for all. */
+async function launchMetrics(options: MetricsOptions, workers: number): Promise<LaunchMetrics | undefined> {
+  if (options.port === undefined) return undefined;
+  const ports =
+    options.port === 0
+      ? await freePorts(options.host, workers + 1)
+      : Array.from({ length: workers + 1 }, (_, i) => (options.port ?? 0) + i);
+  return {
+    host: options.host,
+    coordinatorPort: ports[0] ?? 0,
+    workerPorts: ports.slice(1),
+    peakTflops: options.peakTflops,
+  };
 }
 
 export const launchCommand: CommandModule<object, LaunchFlags> = {
   command: "launch",
   describe: "One node: start a coordinator and N workers (and NATS if none is given), like torchrun",
   builder: (yargs: Argv) =>
-    coordinatorFlags(yargs)
+    peakFlopsFlag(coordinatorFlags(yargs))
       .option("nats", {
         type: "string",
         describe:
@@ -40,19 +67,25 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
         default: "cpu",
         choices: ["cpu", "gpu"],
         describe: "cpu: every worker on CPU; gpu: worker i on GPU i",
-      }) as unknown as Argv<LaunchFlags>,
+      })
+      .epilogue(
+        "With --metrics-port P the coordinator serves metrics on P and worker r on P+1+r (0: free ports); the URLs are printed and written to OUT/metrics-targets.json for Prometheus.",
+      ) as unknown as Argv<LaunchFlags>,
   handler: async (argv) => {
     compileTrainOptions(argv); // fail here, once, on bad flags rather than in N+1 processes
+    const metrics = await launchMetrics(compileMetricsOptions(argv), argv.workers);
     const status = await launch(
       {
         cliPath: CLI_PATH,
         workers: argv.workers,
         natsUrl: argv.nats ?? process.env["NATS_URL"],
-        coordinatorArgs: forwardedArgs(),
+        coordinatorArgs: forwardedArgs(process.argv.slice(process.argv.indexOf("launch") + 1)),
         job: argv.job,
         devices: argv.devices === "gpu" ? "gpu" : "cpu",
         workerGraceMs: 15_000,
         printSummary: true,
+        outDir: argv.out,
+        ...(metrics ? { metrics } : {}),
       },
       (line) => process.stderr.write(line + "\n"),
       stopOnSignals(),

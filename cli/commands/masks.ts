@@ -3,6 +3,7 @@ import { readDataFile } from "../../shared/data/formats.js";
 import { renderConversation, type Span } from "../../shared/data/template.js";
 import { spanWeight } from "../../shared/data/encode.js";
 import type { DataFlags, DataOptions } from "../../shared/options.js";
+import { paint, terminalStyle, type TerminalStyle } from "../../shared/terminal.js";
 import { loadDataForCommand } from "../data-command.js";
 import { dataFlags } from "../flags.js";
 
@@ -11,19 +12,29 @@ interface MasksFlags extends DataFlags {
   json: boolean;
 }
 
-const COLOURS = { output: "\x1b[32m", prompt: "\x1b[33m", template: "\x1b[2m" } as const;
-const RESET = "\x1b[0m";
+const COLOURS = { output: "32", prompt: "33", template: "2" } as const;
+const STRUCK = "9";
 
-function colouredSpans(spans: readonly Span[], options: DataOptions): string {
+/** On a terminal: the text coloured by kind, weight-0 prompt struck through. */
+function colouredSpans(spans: readonly Span[], options: DataOptions, style: TerminalStyle): string {
   return spans
     .map((span) => {
       const text = span.eos ? "</s>" : span.text;
       const weight = spanWeight(span.kind, options.weighting);
-      return weight === 0 && span.kind !== "template"
-        ? `\x1b[9m${text}${RESET}`
-        : `${COLOURS[span.kind]}${text}${RESET}`;
+      return paint(style, weight === 0 && span.kind !== "template" ? STRUCK : COLOURS[span.kind], text);
     })
     .join("");
+}
+
+/** Into a pipe, a file or with NO_COLOR: one line per span with its kind and weight, no escape codes. */
+function labelledSpans(spans: readonly Span[], options: DataOptions): string {
+  return spans
+    .map((span) => {
+      const text = span.eos ? "</s>" : span.text;
+      const weight = spanWeight(span.kind, options.weighting);
+      return `  ${span.kind.padEnd(8)} w=${String(weight).padEnd(4)} ${JSON.stringify(text)}`;
+    })
+    .join("\n");
 }
 
 export const masksCommand: CommandModule<object, MasksFlags> = {
@@ -48,9 +59,12 @@ export const masksCommand: CommandModule<object, MasksFlags> = {
       return;
     }
     const { promptLossWeight: lambda, templateLossWeight } = options.weighting;
-    process.stdout.write(
-      `${COLOURS.output}output w=1${RESET}  ${COLOURS.prompt}prompt w=${lambda}${RESET}  ${COLOURS.template}template w=${templateLossWeight}${RESET}  (struck through: prompt with weight 0)\n\n`,
-    );
+    const style = terminalStyle(process.stdout);
+    if (style.colour) {
+      process.stdout.write(
+        `${paint(style, COLOURS.output, "output w=1")}  ${paint(style, COLOURS.prompt, `prompt w=${lambda}`)}  ${paint(style, COLOURS.template, `template w=${templateLossWeight}`)}  (struck through: prompt with weight 0)\n\n`,
+      );
+    }
     const conversations = readDataFile(
       options.dataFile,
       options.format,
@@ -63,8 +77,9 @@ export const masksCommand: CommandModule<object, MasksFlags> = {
       process.stdout.write(
         `── example ${e.index} (${e.source.file}:${e.source.line}, ${e.ids.length} tokens)${truncated}\n`,
       );
+      const spans = renderConversation(conversation, options.template, options);
       process.stdout.write(
-        colouredSpans(renderConversation(conversation, options.template, options), options) + "\n\n",
+        (style.colour ? colouredSpans(spans, options, style) : labelledSpans(spans, options)) + "\n\n",
       );
     }
   },

@@ -1,18 +1,24 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { runTrainJob } from "../../coordinator/train-job.js";
+import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/options.js";
 import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
-import { trainFlags } from "../flags.js";
+import { metricsEndpointFlags, peakFlopsFlag, trainFlags } from "../flags.js";
+import { finishedLine } from "../finished-line.js";
 import { stopOnSignals } from "../signals.js";
 
-export const trainCommand: CommandModule<object, TrainFlags> = {
+type TrainCommandFlags = TrainFlags & MetricsFlags;
+
+export const trainCommand: CommandModule<object, TrainCommandFlags> = {
   command: "train",
   describe: "Train in one process (one rank, no network)",
-  builder: (yargs: Argv) => trainFlags(yargs) as unknown as Argv<TrainFlags>,
-  handler: async (argv: ArgumentsCamelCase<TrainFlags>) => {
+  builder: (yargs: Argv) =>
+    peakFlopsFlag(metricsEndpointFlags(trainFlags(yargs))) as unknown as Argv<TrainCommandFlags>,
+  handler: async (argv: ArgumentsCamelCase<TrainCommandFlags>) => {
     const options = compileTrainOptions(argv);
-    const summary = await runTrainJob(options, (line) => process.stderr.write(line + "\n"), {
-      signal: stopOnSignals(),
-    });
+    const metrics = compileMetricsOptions(argv);
+    const log = (line: string) => process.stderr.write(line + "\n");
+    const summary = await runTrainJob(options, log, { signal: stopOnSignals() }, metrics);
+    log(finishedLine(summary));
     process.stdout.write(JSON.stringify(summary) + "\n");
   },
 };

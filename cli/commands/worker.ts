@@ -1,10 +1,13 @@
 import { hostname } from "node:os";
 import type { Argv, CommandModule } from "yargs";
 import { OptionError } from "../../shared/errors.js";
+import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/options.js";
+import { serveMetrics } from "../../shared/metrics/serve.js";
+import { IMTRAIN_VERSION } from "../../shared/version.js";
 import { Worker } from "../../worker/worker-process.js";
-import { DEFAULT_NATS_URL } from "../flags.js";
+import { DEFAULT_NATS_URL, metricsEndpointFlags, peakFlopsFlag } from "../flags.js";
 
-interface WorkerFlags {
+interface WorkerFlags extends MetricsFlags {
   nats: string;
   device: string;
   name: string;
@@ -17,7 +20,7 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
   command: "worker",
   describe: "Join a job as one rank (one per GPU, or per CPU core) and train until it ends",
   builder: (yargs: Argv) =>
-    yargs
+    peakFlopsFlag(metricsEndpointFlags(yargs))
       .option("nats", {
         type: "string",
         default: DEFAULT_NATS_URL,
@@ -49,6 +52,15 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
     if (argv.device !== "cpu" && !/^gpu:\d+$/.test(argv.device)) {
       throw new OptionError("device", `"${argv.device}" is not cpu or gpu:K`);
     }
+    const metrics = compileMetricsOptions(argv);
+    const log = (line: string) => process.stderr.write(line + "\n");
+    // Served from the start, so /healthz answers while the worker waits for its coordinator.
+    const served = await serveMetrics(
+      metrics,
+      argv.job,
+      { version: IMTRAIN_VERSION, backend: "", device: argv.device, model: "", role: "worker", rank: "" },
+      (line) => log(`${argv.name}: ${line}`),
+    );
     const worker = new Worker(
       {
         natsUrl: argv.nats,
@@ -57,12 +69,21 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
         job: argv.job,
         joinTimeoutMs: argv.joinTimeoutMs,
         advertiseHost: argv.advertiseHost,
+        metrics,
       },
-      (line) => process.stderr.write(line + "\n"),
+      log,
+      served,
     );
     const drain = () => worker.drain();
     process.once("SIGTERM", drain);
     process.once("SIGINT", drain);
-    await worker.run();
+    try {
+      await worker.run();
+    } catch (error) {
+      served?.health.failed((error as Error).message);
+      throw error;
+    } finally {
+      await served?.close();
+    }
   },
 };

@@ -4,10 +4,11 @@
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer, connect as tcpConnect } from "node:net";
+import { connect as tcpConnect } from "node:net";
 import { delimiter, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { UserError } from "../../shared/errors.js";
+import { freePorts } from "../free-ports.js";
 
 export interface NatsServerProcess {
   /** nats://127.0.0.1:PORT */
@@ -109,15 +110,8 @@ export async function startNatsServerProcess(
 
 /** A port the OS just handed out; another process could take it before nats-server binds, which fails fast. */
 export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+  const [port] = await freePorts("127.0.0.1", 1);
+  return port ?? 0;
 }
 
 function accepts(port: number): Promise<boolean> {

@@ -3,6 +3,7 @@
 // the data files itself; the fingerprint lets the coordinator check they all read the same thing.
 import { join } from "node:path";
 import type { Example } from "../data/dataset.js";
+import { analyzeDataset } from "../data/analyze.js";
 import { fixedSubset, splitHeldOut } from "../data/eval-sets.js";
 import { encodingOptions, loadDataTokenizer, loadEncoded, type Log } from "../data/load.js";
 import type { Tokenizer } from "../data/tokenizer.js";
@@ -26,6 +27,17 @@ export interface PreparedRun {
   readonly totalSteps: number;
   /** A hash of every encoded id and weight, to check all ranks read the same data. */
   readonly dataFingerprint: string;
+  readonly dataStats: DataStats;
+}
+
+/** What the training file looks like once encoded: the paper's key ratio, and what truncation cost. */
+export interface DataStats {
+  /** Mean prompt tokens / mean output tokens over the training file's kept examples. */
+  readonly instructionOutputRatio: number;
+  /** Tokens cut from kept examples. */
+  readonly truncatedTokens: number;
+  /** Examples dropped because truncation left no output token. */
+  readonly droppedExamples: number;
 }
 
 async function resumeCheckpointDir(dir: string): Promise<string> {
@@ -110,5 +122,10 @@ export async function prepareRun(options: TrainOptions, log: Log): Promise<Prepa
     plan,
     totalSteps,
     dataFingerprint: fingerprint([split.train, heldOut, trainEval]),
+    dataStats: {
+      instructionOutputRatio: analyzeDataset(trainFile).instruction_output_ratio,
+      truncatedTokens: trainFile.examples.reduce((sum, example) => sum + example.truncatedTokens, 0),
+      droppedExamples: trainFile.dropped.length,
+    },
   };
 }

@@ -2,6 +2,7 @@
 // nats-server, with this test playing the workers over the wire protocol (join, ready, stepDone, heartbeat).
 // Each case ends in a reject reply or in the coordinator exiting 2 with one `imtrain:` line naming the
 // worker or ranks at fault.
+import type { RankPhaseSeconds } from "../../shared/metrics/records.js";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
@@ -215,6 +216,7 @@ const RESULT: StepResult = {
   examples: 1,
   gradNorm: 1,
 };
+const PHASES: RankPhaseSeconds = { data: 0.001, forward_backward: 0.01, allreduce: 0.002, optimizer: 0.001 };
 
 /** Two scripted workers joined (ranks 0 and 1, in that order) and ready with the right data. */
 async function twoReadyWorkers(nc: NatsConnection, job: string) {
@@ -356,7 +358,7 @@ test(
         assert.equal(step.step, 0);
         assert.equal(step.checksum, true, "the last step asks for checksums");
         const checksum = checksums[rank] ?? 0;
-        worker.send({ type: "stepDone", rank, step: 0, result: RESULT, checksum });
+        worker.send({ type: "stepDone", rank, step: 0, result: RESULT, phases: PHASES, checksum });
       }),
     );
     assert.equal(await coordinator.exit, 2, coordinator.stderr.slice(-2000));
@@ -397,7 +399,7 @@ test(
     live.send({ type: "aborted", rank: 0, completedSteps: 0 });
     const checkpoint = await live.next("checkpoint");
     assert.equal(checkpoint.dir, join(dir, job, "checkpoint"));
-    live.send({ type: "checkpointDone", rank: 0, step: 0 });
+    live.send({ type: "checkpointDone", rank: 0, step: 0, seconds: 0.01 });
     assert.equal(await coordinator.exit, 2, coordinator.stderr.slice(-2000));
     const lines = coordinator.errorLines();
     assert.equal(lines.length, 1, coordinator.stderr.slice(-2000));

@@ -41,6 +41,7 @@ const WORKER_SAMPLES: Samples<WorkerMessage> = {
         examples: 4,
         gradNorm: 0.75,
       },
+      phases: { data: 0.001, forward_backward: 0.25, allreduce: 0.125, optimizer: 0.01 },
       checksum: 0x1234abcd,
     },
     {
@@ -48,11 +49,14 @@ const WORKER_SAMPLES: Samples<WorkerMessage> = {
       rank: 1,
       step: 0,
       result: { lr: 0, trainLoss: 0, trainOutputLoss: 0, tokens: 0, lossTokens: 0, examples: 0, gradNorm: 0 },
+      phases: { data: 0, forward_backward: 0, allreduce: 0, optimizer: 0 },
       checksum: null,
     },
   ],
-  evalDone: [{ type: "evalDone", rank: 1, requestId: 2, heldOut: [12.5, 10], train: [8.25, 10] }],
-  checkpointDone: [{ type: "checkpointDone", rank: 0, step: 7 }],
+  evalDone: [
+    { type: "evalDone", rank: 1, requestId: 2, heldOut: [12.5, 10], train: [8.25, 10], seconds: 0.5 },
+  ],
+  checkpointDone: [{ type: "checkpointDone", rank: 0, step: 7, seconds: 1.5 }],
   aborted: [{ type: "aborted", rank: 1, completedSteps: 6 }],
   heartbeat: [{ type: "heartbeat", rank: 0 }],
   failed: [{ type: "failed", rank: 1, message: "out of memory: ünïcødé ✓" }],
@@ -308,6 +312,23 @@ test("protocol - decoders reject values of the right kind but out of range: nega
     ["a fractional pid", { ...join, pid: 1.5 }, field("pid")],
     ["loss sums of three numbers", { ...WORKER_SAMPLES.evalDone[0], heldOut: [1, 2, 3] }, field("heldOut")],
     ["loss sums with a string", { ...WORKER_SAMPLES.evalDone[0], train: [1, "2"] }, field("train")],
+    [
+      "a negative phase time",
+      { ...stepDone, phases: { ...stepDone.phases, allreduce: -1 } },
+      field("phases"),
+    ],
+    [
+      "an infinite phase time",
+      { ...stepDone, phases: { ...stepDone.phases, data: Infinity } },
+      field("phases"),
+    ],
+    [
+      "phases without optimizer",
+      { ...stepDone, phases: { data: 0, forward_backward: 0, allreduce: 0 } },
+      field("phases"),
+    ],
+    ["negative eval seconds", { ...WORKER_SAMPLES.evalDone[0], seconds: -0.5 }, field("seconds")],
+    ["NaN checkpoint seconds", { ...WORKER_SAMPLES.checkpointDone[0], seconds: NaN }, field("seconds")],
   ];
   for (const [what, value, reason] of worker)
     assertRejects(decodeWorkerMessage, bytesOf(value), reason, what);

@@ -1,0 +1,54 @@
+// What every imtrain process exports besides Node's defaults: who it is (build info) and the messages it
+// dropped. Dropped messages are counted by a fixed set of reasons, each started at 0 so rate() and alerts
+// work from the first scrape.
+import { Counter, Gauge, type Registry } from "prom-client";
+
+export const DROP_REASONS = ["malformed", "unknown_rank", "unexpected"] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export type ProcessRole = "train" | "coordinator" | "worker";
+
+export interface BuildInfo {
+  readonly version: string;
+  readonly backend: string;
+  readonly device: string;
+  readonly model: string;
+  readonly role: ProcessRole;
+  /** "" until a worker has joined; "0" for train. */
+  readonly rank: string;
+}
+
+export class ProcessMetrics {
+  private readonly buildInfo: Gauge<keyof BuildInfo>;
+  private readonly dropped: Counter<"reason">;
+  private info: BuildInfo;
+
+  constructor(registry: Registry, info: BuildInfo) {
+    this.buildInfo = new Gauge({
+      name: "imtrain_build_info",
+      help: "Always 1; labels say which imtrain, backend, device, model, role and rank this process is",
+      labelNames: ["version", "backend", "device", "model", "role", "rank"],
+      registers: [registry],
+    });
+    this.dropped = new Counter({
+      name: "imtrain_messages_dropped_total",
+      help: "Incoming messages dropped (each also logged), by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    for (const reason of DROP_REASONS) this.dropped.inc({ reason }, 0);
+    this.info = info;
+    this.buildInfo.set({ ...info }, 1);
+  }
+
+  /** Updates build info (a worker learns its rank and backend after it starts). */
+  update(change: Partial<BuildInfo>): void {
+    this.buildInfo.remove({ ...this.info });
+    this.info = { ...this.info, ...change };
+    this.buildInfo.set({ ...this.info }, 1);
+  }
+
+  messageDropped(reason: DropReason): void {
+    this.dropped.inc({ reason });
+  }
+}

@@ -1,0 +1,6 @@
+// imtrain's version, from package.json (two levels up from dist/shared/ and from shared/).
+import { readFileSync } from "node:fs";
+
+export const IMTRAIN_VERSION: string = (
+  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
