@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { parseArgs } from "node:util";
 import { selectBackend, type BackendName } from "../shared/backend/select.js";
+import { trainingFlops } from "../shared/metrics/flops.js";
 import { presetConfig } from "../shared/model/config.js";
 import { Gpt, initialValues } from "../shared/model/gpt.js";
 import { AdamW } from "../shared/train/adamw.js";
@@ -117,8 +118,7 @@ function benchTrainStep(backend: string, preset: string, batchSize: number, seq:
   }, 3);
   const params = layout.gradientSize;
   const tokens = batchSize * seq;
-  // 6·N·tokens for the dense layers plus 12·layers·d·T per token for attention (forward + backward).
-  const flops = 6 * params * tokens + 12 * config.layers * config.embedDim * seq * tokens;
+  const flops = trainingFlops(config, params, tokens, seq);
   emit({
     bench: "train_step",
     backend,

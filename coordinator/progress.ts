@@ -23,10 +23,20 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
+export interface ProgressOutput {
+  readonly stream?: ProgressStream;
+  /** Default: from the stream and the environment (shared/terminal.ts). */
+  readonly style?: TerminalStyle;
+  /** Milliseconds on a monotonic clock (tests pass their own). */
+  readonly nowMs?: () => number;
+}
+
 export class Progress {
+  private readonly stream: ProgressStream;
   private readonly style: TerminalStyle;
+  private readonly nowMs: () => number;
   private readonly milestoneSteps: number;
-  private readonly startedMs = performance.now();
+  private readonly startedMs: number;
   private lastWriteMs = -Infinity;
   private last: StepRecord | undefined;
   private lastEval: EvalRecord | undefined;
@@ -36,10 +46,12 @@ export class Progress {
   constructor(
     private readonly totalSteps: number,
     private readonly startStep: number,
-    private readonly stream: ProgressStream = process.stderr,
-    style?: TerminalStyle,
+    output: ProgressOutput = {},
   ) {
-    this.style = style ?? terminalStyle(stream);
+    this.stream = output.stream ?? process.stderr;
+    this.style = output.style ?? terminalStyle(this.stream);
+    this.nowMs = output.nowMs ?? (() => performance.now());
+    this.startedMs = this.nowMs();
     this.milestoneSteps = Math.max(1, Math.round(totalSteps / 20));
     this.done = startStep;
     this.timer = setInterval(() => this.tick(), this.style.isTerminal ? TICK_MS : QUIET_MS / 3);
@@ -49,7 +61,7 @@ export class Progress {
   step(record: StepRecord): void {
     this.last = record;
     this.done = record.step;
-    const now = performance.now();
+    const now = this.nowMs();
     if (this.style.isTerminal) {
       if (now - this.lastWriteMs >= REDRAW_MS || record.step === this.totalSteps) this.redraw(now);
     } else if (
@@ -72,7 +84,7 @@ export class Progress {
   /** A line that must not be overwritten by the redrawn one. */
   note(line: string): void {
     this.stream.write(this.style.isTerminal ? `\r${line}\x1b[K\n` : `${line}\n`);
-    if (this.style.isTerminal && this.last) this.redraw(performance.now());
+    if (this.style.isTerminal && this.last) this.redraw(this.nowMs());
   }
 
   close(): void {
@@ -103,8 +115,9 @@ export class Progress {
     return parts.join(" · ");
   }
 
-  private tick(): void {
-    const now = performance.now();
+  /** What the timer does: redraw a terminal's line, or print a line if the log has been quiet for 30 s. */
+  tick(): void {
+    const now = this.nowMs();
     if (this.style.isTerminal) {
       if (this.last) this.redraw(now);
     } else if (now - this.lastWriteMs >= QUIET_MS) {

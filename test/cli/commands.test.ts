@@ -115,7 +115,13 @@ const STEP_FIELDS = [
   "loss_tokens",
   "grad_norm",
   "tokens_per_s",
+  "examples",
+  "step_s",
+  "flops",
 ].sort();
+/** Fields that are not one number: the step's phases (mean over ranks) and each rank's compute seconds. */
+const STEP_DETAIL_FIELDS = ["phase_s", "rank_compute_s"];
+const PHASES = ["allreduce", "data", "forward_backward", "optimizer", "wait"];
 
 /** One IT run, trained on first use; its checkpoint serves generate and score. */
 let itRun: { out: string; result: CliResult } | undefined;
@@ -142,10 +148,19 @@ test("train - metrics.jsonl has one step line per step with exactly the document
     [1, 2, 3],
   );
   for (const step of steps) {
-    assert.deepEqual(Object.keys(step).sort(), STEP_FIELDS);
+    assert.deepEqual(Object.keys(step).sort(), [...STEP_FIELDS, ...STEP_DETAIL_FIELDS].sort());
     for (const key of STEP_FIELDS.filter((k) => k !== "type")) num(step, key);
     assert.ok(num(step, "tokens") >= num(step, "loss_tokens"), JSON.stringify(step));
     assert.ok(num(step, "loss_tokens") > 0, JSON.stringify(step));
+    const phases = step["phase_s"] as Record<string, number>;
+    assert.deepEqual(Object.keys(phases).sort(), PHASES);
+    for (const phase of PHASES)
+      assert.ok(Number.isFinite(phases[phase]) && (phases[phase] ?? -1) >= 0, phase);
+    assert.equal(phases["wait"], 0, "one rank never waits");
+    const compute = step["rank_compute_s"] as number[];
+    assert.equal(compute.length, 1);
+    assert.ok(Math.abs((compute[0] ?? 0) - (phases["data"] ?? 0) - (phases["forward_backward"] ?? 0)) < 1e-9);
+    assert.ok(num(step, "step_s") >= (compute[0] ?? 0), "the step contains its compute");
   }
 });
 
@@ -487,6 +502,20 @@ test("demo - prints an IT and an IM row of finite losses and writes both runs' s
 });
 
 // ---- help --------------------------------------------------------------------------------------------------------
+
+test("masks - into a pipe: one labelled line per span with its weight, and no escape codes", () => {
+  const result = ok(["masks", "--data", DATA, "--loss-mode", "im", "--limit", "1"]);
+  assert.doesNotMatch(result.stdout, /\x1b/);
+  assert.match(result.stdout, /^ {2}output {3}w=1 {4}".+"$/m);
+  assert.match(result.stdout, /^ {2}prompt {3}w=1 {4}".+"$/m);
+  assert.match(result.stdout, /^ {2}template w=0 {4}"<\|user\|>\\n"$/m);
+});
+
+test("train --help - lists the metrics flags, each with a description", () => {
+  const result = ok(["train", "--help"]);
+  for (const flag of ["--metrics-port", "--metrics-host", "--peak-tflops"])
+    assert.match(result.stdout, new RegExp(`^ *${flag} +[A-Z][a-z]+ `, "m"), `${flag} in:\n${result.stdout}`);
+});
 
 test("train --help - lists the loss flags, each with a description", () => {
   const result = ok(["train", "--help"]);

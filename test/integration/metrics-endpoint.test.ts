@@ -1,0 +1,166 @@
+// The metrics endpoint of a real process: what /metrics and /healthz answer, and that a `train` run's
+// counters agree with its metrics.jsonl.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Registry } from "prom-client";
+import { runTrainJob } from "../../coordinator/train-job.js";
+import { parseTrainFlags } from "../../cli/flags.js";
+import { Health, startMetricsEndpoint } from "../../shared/metrics/endpoint.js";
+import { compileMetricsOptions } from "../../shared/metrics/options.js";
+import { compileTrainOptions } from "../../shared/options.js";
+import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
+
+const dir = tempDir("metrics-endpoint");
+
+/** One sample's value from Prometheus text, by exact series (name and labels as printed). */
+function sample(text: string, series: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(series + " "));
+  assert.ok(line, `no ${series} in:\n${text.slice(0, 3000)}`);
+  return Number(line.slice(series.length + 1));
+}
+
+test("metrics endpoint - /healthz is 200 until stopping, then 503 with the reason; failed wins; unknown paths 404", async () => {
+  const health = new Health();
+  const endpoint = await startMetricsEndpoint(new Registry(), health, "127.0.0.1", 0);
+  try {
+    const get = async (path: string) => {
+      const response = await fetch(`${endpoint.url}${path}`);
+      return { status: response.status, body: await response.text() };
+    };
+    assert.deepEqual(await get("/healthz"), { status: 200, body: "ok\n" });
+    health.stopping("SIGTERM: draining");
+    assert.deepEqual(await get("/healthz"), { status: 503, body: "stopping: SIGTERM: draining\n" });
+    health.failed("worker w1 (rank 1) went silent");
+    health.stopping("job over"); // never back from failed
+    assert.deepEqual(await get("/healthz"), {
+      status: 503,
+      body: "failed: worker w1 (rank 1) went silent\n",
+    });
+    assert.equal((await get("/nope")).status, 404);
+    assert.equal((await fetch(`${endpoint.url}/metrics`, { method: "POST" })).status, 405);
+  } finally {
+    await endpoint.close();
+  }
+});
+
+test("metrics endpoint - a port in use is one clear error naming the flag", async () => {
+  const first = await startMetricsEndpoint(new Registry(), new Health(), "127.0.0.1", 0);
+  try {
+    await assert.rejects(
+      startMetricsEndpoint(new Registry(), new Health(), "127.0.0.1", first.port),
+      new RegExp(`^UserError: --metrics-port ${first.port} on 127\\.0\\.0\\.1: already in use$`),
+    );
+  } finally {
+    await first.close();
+  }
+});
+
+test("metrics endpoint - bad metrics flags are refused naming the flag", () => {
+  assert.throws(
+    () => compileMetricsOptions({ metricsPort: 70000, metricsHost: "127.0.0.1" }),
+    /--metrics-port/,
+  );
+  assert.throws(
+    () => compileMetricsOptions({ metricsPort: 1.5, metricsHost: "127.0.0.1" }),
+    /--metrics-port/,
+  );
+  assert.throws(
+    () => compileMetricsOptions({ metricsPort: 0, metricsHost: "127.0.0.1", peakTflops: -3 }),
+    /--peak-tflops/,
+  );
+});
+
+test(
+  "metrics endpoint - train serves /metrics between steps, and its counters match metrics.jsonl",
+  { timeout: 120_000 },
+  async () => {
+    const out = join(dir, "run");
+    const data = writeSyntheticData(dir, 40, 3);
+    const options = compileTrainOptions(
+      parseTrainFlags([
+        "--data",
+        data,
+        "--model",
+        writeMicroModelConfig(dir),
+        "--steps",
+        "30",
+        "--batch-size",
+        "4",
+        "--eval-every",
+        "10",
+        "--checkpoint-every",
+        "10",
+        "--out",
+        out,
+        "--backend",
+        "wasm",
+      ]),
+    );
+    let url = "";
+    const scrapes: Promise<string>[] = [];
+    await runTrainJob(
+      options,
+      (line) => {
+        const match = /^metrics: (http:\/\/\S+)\/metrics/.exec(line);
+        if (match?.[1]) url = match[1];
+      },
+      {
+        // Scrapes are served while the job runs: the loop yields to the event loop after each step.
+        onStep: (record) => {
+          if (record.step === 12) scrapes.push(fetch(`${url}/metrics`).then((r) => r.text()));
+        },
+      },
+      compileMetricsOptions({ metricsPort: 0, metricsHost: "127.0.0.1", peakTflops: 1 }),
+    );
+    const [text] = await Promise.all(scrapes);
+    assert.ok(text, "scraped once");
+    const seenStep = sample(text, 'imtrain_step{job="run"}');
+    assert.ok(seenStep >= 12 && seenStep < 30, `the scrape came mid-run (step ${seenStep})`);
+    const lines = readFileSync(join(out, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map(
+        (line) =>
+          JSON.parse(line) as { type: string; step: number; tokens: number; examples: number; flops: number },
+      );
+    const upTo = lines.filter((l) => l.type === "step" && l.step <= seenStep);
+    assert.equal(
+      sample(text, 'imtrain_tokens_total{job="run"}'),
+      upTo.reduce((a, l) => a + l.tokens, 0),
+    );
+    assert.equal(
+      sample(text, 'imtrain_examples_total{job="run"}'),
+      upTo.reduce((a, l) => a + l.examples, 0),
+    );
+    assert.equal(sample(text, 'imtrain_optimizer_steps_total{job="run"}'), seenStep);
+    const flops = upTo.reduce((a, l) => a + l.flops, 0);
+    assert.ok(Math.abs(sample(text, 'imtrain_model_flops_total{job="run"}') - flops) <= 1e-9 * flops);
+    assert.equal(sample(text, 'imtrain_planned_steps{job="run"}'), 30);
+    assert.equal(sample(text, 'imtrain_peak_flops{rank="0",source="flag",job="run"}'), 1e12);
+    assert.equal(sample(text, 'imtrain_last_checkpoint_step{job="run"}'), 10);
+    assert.equal(sample(text, 'imtrain_job_state{state="running",job="run"}'), 1);
+    assert.equal(sample(text, 'imtrain_workers_alive{job="run"}'), 1);
+    const evals = lines.filter((l) => l.type === "eval" && l.step <= seenStep) as unknown as {
+      eval_output_loss: number;
+      overfitting_gap: number;
+    }[];
+    const lastEval = evals[evals.length - 1];
+    assert.ok(lastEval);
+    assert.equal(sample(text, 'imtrain_output_loss{split="held_out",job="run"}'), lastEval.eval_output_loss);
+    assert.equal(sample(text, 'imtrain_overfitting_gap{job="run"}'), lastEval.overfitting_gap);
+    assert.match(text, /^process_resident_memory_bytes\{job="run"\} \d+/m);
+    assert.match(text, /^nodejs_eventloop_lag_seconds\{job="run"\} /m);
+    assert.match(text, /^nodejs_gc_duration_seconds_count\{/m);
+    assert.match(text, /^imtrain_step_phase_seconds_count\{job="run",rank="0",phase="checkpoint"\} 1$/m);
+    assert.equal(
+      lines
+        .filter((l) => l.type === "checkpoint")
+        .map((l) => l.step)
+        .join(","),
+      "10,20,30",
+      "checkpoint lines in metrics.jsonl",
+    );
+  },
+);
