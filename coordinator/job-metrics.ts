@@ -66,6 +66,7 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
   private lastGap: number | undefined;
   private rises = 0;
   private joinedCount = 0;
+  private stepsSeen = 0;
   private readonly lostRanks = new Set<number>();
 
   constructor(
@@ -196,7 +197,11 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
 
   enter(state: JobState): void {
     for (const s of JOB_STATES) this.state.set({ state: s }, s === state ? 1 : 0);
-    if (state === "running") this.lastCheckpointMs = Date.now();
+    if (state === "running") {
+      // Ages count from the start of running, so a job stuck before its first step or checkpoint shows.
+      this.lastCheckpointMs = Date.now();
+      if (this.stepsSeen === 0) this.lastStepTime.set(Date.now() / 1000);
+    }
   }
 
   step(record: StepRecord): void {
@@ -204,6 +209,7 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     this.lossTokens.inc(record.loss_tokens);
     this.examples.inc(record.examples);
     this.optimizerSteps.inc();
+    this.stepsSeen++;
     this.flops.inc(record.flops);
     this.stepGauge.set(record.step);
     this.stepSeconds.observe(record.step_s);

@@ -4,9 +4,8 @@
 // exits with the coordinator's status. With metrics, each process gets its own port and the run
 // directory gets a Prometheus file_sd list of them (deploy/prometheus/prometheus.yml reads it).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
 import type { Log } from "../shared/data/load.js";
+import { scrapeHost, writeMetricsTargets } from "./metrics-targets.js";
 import { EmbeddedNatsServer } from "./nats/embedded-server.js";
 import { findNatsServer, startNatsServerProcess } from "./nats/server-process.js";
 
@@ -35,25 +34,6 @@ export interface LaunchMetrics {
   /** Worker r's port at index r. */
   readonly workerPorts: readonly number[];
   readonly peakTflops: number | undefined;
-}
-
-/** The address a local Prometheus scrapes for a listen address (a wildcard is reached on loopback). */
-function scrapeHost(host: string): string {
-  if (host === "0.0.0.0" || host === "::" || host === "") return "127.0.0.1";
-  return host.includes(":") ? `[${host}]` : host;
-}
-
-/** OUT/metrics-targets.json: every endpoint of this launch, in Prometheus's file_sd format. */
-export function writeMetricsTargets(outDir: string, metrics: LaunchMetrics): string {
-  const host = scrapeHost(metrics.host);
-  const file = join(outDir, "metrics-targets.json");
-  mkdirSync(outDir, { recursive: true });
-  const targets = [metrics.coordinatorPort, ...metrics.workerPorts].map((port) => `${host}:${port}`);
-  writeFileSync(
-    file,
-    JSON.stringify([{ targets, labels: { imtrain_run: basename(resolve(outDir)) } }], null, 2) + "\n",
-  );
-  return file;
 }
 
 function metricsArgs(host: string, port: number): string[] {
@@ -109,7 +89,8 @@ export async function launch(options: LaunchOptions, log: Log, signal: AbortSign
     log(
       `launch: metrics at coordinator http://${host}:${metrics.coordinatorPort}/metrics, ${urls.join(", ")}`,
     );
-    log(`launch: Prometheus targets in ${writeMetricsTargets(options.outDir, metrics)}`);
+    const ports = [metrics.coordinatorPort, ...metrics.workerPorts];
+    log(`launch: Prometheus targets in ${writeMetricsTargets(options.outDir, metrics.host, ports)}`);
   }
   try {
     const coordinator = run(

@@ -14,6 +14,7 @@ import { Rank } from "../worker/rank.js";
 import { runJob, type JobControl, type JobSummary } from "./job.js";
 import { JobMetrics } from "./job-metrics.js";
 import { LocalRanks } from "./local-ranks.js";
+import { writeMetricsTargets } from "./metrics-targets.js";
 
 /** The `job` label of a `train` run: its run directory's name (`--out runs/dolly-im` → "dolly-im"). */
 export function trainJobName(outDir: string): string {
@@ -33,6 +34,7 @@ export async function runTrainJob(
     log,
   );
   const jobMetrics = served && new JobMetrics(served.registry, served.process);
+  if (served) log(`Prometheus targets in ${writeMetricsTargets(options.outDir, served.host, [served.port])}`);
   control.signal?.addEventListener("abort", () => served?.health.stopping("stop requested (signal)"), {
     once: true,
   });

@@ -2,14 +2,13 @@
 // publishes garbage. Each time the job stops with a clear message naming the place, and the completed
 // steps are saved so --resume continues.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { connect } from "nats";
 import { loadCheckpoint } from "../../shared/model/checkpoint.js";
 import { jobSubjects } from "../../shared/protocol.js";
-import { CLI, runCli } from "../support/cli.js";
+import { runCli, startCli as start } from "../support/cli.js";
 import { sharedNatsServer } from "../support/nats.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
@@ -17,37 +16,6 @@ const dir = tempDir("faults");
 const data = writeSyntheticData(dir, 40, 4);
 const modelConfig = writeMicroModelConfig(dir);
 const nats = sharedNatsServer();
-
-interface Proc {
-  readonly child: ChildProcess;
-  stderr: string;
-  readonly exit: Promise<number | null>;
-  /** Resolves when stderr has printed a line matching `pattern`. */
-  waitFor(pattern: RegExp): Promise<void>;
-}
-
-function start(args: string[]): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "pipe"] });
-  const waiters: { pattern: RegExp; resolve: () => void }[] = [];
-  const proc: Proc = {
-    child,
-    stderr: "",
-    exit: new Promise((resolve) => child.once("exit", (code) => resolve(code))),
-    waitFor: (pattern) =>
-      new Promise((resolve) => {
-        if (pattern.test(proc.stderr)) return resolve();
-        waiters.push({ pattern, resolve });
-      }),
-  };
-  child.stderr?.on("data", (chunk: Buffer) => {
-    proc.stderr += chunk.toString();
-    for (const waiter of waiters.splice(0)) {
-      if (waiter.pattern.test(proc.stderr)) waiter.resolve();
-      else waiters.push(waiter);
-    }
-  });
-  return proc;
-}
 
 function trainFlags(out: string, steps = 40): string[] {
   return [

@@ -1,5 +1,5 @@
 // Runs the compiled CLI in a child process, as a user would.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -30,4 +30,55 @@ export function runCliSync(args: readonly string[], cwd: string): CliRun {
   const result = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: "utf8", timeout: 120_000 });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A CLI child process whose stderr is watched as it runs. */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  /** Everything it has printed on stderr so far. */
+  readonly stderr: string;
+  readonly exit: Promise<number | null>;
+  /** Resolves when stderr has printed a match of `pattern`; rejects after `timeoutMs`, showing the tail. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+}
+
+/** Starts `imtrain args…` in the background; stdout is ignored. */
+export function startCli(args: readonly string[]): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+    for (const waiter of waiters) {
+      if (waiter.pattern.test(stderr)) {
+        waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  });
+  return {
+    child,
+    get stderr() {
+      return stderr;
+    },
+    exit: new Promise((resolve) => child.once("exit", (code) => resolve(code))),
+    waitFor: (pattern, timeoutMs = 60_000) =>
+      new Promise((resolve, reject) => {
+        if (pattern.test(stderr)) return resolve();
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(
+            new Error(`no ${String(pattern)} on stderr within ${timeoutMs} ms:\n${stderr.slice(-3000)}`),
+          );
+        }, timeoutMs);
+        const waiter = {
+          pattern,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        };
+        waiters.add(waiter);
+      }),
+  };
 }
