@@ -13,6 +13,7 @@ import { demoCommand } from "./commands/demo.js";
 import { generateCommand } from "./commands/generate.js";
 import { masksCommand } from "./commands/masks.js";
 import { scoreCommand } from "./commands/score.js";
+import { reportCommand } from "./commands/report.js";
 import { synthCommand } from "./commands/synth.js";
 import { trainCommand } from "./commands/train.js";
 
@@ -53,6 +54,7 @@ try {
     .command(analyzeCommand)
     .command(scoreCommand)
     .command(generateCommand)
+    .command(reportCommand)
     .demandCommand(1, "name a command")
     .strict()
     .wrap(Math.min(120, process.stdout.columns ?? 100))

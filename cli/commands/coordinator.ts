@@ -6,6 +6,7 @@ import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
 import type { DataPlane } from "../../shared/protocol.js";
 import { coordinatorFlags, DEFAULT_NATS_URL } from "../flags.js";
 import { finishedLine } from "../finished-line.js";
+import { writeReportOrSay } from "../run-report.js";
 import { stopOnSignals } from "../signals.js";
 
 export interface CoordinatorFlags extends TrainFlags, MetricsFlags {
@@ -54,7 +55,7 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
       log,
       { signal: stopOnSignals() },
     );
-    log(finishedLine(summary));
+    log(finishedLine(summary, await writeReportOrSay([summary.out_dir], log)));
     process.stdout.write(JSON.stringify(summary) + "\n");
   },
 };

@@ -8,6 +8,7 @@ import type { Argv, CommandModule } from "yargs";
 import { launch } from "../../coordinator/launch.js";
 import { generateSynthetic, writeSyntheticJsonl } from "../../shared/data/synth.js";
 import { UserError } from "../../shared/errors.js";
+import { writeReportOrSay } from "../run-report.js";
 import { stopOnSignals } from "../signals.js";
 
 interface DemoFlags {
@@ -133,8 +134,11 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
       "",
       "IM trains on the instructions too: expect a higher train loss, a lower held-out loss and a smaller gap.",
     );
+    const runs = MODES.map((mode) => join(flags.out, mode));
+    const report = await writeReportOrSay(runs, log, join(flags.out, "report.html"));
     table.push(
-      `metrics: ${join(flags.out, "it", "metrics.jsonl")}, ${join(flags.out, "im", "metrics.jsonl")}`,
+      `metrics: ${runs.map((run) => join(run, "metrics.jsonl")).join(", ")}`,
+      ...(report ? [`report (IT beside IM): ${report}`] : []),
     );
     process.stdout.write(table.join("\n") + "\n");
   },

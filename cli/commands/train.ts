@@ -4,6 +4,7 @@ import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/o
 import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
 import { metricsEndpointFlags, peakFlopsFlag, trainFlags } from "../flags.js";
 import { finishedLine } from "../finished-line.js";
+import { writeReportOrSay } from "../run-report.js";
 import { stopOnSignals } from "../signals.js";
 
 type TrainCommandFlags = TrainFlags & MetricsFlags;
@@ -18,7 +19,7 @@ export const trainCommand: CommandModule<object, TrainCommandFlags> = {
     const metrics = compileMetricsOptions(argv);
     const log = (line: string) => process.stderr.write(line + "\n");
     const summary = await runTrainJob(options, log, { signal: stopOnSignals() }, metrics);
-    log(finishedLine(summary));
+    log(finishedLine(summary, await writeReportOrSay([summary.out_dir], log)));
     process.stdout.write(JSON.stringify(summary) + "\n");
   },
 };

@@ -1,32 +1,12 @@
-// The HTTP side of a process's metrics: GET /metrics (Prometheus text format) and GET /healthz, which
-// answers 200 while the process is healthy and 503 once it is stopping or its job has failed, so a
-// readiness probe takes it out of service and a person sees why.
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+// A process's metrics endpoint: GET /metrics (Prometheus text) and GET /healthz, served from a thread of
+// its own (endpoint-thread.ts) so a scrape is answered even while a synchronous training step holds this
+// thread. This side collects the registry when the endpoint asks (between steps, that is) and tells it
+// every change of health.
+import { Worker } from "node:worker_threads";
 import type { Registry } from "prom-client";
 import { UserError } from "../errors.js";
-
-export type HealthState =
-  | { readonly status: "ok" }
-  | { readonly status: "stopping"; readonly reason: string }
-  | { readonly status: "failed"; readonly reason: string };
-
-/** What /healthz reports; the process moves it forward, never back to ok. */
-export class Health {
-  private current: HealthState = { status: "ok" };
-
-  get state(): HealthState {
-    return this.current;
-  }
-
-  stopping(reason: string): void {
-    if (this.current.status === "ok") this.current = { status: "stopping", reason };
-  }
-
-  failed(reason: string): void {
-    if (this.current.status !== "failed") this.current = { status: "failed", reason };
-  }
-}
+import type { EndpointThreadInput, EndpointThreadMessage, MainThreadMessage } from "./endpoint-messages.js";
+import type { Health } from "./health.js";
 
 export interface MetricsEndpoint {
   /** http://host:port (the port the OS picked when asked for 0). */
@@ -34,6 +14,8 @@ export interface MetricsEndpoint {
   readonly port: number;
   close(): Promise<void>;
 }
+
+const START_TIMEOUT_MS = 10_000;
 
 function urlHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
@@ -45,47 +27,66 @@ export async function startMetricsEndpoint(
   host: string,
   port: number,
 ): Promise<MetricsEndpoint> {
-  const server: Server = createServer((request, response) => {
-    const path = (request.url ?? "/").split("?")[0];
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      response.writeHead(405, { allow: "GET, HEAD" }).end();
-    } else if (path === "/metrics") {
-      registry.metrics().then(
-        (text) => response.writeHead(200, { "content-type": registry.contentType }).end(text),
-        (error: unknown) => response.writeHead(500).end(`collecting metrics failed: ${String(error)}\n`),
-      );
-    } else if (path === "/healthz") {
-      const state = health.state;
-      const body = state.status === "ok" ? "ok\n" : `${state.status}: ${state.reason}\n`;
-      response.writeHead(state.status === "ok" ? 200 : 503, { "content-type": "text/plain" }).end(body);
-    } else {
-      response.writeHead(404, { "content-type": "text/plain" }).end("imtrain serves /metrics and /healthz\n");
-    }
-  });
-  // Scrapes are short; a client that stalls must not hold a socket open.
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (error: NodeJS.ErrnoException) =>
+  const input: EndpointThreadInput = { host, port };
+  const thread = new Worker(new URL("./endpoint-thread.js", import.meta.url), { workerData: input });
+  const send = (message: EndpointThreadMessage) => thread.postMessage(message);
+  let collecting = false;
+  const collect = () => {
+    if (collecting) return; // one collection answers every scrape waiting on it
+    collecting = true;
+    registry
+      .metrics()
+      .then((text) => send({ type: "snapshot", text, contentType: registry.contentType }))
+      .catch((error: unknown) =>
+        send({
+          type: "snapshot",
+          text: `# collecting failed: ${String(error)}\n`,
+          contentType: "text/plain",
+        }),
+      )
+      .finally(() => (collecting = false));
+  };
+  const bound = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new UserError(
+            `--metrics-port ${port} on ${host}: the endpoint did not start within ${START_TIMEOUT_MS} ms`,
+          ),
+        ),
+      START_TIMEOUT_MS,
+    );
+    thread.once("error", (error) => {
+      clearTimeout(timer);
+      reject(new UserError(`metrics endpoint thread failed: ${error.message}`, { cause: error }));
+    });
+    thread.on("message", (message: MainThreadMessage) => {
+      if (message.type === "collect") return collect();
+      clearTimeout(timer);
+      if (message.type === "listening") return resolve(message.port);
+      void thread.terminate();
       reject(
         new UserError(
-          `--metrics-port ${port} on ${host}: ${error.code === "EADDRINUSE" ? "already in use" : error.message}`,
-          { cause: error },
+          `--metrics-port ${port} on ${host}: ${message.code === "EADDRINUSE" ? "already in use" : message.message}`,
         ),
-      ),
-    );
-    server.listen(port, host, () => resolve());
+      );
+    });
   });
-  const bound = (server.address() as AddressInfo).port;
+  health.onChange((state) =>
+    send({ type: "health", status: state.status, reason: state.status === "ok" ? "" : state.reason }),
+  );
+  collect(); // a first snapshot, for a scrape that comes during the first step
   // Metrics must never keep a finished process alive.
-  server.unref();
+  thread.unref();
   return {
     url: `http://${urlHost(host)}:${bound}`,
     port: bound,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: async () => {
+      const exited = new Promise<void>((resolve) => thread.once("exit", () => resolve()));
+      send({ type: "close" });
+      const timer = setTimeout(() => void thread.terminate(), 2_000);
+      await exited;
+      clearTimeout(timer);
+    },
   };
 }

@@ -1,7 +1,8 @@
 // A process's metrics, start to end: a registry, its build info and dropped-message counter, the health
 // that /healthz reports, and the HTTP endpoint. Nothing at all when no --metrics-port was given.
 import type { Log } from "../data/load.js";
-import { Health, startMetricsEndpoint } from "./endpoint.js";
+import { startMetricsEndpoint } from "./endpoint.js";
+import { Health } from "./health.js";
 import type { MetricsOptions } from "./options.js";
 import { ProcessMetrics, type BuildInfo } from "./process-metrics.js";
 import { createMetricsRegistry } from "./registry.js";
@@ -13,6 +14,8 @@ export interface ServedMetrics {
   readonly health: Health;
   /** http://host:port */
   readonly url: string;
+  readonly host: string;
+  readonly port: number;
   close(): Promise<void>;
 }
 
@@ -33,6 +36,8 @@ export async function serveMetrics(
     process,
     health,
     url: endpoint.url,
+    host: options.host,
+    port: endpoint.port,
     close: async () => {
       await endpoint.close();
       registry.clear();

@@ -1,13 +1,15 @@
 // The metrics endpoint of a real process: what /metrics and /healthz answer, and that a `train` run's
 // counters agree with its metrics.jsonl.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Registry } from "prom-client";
+import { Counter, Registry } from "prom-client";
 import { runTrainJob } from "../../coordinator/train-job.js";
 import { parseTrainFlags } from "../../cli/flags.js";
-import { Health, startMetricsEndpoint } from "../../shared/metrics/endpoint.js";
+import { startMetricsEndpoint } from "../../shared/metrics/endpoint.js";
+import { Health } from "../../shared/metrics/health.js";
 import { compileMetricsOptions } from "../../shared/metrics/options.js";
 import { compileTrainOptions } from "../../shared/options.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
@@ -40,6 +42,37 @@ test("metrics endpoint - /healthz is 200 until stopping, then 503 with the reaso
     });
     assert.equal((await get("/nope")).status, 404);
     assert.equal((await fetch(`${endpoint.url}/metrics`, { method: "POST" })).status, 405);
+  } finally {
+    await endpoint.close();
+  }
+});
+
+test("metrics endpoint - a scrape is answered while this thread is busy (a long step), from the last snapshot", async () => {
+  const registry = new Registry();
+  const steps = new Counter({ name: "imtrain_test_steps_total", help: "steps", registers: [registry] });
+  const endpoint = await startMetricsEndpoint(registry, new Health(), "127.0.0.1", 0);
+  try {
+    steps.inc(7);
+    assert.match(await (await fetch(`${endpoint.url}/metrics`)).text(), /^imtrain_test_steps_total 7$/m);
+    steps.inc(1); // not collected yet: this thread is about to block
+    // spawnSync blocks this thread for the whole scrape, as a synchronous training step would.
+    const started = Date.now();
+    const scrape = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `fetch(${JSON.stringify(`${endpoint.url}/metrics`)}).then((r) => r.text()).then((t) => process.stdout.write(t))`,
+      ],
+      { encoding: "utf8", timeout: 10_000 },
+    );
+    assert.equal(scrape.status, 0, scrape.stderr);
+    assert.ok(Date.now() - started < 5_000, "answered without waiting for this thread");
+    assert.match(scrape.stdout, /^imtrain_test_steps_total 7$/m, "the last snapshot, a step old");
+    assert.match(
+      await (await fetch(`${endpoint.url}/metrics`)).text(),
+      /^imtrain_test_steps_total 8$/m,
+      "fresh again once free",
+    );
   } finally {
     await endpoint.close();
   }
