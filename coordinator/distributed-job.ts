@@ -12,7 +12,7 @@ import { UserError } from "../shared/errors.js";
 import type { TrainFlags, TrainOptions } from "../shared/options.js";
 import type { DataPlane, JobSpec } from "../shared/protocol.js";
 import { prepareRun } from "../shared/train/prepare.js";
-import type { Health } from "../shared/metrics/endpoint.js";
+import type { Health } from "../shared/metrics/health.js";
 import type { MetricsOptions } from "../shared/metrics/options.js";
 import { serveMetrics } from "../shared/metrics/serve.js";
 import { IMTRAIN_VERSION } from "../shared/version.js";

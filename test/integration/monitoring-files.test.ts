@@ -1,7 +1,7 @@
 // deploy/prometheus and deploy/grafana checked as far as is possible without a training run: promtool
 // validates the config and the rules and runs the alert unit tests, a real Prometheus loads the rules
 // and parses every dashboard query, and the dashboard's JSON keeps the shape Grafana and the e2e test
-// rely on. Every metric name used is one the code exports (the metrics contract).
+// rely on. Every metric name used is one the code registers (read from a real registry).
 // Needs promtool and prometheus (Debian's prometheus package): off CI they skip, in CI they fail.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -10,7 +10,12 @@ import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { Histogram } from "prom-client";
 import { parse } from "yaml";
+import { JobMetrics } from "../../coordinator/job-metrics.js";
+import { ProcessMetrics } from "../../shared/metrics/process-metrics.js";
+import { RankMetrics } from "../../shared/metrics/rank-metrics.js";
+import { createMetricsRegistry } from "../../shared/metrics/registry.js";
 import {
   allPanels,
   loadDashboard,
@@ -33,67 +38,36 @@ const CONFIG_FILE = join(PROMETHEUS_DIR, "prometheus.yml");
 const ALERTS_FILE = join(PROMETHEUS_DIR, "alerts.yml");
 const ALERTS_TEST_FILE = join(PROMETHEUS_DIR, "alerts.test.yml");
 
-/** Every metric the code exports, from the metrics contract; histograms also have _bucket, _sum, _count. */
-const CONTRACT_METRICS = new Set([
-  // every process
-  "imtrain_build_info",
-  "imtrain_messages_dropped_total",
-  // the job
-  "imtrain_job_state",
-  "imtrain_tokens_total",
-  "imtrain_loss_weighted_tokens_total",
-  "imtrain_examples_total",
-  "imtrain_optimizer_steps_total",
-  "imtrain_step",
-  "imtrain_planned_steps",
-  "imtrain_step_seconds",
-  "imtrain_last_step_timestamp_seconds",
-  "imtrain_model_flops_total",
-  "imtrain_step_phase_seconds",
-  "imtrain_rank_compute_seconds",
-  "imtrain_train_loss",
-  "imtrain_output_loss",
-  "imtrain_overfitting_gap",
-  "imtrain_overfitting_gap_rises",
-  "imtrain_prompt_loss_weight",
-  "imtrain_template_loss_weight",
-  "imtrain_instruction_output_ratio",
-  "imtrain_learning_rate",
-  "imtrain_grad_norm",
-  "imtrain_truncated_tokens",
-  "imtrain_dropped_examples",
-  "imtrain_workers_expected",
-  "imtrain_workers_joined",
-  "imtrain_workers_alive",
-  "imtrain_workers_lost_total",
-  "imtrain_checkpoint_age_seconds",
-  "imtrain_checkpoint_every_steps",
-  "imtrain_last_checkpoint_step",
-  // every rank
-  "imtrain_peak_flops",
-  "imtrain_allreduce_bytes_sent_total",
-  "imtrain_allreduce_bytes_received_total",
-  "imtrain_allreduce_seconds",
-  "imtrain_tensors",
-  "imtrain_tensor_bytes",
-]);
-const CONTRACT_HISTOGRAMS = new Set([
-  "imtrain_step_seconds",
-  "imtrain_step_phase_seconds",
-  "imtrain_allreduce_seconds",
-]);
+/**
+ * Every imtrain metric the code registers, read from a registry holding all of them (the job's, a rank's
+ * and a process's), so the dashboard and rules are checked against what is really exported.
+ */
+function exportedMetrics(): { names: Set<string>; histograms: Set<string>; ranked: Set<string> } {
+  const registry = createMetricsRegistry("files");
+  const process = new ProcessMetrics(registry, {
+    version: "0",
+    backend: "wasm",
+    device: "cpu",
+    model: "tiny",
+    role: "train",
+    rank: "0",
+  });
+  new JobMetrics(registry, process);
+  new RankMetrics(registry);
+  const metrics = registry.getMetricsAsArray().filter((m) => m.name.startsWith("imtrain_"));
+  const labels = (m: (typeof metrics)[number]) =>
+    (m as unknown as { labelNames: readonly string[] }).labelNames;
+  return {
+    names: new Set(metrics.map((m) => m.name)),
+    histograms: new Set(metrics.filter((m) => m instanceof Histogram).map((m) => m.name)),
+    ranked: new Set(metrics.filter((m) => labels(m).includes("rank")).map((m) => m.name)),
+  };
+}
+const EXPORTED = exportedMetrics();
+const CONTRACT_METRICS = EXPORTED.names;
+const CONTRACT_HISTOGRAMS = EXPORTED.histograms;
 /** Metrics with a `rank` label: a dashboard query on one must follow the rank variable. */
-const RANK_METRICS = new Set([
-  "imtrain_build_info",
-  "imtrain_step_phase_seconds",
-  "imtrain_rank_compute_seconds",
-  "imtrain_peak_flops",
-  "imtrain_allreduce_bytes_sent_total",
-  "imtrain_allreduce_bytes_received_total",
-  "imtrain_allreduce_seconds",
-  "imtrain_tensors",
-  "imtrain_tensor_bytes",
-]);
+const RANK_METRICS = EXPORTED.ranked;
 /** Rank metrics that a panel sums over every rank on purpose, whatever ranks are selected. */
 const ALL_RANKS_ON_PURPOSE: Readonly<Record<string, string>> = {
   imtrain_peak_flops: "MFU divides the whole job's FLOP/s by the peak of every rank",

@@ -1,18 +1,16 @@
 // A real Prometheus (and promtool) for tests: Debian's `prometheus` package ships both. Prometheus runs on
 // a free loopback port with its config and TSDB in a temp folder, and is queried over its HTTP API.
 // Missing binaries skip the test locally but fail loudly in CI, where .ci/run installs the package.
-import { spawn } from "node:child_process";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import type { TestContext } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { startChildServer, type ChildServer } from "../../coordinator/child-server.js";
 import { freePort } from "./nats.js";
 import { tempDir } from "./tiny.js";
 
 const PACKAGE = "prometheus";
 const POLL_INTERVAL_MS = 100;
 const REQUEST_TIMEOUT_MS = 5_000;
-const STDERR_TAIL_CHARS = 4096;
 
 /** `name` on PATH, else in /usr/bin (where Debian puts it), else undefined. */
 export function findBinary(name: string): string | undefined {
@@ -87,19 +85,6 @@ export interface StartPrometheusOptions {
   killAfterMs?: number;
 }
 
-/** Prometheus did not become ready; `stderr` holds the tail of what it logged. */
-export class PrometheusStartError extends Error {
-  override readonly name = "PrometheusStartError";
-  constructor(
-    readonly binary: string,
-    reason: string,
-    readonly stderr: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${binary}: ${reason}${stderr.trim() === "" ? "" : `\n${stderr.trim()}`}`, options);
-  }
-}
-
 /** A Prometheus HTTP API call failed or answered something other than what was asked for. */
 export class PrometheusApiError extends Error {
   override readonly name = "PrometheusApiError";
@@ -128,60 +113,30 @@ export async function startPrometheus(
   writeFileSync(configFile, configYaml);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    binary,
-    [
-      `--config.file=${configFile}`,
-      `--storage.tsdb.path=${join(dir, "data")}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      "--log.level=warn",
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  // stderr is drained for the whole run: an unread pipe would fill and block Prometheus's logging.
-  let stderr = "";
-  child.stderr.setEncoding("utf8");
-  child.stderr.on("data", (text: string) => {
-    stderr = (stderr + text).slice(-STDERR_TAIL_CHARS);
-  });
-  const exited = new Promise<void>((resolve) => child.once("close", () => resolve()));
-  let spawnError: Error | undefined;
-  child.once("error", (error) => {
-    spawnError = error;
-  });
-  const running = (): boolean => child.exitCode === null && child.signalCode === null;
-
-  const stop = async (): Promise<void> => {
-    if (running() && spawnError === undefined) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
-      await exited;
-      clearTimeout(timer);
-    }
+  let server: ChildServer;
+  try {
+    server = await startChildServer({
+      binary,
+      args: [
+        `--config.file=${configFile}`,
+        `--storage.tsdb.path=${join(dir, "data")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        "--log.level=warn",
+      ],
+      isReady: () => isReady(url),
+      readyWhat: `ready (${url}/-/ready answering 200)`,
+      readyTimeoutMs,
+      pollMs: POLL_INTERVAL_MS,
+      killAfterMs,
+    });
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const stop = async () => {
+    await server.stop();
     rmSync(dir, { recursive: true, force: true });
   };
-
-  const deadline = Date.now() + readyTimeoutMs;
-  for (;;) {
-    if (spawnError !== undefined) {
-      rmSync(dir, { recursive: true, force: true });
-      throw new PrometheusStartError(binary, `could not run (${spawnError.message})`, stderr, {
-        cause: spawnError,
-      });
-    }
-    if (!running()) {
-      await exited; // stderr complete
-      rmSync(dir, { recursive: true, force: true });
-      const how = child.exitCode !== null ? `code ${child.exitCode}` : `signal ${child.signalCode}`;
-      throw new PrometheusStartError(binary, `exited with ${how} before it was ready`, stderr);
-    }
-    if (await isReady(url)) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new PrometheusStartError(binary, `${url}/-/ready not 200 after ${readyTimeoutMs} ms`, stderr);
-    }
-    await sleep(POLL_INTERVAL_MS);
-  }
 
   return {
     url,
