@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import type { Argv, CommandModule } from "yargs";
 import { freePorts } from "../../coordinator/free-ports.js";
 import { launch, type LaunchMetrics } from "../../coordinator/launch.js";
+import { OptionError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsOptions } from "../../shared/metrics/options.js";
 import { compileTrainOptions } from "../../shared/options.js";
 import { coordinatorFlags, peakFlopsFlag } from "../flags.js";
@@ -40,6 +41,11 @@ export function forwardedArgs(args: readonly string[]): string[] {
 /** --metrics-port P: the coordinator gets P, worker r gets P+1+r; 0: free ports for all. */
 async function launchMetrics(options: MetricsOptions, workers: number): Promise<LaunchMetrics | undefined> {
   if (options.port === undefined) return undefined;
+  if (options.port + workers > 65535)
+    throw new OptionError(
+      "metrics-port",
+      `${options.port} + ${workers} workers runs past port 65535; choose a lower port (or 0 for free ports)`,
+    );
   const ports =
     options.port === 0
       ? await freePorts(options.host, workers + 1)

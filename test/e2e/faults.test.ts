@@ -197,3 +197,22 @@ test(
       assert.match(worker.stderr, /the coordinator went silent for \d+ ms; stopping/);
   },
 );
+
+test(
+  "faults - SIGTERM to train finishes the step in progress, checkpoints and exits 0 within seconds",
+  { timeout: 120_000 },
+  async (t) => {
+    const out = join(dir, "train-sigterm");
+    const train = start(["train", ...trainFlags(out, 100_000)]);
+    t.after(() => train.child.kill("SIGKILL"));
+    // Off a terminal progress prints the first step, then every 5% or 30 s.
+    await train.waitFor(/step 1\/100000 /);
+    const signalled = Date.now();
+    train.child.kill("SIGTERM");
+    assert.equal(await train.exit, 0, train.stderr.slice(-2000));
+    assert.ok(Date.now() - signalled < 30_000, "acted on between steps, not at the end of the run");
+    assert.match(train.stderr, /stopped after step \d+; checkpoint saved: continue with --resume/);
+    const saved = (await loadCheckpoint(join(out, "checkpoint"))).trainer?.step ?? 0;
+    assert.ok(saved >= 1 && saved < 100_000, `saved step ${saved}`);
+  },
+);
