@@ -1,15 +1,16 @@
 // npm run bench: one JSON line per figure.
 //   matmul      the backend's own 2-D matMul GFLOP/s (the ceiling the model's matmuls can reach)
 //   train_step  tokens/s of a full optimizer step (forward, masked loss, backward, AdamW) per preset
+//   metrics     what recording a step's metrics and collecting them for a scrape cost, at 8 and 64 ranks
 //   tcp_loopback, allreduce  one loopback TCP stream (the ceiling), then the ring all-reduce per data plane,
 //                world size and buffer size, ranks as processes (bench/allreduce.ts)
 // Flags: --backend NAME (default auto), --models tiny,small (presets; "" skips train_step), --seq 128,
 // --batch 8, --allreduce-sizes 1KB..64MB (×4 steps, or a list), --allreduce-iterations 20 (fewer for big
-// sizes), --world-sizes 2,3,4, --planes nats,ws, --allreduce-nats auto|embedded, --skip-allreduce.
-import * as tf from "@tensorflow/tfjs-core";
+// sizes), --world-sizes 2,3,4, --planes nats,ws, --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics.
 import { parseArgs } from "node:util";
 import { selectBackend, type BackendName } from "../shared/backend/select.js";
 import { trainingFlops } from "../shared/metrics/flops.js";
+import { measureMatMulFlops } from "../shared/metrics/peak-flops.js";
 import { presetConfig } from "../shared/model/config.js";
 import { Gpt, initialValues } from "../shared/model/gpt.js";
 import { AdamW } from "../shared/train/adamw.js";
@@ -19,6 +20,7 @@ import { StepBufferLayout } from "../shared/train/step-buffer.js";
 import type { Example } from "../shared/data/dataset.js";
 import { mulberry32 } from "../shared/random.js";
 import { OptionError } from "../shared/errors.js";
+import { benchMetrics } from "./metrics.js";
 import { benchAllReduce, parseByteSizes, parsePlanes, parseWorldSizes } from "./allreduce.js";
 
 const { values: args } = parseArgs({
@@ -33,6 +35,7 @@ const { values: args } = parseArgs({
     planes: { type: "string", default: "nats,ws" },
     "allreduce-nats": { type: "string", default: "auto" },
     "skip-allreduce": { type: "boolean", default: false },
+    "skip-metrics": { type: "boolean", default: false },
   },
 });
 
@@ -74,12 +77,17 @@ function timeSeconds(run: () => void, repeats: number): number {
 
 function benchMatMul(backend: string): void {
   for (const n of [256, 512, 1024]) {
-    const a = tf.randomNormal([n, n], 0, 1, "float32", 1);
-    const b = tf.randomNormal([n, n], 0, 1, "float32", 2);
-    const seconds = timeSeconds(() => tf.tidy(() => tf.matMul(a, b).dataSync()), 5);
-    emit({ bench: "matmul", backend, m: n, n, k: n, seconds, gflops: (2 * n ** 3) / seconds / 1e9 });
-    a.dispose();
-    b.dispose();
+    // The same measurement a CPU rank uses as its peak for MFU (shared/metrics/peak-flops.ts).
+    const flopsPerSecond = measureMatMulFlops(n, 5);
+    emit({
+      bench: "matmul",
+      backend,
+      m: n,
+      n,
+      k: n,
+      seconds: (2 * n ** 3) / flopsPerSecond,
+      gflops: flopsPerSecond / 1e9,
+    });
   }
 }
 
@@ -138,4 +146,5 @@ benchMatMul(selected.name);
 for (const preset of (args.models ?? "").split(",").filter(Boolean)) {
   benchTrainStep(selected.name, preset, Number(args.batch), Number(args.seq));
 }
+if (!args["skip-metrics"]) await benchMetrics(emit);
 if (!args["skip-allreduce"]) await benchAllReduce(emit, allReduceOptions);
