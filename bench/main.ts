@@ -9,7 +9,7 @@
 // sizes), --world-sizes 2,3,4, --planes nats,ws, --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics.
 import { parseArgs } from "node:util";
 import { selectBackend, type BackendName } from "../shared/backend/select.js";
-import { trainingFlops } from "../shared/metrics/flops.js";
+import { matmulParameterCount, trainingFlops } from "../shared/metrics/flops.js";
 import { measureMatMulFlops } from "../shared/metrics/peak-flops.js";
 import { presetConfig } from "../shared/model/config.js";
 import { Gpt, initialValues } from "../shared/model/gpt.js";
@@ -126,7 +126,7 @@ function benchTrainStep(backend: string, preset: string, batchSize: number, seq:
   }, 3);
   const params = layout.gradientSize;
   const tokens = batchSize * seq;
-  const flops = trainingFlops(config, params, tokens, seq);
+  const flops = trainingFlops(config, matmulParameterCount(config), tokens, seq);
   emit({
     bench: "train_step",
     backend,

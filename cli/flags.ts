@@ -180,6 +180,12 @@ export function metricsEndpointFlags<T>(yargs: Argv<T>) {
       type: "string",
       default: "127.0.0.1",
       describe: "Address the metrics endpoint listens on (0.0.0.0 to be scraped from other hosts)",
+    })
+    .option("metrics-linger-s", {
+      type: "number",
+      default: 0,
+      describe:
+        "Keep /metrics up this many seconds after the job ends (/healthz already 503), so Prometheus scrapes how it ended; about twice the scrape interval",
     });
 }
 

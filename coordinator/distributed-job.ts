@@ -18,6 +18,7 @@ import { serveMetrics } from "../shared/metrics/serve.js";
 import { IMTRAIN_VERSION } from "../shared/version.js";
 import { runJob, type JobControl, type JobSummary } from "./job.js";
 import { JobMetrics } from "./job-metrics.js";
+import { appendCheckpointLine } from "./metrics-file.js";
 import type { JobState } from "./job-state.js";
 import { RemoteRanks, WorkerLostError } from "./remote-ranks.js";
 import { join } from "node:path";
@@ -146,9 +147,11 @@ async function coordinate(
           return undefined;
         });
       if (saved !== undefined) {
+        appendCheckpointLine(join(train.outDir, "metrics.jsonl"), saved);
+        metrics?.checkpoint(saved);
         enter("failed");
         throw new UserError(
-          `${error.message}; saved the ${saved} completed steps: continue with --resume ${train.outDir}`,
+          `${error.message}; saved the ${saved.step} completed steps: continue with --resume ${train.outDir}`,
           { cause: error },
         );
       }

@@ -27,6 +27,8 @@ export interface JobFacts {
   readonly truncatedTokens: number;
   readonly droppedExamples: number;
   readonly checkpointEverySteps: number;
+  /** 0 with --eval-fraction 0 and no --eval-data: there is no held-out loss or gap to report. */
+  readonly heldOutExamples: number;
 }
 
 export class JobMetrics implements MetricsSink, MembershipEvents {
@@ -57,8 +59,8 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     | "promptLossWeight"
     | "templateLossWeight"
     | "ratio"
-    | "truncated"
-    | "dropped"
+    | "truncatedTokens"
+    | "droppedExamples"
     | "checkpointEvery",
     Gauge
   >;
@@ -67,6 +69,8 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
   private rises = 0;
   private joinedCount = 0;
   private stepsSeen = 0;
+  private worldSize = 1;
+  private hasHeldOut = true;
   private readonly lostRanks = new Set<number>();
 
   constructor(
@@ -76,6 +80,13 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     const registers = [registry];
     const counter = (name: string, help: string) => new Counter({ name, help, registers });
     const gauge = (name: string, help: string) => new Gauge({ name, help, registers });
+    // A gauge that has no value until an event sets one (prom-client would otherwise report 0, which reads
+    // as a real loss, gap or time).
+    const eventGauge = (name: string, help: string) => {
+      const made = gauge(name, help);
+      made.remove();
+      return made;
+    };
     this.tokens = counter("imtrain_tokens_total", "Real (unpadded) tokens trained on, over all ranks");
     this.lossTokens = counter(
       "imtrain_loss_weighted_tokens_total",
@@ -98,7 +109,7 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
       buckets: SECONDS_BUCKETS,
       registers,
     });
-    this.lastStepTime = gauge(
+    this.lastStepTime = eventGauge(
       "imtrain_last_step_timestamp_seconds",
       "Unix time the last optimizer step completed",
     );
@@ -115,7 +126,7 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
       labelNames: ["rank"],
       registers,
     });
-    this.trainLoss = gauge(
+    this.trainLoss = eventGauge(
       "imtrain_train_loss",
       "The last step's training objective (λ-weighted, plus KL if set)",
     );
@@ -125,13 +136,16 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
       labelNames: ["split"],
       registers,
     });
-    this.gap = gauge("imtrain_overfitting_gap", "held_out − train_subset output loss at the last eval");
-    this.gapRises = gauge(
+    this.gap = eventGauge("imtrain_overfitting_gap", "held_out − train_subset output loss at the last eval");
+    this.gapRises = eventGauge(
       "imtrain_overfitting_gap_rises",
       "Consecutive evals at which the overfitting gap rose",
     );
-    this.learningRate = gauge("imtrain_learning_rate", "The last step's learning rate");
-    this.gradNorm = gauge("imtrain_grad_norm", "The last step's global gradient L2 norm, before clipping");
+    this.learningRate = eventGauge("imtrain_learning_rate", "The last step's learning rate");
+    this.gradNorm = eventGauge(
+      "imtrain_grad_norm",
+      "The last step's global gradient L2 norm, before clipping",
+    );
     this.workersJoined = gauge("imtrain_workers_joined", "Workers that have joined the job");
     this.workersAlive = gauge("imtrain_workers_alive", "Joined workers not lost");
     this.workersLost = counter("imtrain_workers_lost_total", "Workers lost (failed, silent or gone)");
@@ -157,8 +171,8 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
         "imtrain_instruction_output_ratio",
         "Mean prompt tokens / mean output tokens of the training data (high: IM tends to help)",
       ),
-      truncated: gauge("imtrain_truncated_tokens", "Tokens cut from training examples by truncation"),
-      dropped: gauge(
+      truncatedTokens: gauge("imtrain_truncated_tokens", "Tokens cut from training examples by truncation"),
+      droppedExamples: gauge(
         "imtrain_dropped_examples",
         "Training examples dropped: no output token left after truncation",
       ),
@@ -188,11 +202,13 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     this.gauges.promptLossWeight.set(facts.promptLossWeight);
     this.gauges.templateLossWeight.set(facts.templateLossWeight);
     this.gauges.ratio.set(facts.instructionOutputRatio);
-    this.gauges.truncated.set(facts.truncatedTokens);
-    this.gauges.dropped.set(facts.droppedExamples);
+    this.gauges.truncatedTokens.set(facts.truncatedTokens);
+    this.gauges.droppedExamples.set(facts.droppedExamples);
     this.gauges.checkpointEvery.set(facts.checkpointEverySteps);
     this.lastCheckpointStep.set(facts.completedSteps);
     this.lastCheckpointMs = Date.now();
+    this.worldSize = facts.workersExpected;
+    this.hasHeldOut = facts.heldOutExamples > 0;
   }
 
   enter(state: JobState): void {
@@ -225,19 +241,23 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
   }
 
   eval(record: EvalRecord): void {
-    this.outputLoss.set({ split: "held_out" }, record.eval_output_loss);
     this.outputLoss.set({ split: "train_subset" }, record.train_eval_output_loss);
+    (record.rank_eval_s ?? []).forEach((seconds, rank) => this.observePhase(rank, "eval", seconds));
+    // Without a held-out set the held-out loss is NaN by construction, not divergence: leave it unset.
+    if (!this.hasHeldOut) return;
+    this.outputLoss.set({ split: "held_out" }, record.eval_output_loss);
     this.gap.set(record.overfitting_gap);
     if (this.lastGap !== undefined) this.rises = record.overfitting_gap > this.lastGap ? this.rises + 1 : 0;
     this.lastGap = record.overfitting_gap;
     this.gapRises.set(this.rises);
-    (record.rank_eval_s ?? []).forEach((seconds, rank) => this.observePhase(rank, "eval", seconds));
   }
 
+  /** One rank writes; every rank stands still meanwhile, so each is charged the checkpoint's time. */
   checkpoint(record: CheckpointRecord): void {
     this.lastCheckpointMs = Date.now();
     this.lastCheckpointStep.set(record.step);
-    this.observePhase(record.rank, "checkpoint", record.checkpoint_s);
+    for (let rank = 0; rank < this.worldSize; rank++)
+      this.observePhase(rank, "checkpoint", record.checkpoint_s);
   }
 
   async close(): Promise<void> {}

@@ -34,10 +34,19 @@ export interface LaunchMetrics {
   /** Worker r's port at index r. */
   readonly workerPorts: readonly number[];
   readonly peakTflops: number | undefined;
+  /** --metrics-linger-s for every process. */
+  readonly lingerS: number;
 }
 
-function metricsArgs(host: string, port: number): string[] {
-  return ["--metrics-port", String(port), "--metrics-host", host];
+function metricsArgs(metrics: LaunchMetrics, port: number): string[] {
+  return [
+    "--metrics-port",
+    String(port),
+    "--metrics-host",
+    metrics.host,
+    "--metrics-linger-s",
+    String(metrics.lingerS),
+  ];
 }
 
 interface Bus {
@@ -100,7 +109,7 @@ export async function launch(options: LaunchOptions, log: Log, signal: AbortSign
         "--nats",
         bus.url,
         ...options.coordinatorArgs,
-        ...(metrics ? metricsArgs(metrics.host, metrics.coordinatorPort) : []),
+        ...(metrics ? metricsArgs(metrics, metrics.coordinatorPort) : []),
       ],
       "coordinator",
       options.printSummary,
@@ -118,7 +127,7 @@ export async function launch(options: LaunchOptions, log: Log, signal: AbortSign
           `w${i}`,
           "--device",
           options.devices === "gpu" ? `gpu:${i}` : "cpu",
-          ...(metrics ? metricsArgs(metrics.host, metrics.workerPorts[i] ?? 0) : []),
+          ...(metrics ? metricsArgs(metrics, metrics.workerPorts[i] ?? 0) : []),
           ...(metrics?.peakTflops === undefined ? [] : ["--peak-tflops", String(metrics.peakTflops)]),
         ],
         `w${i}`,

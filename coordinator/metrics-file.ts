@@ -40,7 +40,7 @@ export class MetricsFile implements MetricsSink {
   }
 
   checkpoint(record: CheckpointRecord): void {
-    this.append({ type: "checkpoint", step: record.step, checkpoint_s: record.checkpoint_s });
+    appendCheckpointLine(this.path, record);
   }
 
   async close(): Promise<void> {}
@@ -48,4 +48,12 @@ export class MetricsFile implements MetricsSink {
   private append(line: object): void {
     appendFileSync(this.path, JSON.stringify(line) + "\n");
   }
+}
+
+/** A checkpoint line, also for the one the coordinator salvages after the job loop has ended. */
+export function appendCheckpointLine(path: string, record: CheckpointRecord): void {
+  appendFileSync(
+    path,
+    JSON.stringify({ type: "checkpoint", step: record.step, checkpoint_s: record.checkpoint_s }) + "\n",
+  );
 }

@@ -15,7 +15,7 @@ import {
   type WorkerMessage,
 } from "../shared/protocol.js";
 import type { DropReason } from "../shared/metrics/process-metrics.js";
-import type { RankPhaseSeconds } from "../shared/metrics/records.js";
+import type { CheckpointRecord, RankPhaseSeconds } from "../shared/metrics/records.js";
 import {
   addSums,
   type GroupCheckpoint,
@@ -386,9 +386,9 @@ export class RemoteRanks implements RankGroup {
 
   /**
    * After a failure mid-step: the live ranks drop the unfinished step (their weights are still those of
-   * the last completed one) and one of them saves it. Returns the step saved.
+   * the last completed one) and one of them saves it. Returns what was saved.
    */
-  async salvage(dir: string, seed: number, timeoutMs: number): Promise<number> {
+  async salvage(dir: string, seed: number, timeoutMs: number): Promise<CheckpointRecord> {
     const live = new Set([...this.allRanks()].filter((rank) => !this.lost.has(rank)));
     if (live.size === 0) throw new UserError("no live worker left to save a checkpoint");
     const gather = this.expect<Extract<Reply, { type: "aborted" }>>("aborted", 0, live);
@@ -404,8 +404,8 @@ export class RemoteRanks implements RankGroup {
         throw new UserError(
           `live workers disagree on completed steps (${[...steps].join(", ")}); not saving`,
         );
-      await this.checkpoint(dir, seed);
-      return [...steps][0] ?? 0;
+      const saved = await this.checkpoint(dir, seed);
+      return { step: [...steps][0] ?? 0, checkpoint_s: saved.seconds, rank: saved.rank };
     } finally {
       clearTimeout(timer);
     }

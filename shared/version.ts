@@ -1,4 +1,4 @@
-// imtrain's version, from package.json (two levels up from dist/shared/ and from shared/).
+// imtrain's version, from package.json: two levels up from the compiled dist/shared/version.js.
 import { readFileSync } from "node:fs";
 
 export const IMTRAIN_VERSION: string = (

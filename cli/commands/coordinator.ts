@@ -7,6 +7,7 @@ import type { DataPlane } from "../../shared/protocol.js";
 import { coordinatorFlags, DEFAULT_NATS_URL } from "../flags.js";
 import { finishedLine } from "../finished-line.js";
 import { writeReportOrSay } from "../run-report.js";
+import { terminalStyle } from "../../shared/terminal.js";
 import { stopOnSignals } from "../signals.js";
 
 export interface CoordinatorFlags extends TrainFlags, MetricsFlags {
@@ -53,7 +54,7 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
         metrics: compileMetricsOptions(argv),
       },
       log,
-      { signal: stopOnSignals() },
+      { signal: stopOnSignals(), terminal: terminalStyle(process.stderr) },
     );
     log(finishedLine(summary, await writeReportOrSay([summary.out_dir], log)));
     process.stdout.write(JSON.stringify(summary) + "\n");

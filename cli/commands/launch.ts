@@ -17,7 +17,7 @@ interface LaunchFlags extends Omit<CoordinatorFlags, "nats"> {
 const CLI_PATH = fileURLToPath(new URL("../main.js", import.meta.url));
 
 /** Flags launch consumes itself (each takes a value) rather than forwarding to the coordinator. */
-const LAUNCH_ONLY = ["nats", "devices", "metrics-port", "metrics-host", "peak-tflops"];
+const LAUNCH_ONLY = ["nats", "devices", "metrics-port", "metrics-host", "metrics-linger-s", "peak-tflops"];
 
 /** "metrics-port" → "metricsPort": yargs accepts both spellings. */
 function camel(flag: string): string {
@@ -55,6 +55,7 @@ async function launchMetrics(options: MetricsOptions, workers: number): Promise<
     coordinatorPort: ports[0] ?? 0,
     workerPorts: ports.slice(1),
     peakTflops: options.peakTflops,
+    lingerS: options.lingerMs / 1000,
   };
 }
 

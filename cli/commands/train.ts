@@ -5,6 +5,7 @@ import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
 import { metricsEndpointFlags, peakFlopsFlag, trainFlags } from "../flags.js";
 import { finishedLine } from "../finished-line.js";
 import { writeReportOrSay } from "../run-report.js";
+import { terminalStyle } from "../../shared/terminal.js";
 import { stopOnSignals } from "../signals.js";
 
 type TrainCommandFlags = TrainFlags & MetricsFlags;
@@ -18,7 +19,12 @@ export const trainCommand: CommandModule<object, TrainCommandFlags> = {
     const options = compileTrainOptions(argv);
     const metrics = compileMetricsOptions(argv);
     const log = (line: string) => process.stderr.write(line + "\n");
-    const summary = await runTrainJob(options, log, { signal: stopOnSignals() }, metrics);
+    const summary = await runTrainJob(
+      options,
+      log,
+      { signal: stopOnSignals(), terminal: terminalStyle(process.stderr) },
+      metrics,
+    );
     log(finishedLine(summary, await writeReportOrSay([summary.out_dir], log)));
     process.stdout.write(JSON.stringify(summary) + "\n");
   },

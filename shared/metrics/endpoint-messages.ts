@@ -9,6 +9,8 @@ export interface EndpointThreadInput {
 /** Main thread → endpoint thread. */
 export type EndpointThreadMessage =
   | { readonly type: "snapshot"; readonly text: string; readonly contentType: string }
+  /** Collecting the registry threw: scrapes get a 500 with this, so the scrape error shows in Prometheus. */
+  | { readonly type: "collectFailed"; readonly message: string }
   | ({ readonly type: "health" } & { readonly status: HealthState["status"]; readonly reason: string })
   | { readonly type: "close" };
 

@@ -14,6 +14,7 @@ const parent = parentPort;
 if (parent === null) throw new Error("endpoint-thread.ts runs only as a worker thread");
 
 let snapshot = { text: "", contentType: "text/plain; version=0.0.4; charset=utf-8" };
+let collectFailure: string | undefined;
 let health: EndpointThreadMessage & { type: "health" } = { type: "health", status: "ok", reason: "" };
 let nextRequest = 0;
 const waiting = new Map<number, () => void>();
@@ -23,7 +24,9 @@ const post = (message: MainThreadMessage) => parent.postMessage(message);
 parent.on("message", (message: EndpointThreadMessage) => {
   switch (message.type) {
     case "snapshot":
-      snapshot = { text: message.text, contentType: message.contentType };
+    case "collectFailed":
+      if (message.type === "snapshot") snapshot = { text: message.text, contentType: message.contentType };
+      collectFailure = message.type === "collectFailed" ? message.message : undefined;
       for (const done of waiting.values()) done();
       waiting.clear();
       return;
@@ -57,9 +60,13 @@ const server = createServer((request, response) => {
   if (request.method !== "GET" && request.method !== "HEAD") {
     response.writeHead(405, { allow: "GET, HEAD" }).end();
   } else if (path === "/metrics") {
-    void freshSnapshot().then(() =>
-      response.writeHead(200, { "content-type": snapshot.contentType }).end(snapshot.text),
-    );
+    void freshSnapshot().then(() => {
+      if (collectFailure !== undefined)
+        response
+          .writeHead(500, { "content-type": "text/plain" })
+          .end(`collecting metrics failed: ${collectFailure}\n`);
+      else response.writeHead(200, { "content-type": snapshot.contentType }).end(snapshot.text);
+    });
   } else if (path === "/healthz") {
     const ok = health.status === "ok";
     const body = ok ? "ok\n" : `${health.status}: ${health.reason}\n`;

@@ -5,6 +5,7 @@ export interface MetricsFlags {
   metricsPort?: number | undefined;
   metricsHost: string;
   peakTflops?: number | undefined;
+  metricsLingerS?: number | undefined;
 }
 
 export interface MetricsOptions {
@@ -13,10 +14,17 @@ export interface MetricsOptions {
   readonly host: string;
   /** The rank's peak in TFLOP/s, if the user knows it better than the table or a measurement. */
   readonly peakTflops: number | undefined;
+  /** How long /metrics stays up after the job ends, so a final scrape sees how it ended. */
+  readonly lingerMs: number;
 }
 
 /** No endpoint: what library callers and tests get unless they ask. */
-export const METRICS_OFF: MetricsOptions = { port: undefined, host: "127.0.0.1", peakTflops: undefined };
+export const METRICS_OFF: MetricsOptions = {
+  port: undefined,
+  host: "127.0.0.1",
+  peakTflops: undefined,
+  lingerMs: 0,
+};
 
 export function compileMetricsOptions(flags: MetricsFlags): MetricsOptions {
   const port = flags.metricsPort;
@@ -26,5 +34,8 @@ export function compileMetricsOptions(flags: MetricsFlags): MetricsOptions {
   if (peak !== undefined && !(Number.isFinite(peak) && peak > 0))
     throw new OptionError("peak-tflops", `must be a positive number of TFLOP/s (got ${peak})`);
   if (!flags.metricsHost) throw new OptionError("metrics-host", "must name an address to listen on");
-  return { port, host: flags.metricsHost, peakTflops: peak };
+  const linger = flags.metricsLingerS ?? 0;
+  if (!(Number.isFinite(linger) && linger >= 0 && linger <= 3600))
+    throw new OptionError("metrics-linger-s", `must be seconds in [0, 3600] (got ${linger})`);
+  return { port, host: flags.metricsHost, peakTflops: peak, lingerMs: linger * 1000 };
 }

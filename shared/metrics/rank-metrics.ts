@@ -18,7 +18,7 @@ export class RankMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     this.peak = new Gauge({
-      name: "imtrain_peak_flops",
+      name: "imtrain_peak_flops_per_second",
       help: "This rank's peak FLOP/s: --peak-tflops, a known GPU's data-sheet figure, or the measured matmul ceiling (source label)",
       labelNames: ["rank", "source"],
       registers,

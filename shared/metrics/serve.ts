@@ -1,5 +1,6 @@
 // A process's metrics, start to end: a registry, its build info and dropped-message counter, the health
 // that /healthz reports, and the HTTP endpoint. Nothing at all when no --metrics-port was given.
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Log } from "../data/load.js";
 import { startMetricsEndpoint } from "./endpoint.js";
 import { Health } from "./health.js";
@@ -29,7 +30,7 @@ export async function serveMetrics(
   const registry = createMetricsRegistry(job);
   const process = new ProcessMetrics(registry, info);
   const health = new Health();
-  const endpoint = await startMetricsEndpoint(registry, health, options.host, options.port);
+  const endpoint = await startMetricsEndpoint(registry, health, options.host, options.port, log);
   log(`metrics: ${endpoint.url}/metrics (health: ${endpoint.url}/healthz)`);
   return {
     registry,
@@ -39,6 +40,10 @@ export async function serveMetrics(
     host: options.host,
     port: endpoint.port,
     close: async () => {
+      if (options.lingerMs > 0) {
+        log(`keeping /metrics up ${options.lingerMs / 1000} s for a final scrape (--metrics-linger-s)`);
+        await sleep(options.lingerMs);
+      }
       await endpoint.close();
       registry.clear();
     },

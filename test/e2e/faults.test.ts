@@ -80,6 +80,13 @@ test(
     const saved = await loadCheckpoint(join(out, "checkpoint"));
     const savedStep = saved.trainer?.step ?? 0;
     assert.ok(savedStep >= 4 && savedStep < 40, `saved step ${savedStep}`);
+    // The salvaged checkpoint is on record like any other.
+    const checkpointLines = readFileSync(join(out, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { type: string; step: number })
+      .filter((line) => line.type === "checkpoint");
+    assert.equal(checkpointLines.at(-1)?.step, savedStep);
 
     const resumed = await runCli([
       "launch",

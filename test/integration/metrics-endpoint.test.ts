@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Counter, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import { runTrainJob } from "../../coordinator/train-job.js";
 import { parseTrainFlags } from "../../cli/flags.js";
 import { startMetricsEndpoint } from "../../shared/metrics/endpoint.js";
@@ -78,6 +78,31 @@ test("metrics endpoint - a scrape is answered while this thread is busy (a long 
   }
 });
 
+test("metrics endpoint - a collection that throws is a 500 and one log line, not an empty 200; close twice is fine", async () => {
+  const registry = new Registry();
+  new Gauge({
+    name: "imtrain_test_broken",
+    help: "throws when collected",
+    registers: [registry],
+    collect() {
+      throw new Error("sensor on fire");
+    },
+  });
+  const logged: string[] = [];
+  const endpoint = await startMetricsEndpoint(registry, new Health(), "127.0.0.1", 0, (line) =>
+    logged.push(line),
+  );
+  for (let i = 0; i < 2; i++) {
+    const response = await fetch(`${endpoint.url}/metrics`);
+    assert.equal(response.status, 500);
+    assert.match(await response.text(), /collecting metrics failed: sensor on fire/);
+  }
+  assert.deepEqual(logged, ["collecting metrics failed (scrapes get a 500): sensor on fire"]);
+  await endpoint.close();
+  await endpoint.close();
+  await assert.rejects(fetch(`${endpoint.url}/healthz`), "nothing listens after close");
+});
+
 test("metrics endpoint - a port in use is one clear error naming the flag", async () => {
   const first = await startMetricsEndpoint(new Registry(), new Health(), "127.0.0.1", 0);
   try {
@@ -102,6 +127,10 @@ test("metrics endpoint - bad metrics flags are refused naming the flag", () => {
   assert.throws(
     () => compileMetricsOptions({ metricsPort: 0, metricsHost: "127.0.0.1", peakTflops: -3 }),
     /--peak-tflops/,
+  );
+  assert.throws(
+    () => compileMetricsOptions({ metricsPort: 0, metricsHost: "127.0.0.1", metricsLingerS: -1 }),
+    /--metrics-linger-s/,
   );
 });
 
@@ -171,7 +200,7 @@ test(
     const flops = upTo.reduce((a, l) => a + l.flops, 0);
     assert.ok(Math.abs(sample(text, 'imtrain_model_flops_total{job="run"}') - flops) <= 1e-9 * flops);
     assert.equal(sample(text, 'imtrain_planned_steps{job="run"}'), 30);
-    assert.equal(sample(text, 'imtrain_peak_flops{rank="0",source="flag",job="run"}'), 1e12);
+    assert.equal(sample(text, 'imtrain_peak_flops_per_second{rank="0",source="flag",job="run"}'), 1e12);
     assert.equal(sample(text, 'imtrain_last_checkpoint_step{job="run"}'), 10);
     assert.equal(sample(text, 'imtrain_job_state{state="running",job="run"}'), 1);
     assert.equal(sample(text, 'imtrain_workers_alive{job="run"}'), 1);
@@ -195,5 +224,54 @@ test(
       "10,20,30",
       "checkpoint lines in metrics.jsonl",
     );
+  },
+);
+
+test(
+  "metrics endpoint - with --metrics-linger-s the endpoint outlives the job: final state scraped, /healthz 503",
+  { timeout: 120_000 },
+  async () => {
+    const out = join(dir, "linger");
+    const options = compileTrainOptions(
+      parseTrainFlags([
+        "--data",
+        writeSyntheticData(dir, 20, 5),
+        "--model",
+        writeMicroModelConfig(dir),
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--out",
+        out,
+        "--backend",
+        "wasm",
+      ]),
+    );
+    let url = "";
+    let final: Promise<[number, string, string]> | undefined;
+    const started = Date.now();
+    await runTrainJob(
+      options,
+      (line) => {
+        url = /^metrics: (http:\/\/\S+)\/metrics/.exec(line)?.[1] ?? url;
+        if (line.startsWith("keeping /metrics up 1.5 s"))
+          final = Promise.all([
+            fetch(`${url}/healthz`).then((r) => r.status),
+            fetch(`${url}/healthz`).then((r) => r.text()),
+            fetch(`${url}/metrics`).then((r) => r.text()),
+          ]);
+      },
+      {},
+      compileMetricsOptions({ metricsPort: 0, metricsHost: "127.0.0.1", peakTflops: 1, metricsLingerS: 1.5 }),
+    );
+    assert.ok(final, "the linger was announced");
+    const [status, body, text] = await final;
+    assert.equal(status, 503);
+    assert.equal(body, "stopping: job finished\n");
+    assert.equal(sample(text, 'imtrain_job_state{state="stopped",job="linger"}'), 1);
+    assert.equal(sample(text, 'imtrain_step{job="linger"}'), 3);
+    assert.ok(Date.now() - started >= 1500, "the job's call returned after the linger");
+    await assert.rejects(fetch(`${url}/healthz`), "gone after the linger");
   },
 );

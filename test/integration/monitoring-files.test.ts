@@ -70,7 +70,7 @@ const CONTRACT_HISTOGRAMS = EXPORTED.histograms;
 const RANK_METRICS = EXPORTED.ranked;
 /** Rank metrics that a panel sums over every rank on purpose, whatever ranks are selected. */
 const ALL_RANKS_ON_PURPOSE: Readonly<Record<string, string>> = {
-  imtrain_peak_flops: "MFU divides the whole job's FLOP/s by the peak of every rank",
+  imtrain_peak_flops_per_second: "MFU divides the whole job's FLOP/s by the peak of every rank",
 };
 
 // Just the fields of the rule and rule-test files these tests read.

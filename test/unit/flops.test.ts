@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../../shared/backend/select.js";
 import { presetConfig } from "../../shared/model/config.js";
 import { Gpt, initialValues } from "../../shared/model/gpt.js";
-import { parameterCount, trainingFlops } from "../../shared/metrics/flops.js";
+import { matmulParameterCount, parameterCount, trainingFlops } from "../../shared/metrics/flops.js";
 import { measureMatMulFlops, resolvePeakFlops, tableTflops } from "../../shared/metrics/peak-flops.js";
 
 test("flops - the parameter count is the model's own, and GPT-2 small is 124 M with its vocabulary", () => {
@@ -15,6 +15,12 @@ test("flops - the parameter count is the model's own, and GPT-2 small is 124 M w
   assert.equal(parameterCount(config), own);
   const gpt2 = parameterCount(presetConfig("gpt2", 50257));
   assert.ok(Math.abs(gpt2 - 124.4e6) < 0.1e6, `${gpt2}`);
+});
+
+test("flops - the matmul parameters leave out the position table (a lookup) but keep the tied token embedding", () => {
+  const config = presetConfig("gpt2", 50257);
+  assert.equal(matmulParameterCount(config), parameterCount(config) - 1024 * 768);
+  assert.ok(Math.abs(matmulParameterCount(config) - 123.65e6) < 0.01e6, "nanoGPT's 123.65 M for GPT-2 small");
 });
 
 test("flops - 6·P per token plus 12·L·d·T for attention", () => {

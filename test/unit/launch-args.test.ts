@@ -13,6 +13,7 @@ test("launch - its own flags are not forwarded to the coordinator, in any spelli
     "0.0.0.0",
     "--peak-tflops",
     "312",
+    "--metrics-linger-s=30",
     "--devices=gpu",
     "--data",
     "d.jsonl",

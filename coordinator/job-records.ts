@@ -1,0 +1,123 @@
+// What the job loop records, built from what the ranks return: a step's record (losses, throughput, FLOPs,
+// where each rank's time went), an eval's record, the facts metrics need up front, and the run's summary.
+import { matmulParameterCount, parameterCount, trainingFlops } from "../shared/metrics/flops.js";
+import type { EvalRecord, StepRecord } from "../shared/metrics/records.js";
+import type { TrainOptions } from "../shared/options.js";
+import type { PreparedRun } from "../shared/train/prepare.js";
+import type { JobFacts } from "./job-metrics.js";
+import type { GroupEval, GroupStep } from "./rank-group.js";
+import { stepPhases } from "./step-phases.js";
+
+export interface JobSummary {
+  readonly steps: number;
+  /** Steps completed; less than `steps` when the job was stopped early. */
+  readonly completed_steps: number;
+  readonly world_size: number;
+  readonly backend: string;
+  readonly train_examples: number;
+  readonly eval_examples: number;
+  readonly final_train_loss: number;
+  readonly final_train_output_loss: number;
+  readonly final_eval: EvalRecord | undefined;
+  readonly tokens_per_s: number;
+  readonly elapsed_s: number;
+  readonly out_dir: string;
+  /** λ, the loss weight on instruction tokens. */
+  readonly prompt_loss_weight: number;
+  readonly template_loss_weight: number;
+  readonly instruction_output_ratio: number;
+  readonly model_parameters: number;
+}
+
+/** `step` is 1-based (steps done); `seconds` the step's wall time as the job saw it. */
+export function stepRecord(run: PreparedRun, step: number, group: GroupStep, seconds: number): StepRecord {
+  const { result } = group;
+  const config = run.model.config;
+  const meanLength = result.tokens / Math.max(1, result.examples);
+  return {
+    step,
+    lr: result.lr,
+    train_loss: result.trainLoss,
+    train_output_loss: result.trainOutputLoss,
+    tokens: result.tokens,
+    loss_tokens: result.lossTokens,
+    examples: result.examples,
+    grad_norm: result.gradNorm,
+    tokens_per_s: result.tokens / seconds,
+    step_s: seconds,
+    flops: trainingFlops(config, matmulParameterCount(config), result.tokens, meanLength),
+    ...stepPhases(group.rankPhases),
+  };
+}
+
+/** Output-token losses of held-out data and of the fixed training subset; NaN without held-out data. */
+export function evalRecord(step: number, sums: GroupEval, seconds: number): EvalRecord {
+  const heldOut = sums.heldOut[1] > 0 ? sums.heldOut[0] / sums.heldOut[1] : NaN;
+  const train = sums.train[0] / Math.max(1, sums.train[1]);
+  return {
+    step,
+    eval_output_loss: heldOut,
+    train_eval_output_loss: train,
+    overfitting_gap: heldOut - train,
+    eval_s: seconds,
+    rank_eval_s: sums.rankSeconds,
+  };
+}
+
+export function jobFacts(options: TrainOptions, run: PreparedRun, worldSize: number): JobFacts {
+  return {
+    plannedSteps: run.totalSteps,
+    completedSteps: run.resumed?.step ?? 0,
+    workersExpected: worldSize,
+    promptLossWeight: options.data.weighting.promptLossWeight,
+    templateLossWeight: options.data.weighting.templateLossWeight,
+    instructionOutputRatio: run.dataStats.instructionOutputRatio,
+    truncatedTokens: run.dataStats.truncatedTokens,
+    droppedExamples: run.dataStats.droppedExamples,
+    checkpointEverySteps: options.checkpointEverySteps,
+    heldOutExamples: run.heldOut.length,
+  };
+}
+
+/** What the loop accumulates for the summary. */
+export interface RunTally {
+  readonly completedSteps: number;
+  readonly last: StepRecord | undefined;
+  readonly lastEval: EvalRecord | undefined;
+  readonly tokens: number;
+  readonly trainingSeconds: number;
+  readonly elapsedSeconds: number;
+}
+
+export function jobSummary(
+  options: TrainOptions,
+  run: PreparedRun,
+  worldSize: number,
+  backend: string,
+  tally: RunTally,
+): JobSummary {
+  return {
+    steps: run.totalSteps,
+    completed_steps: tally.completedSteps,
+    world_size: worldSize,
+    backend,
+    train_examples: run.train.length,
+    eval_examples: run.heldOut.length,
+    final_train_loss: tally.last?.train_loss ?? NaN,
+    final_train_output_loss: tally.last?.train_output_loss ?? NaN,
+    final_eval: tally.lastEval && withoutRankDetail(tally.lastEval),
+    tokens_per_s: tally.tokens / Math.max(1e-9, tally.trainingSeconds),
+    elapsed_s: tally.elapsedSeconds,
+    out_dir: options.outDir,
+    prompt_loss_weight: options.data.weighting.promptLossWeight,
+    template_loss_weight: options.data.weighting.templateLossWeight,
+    instruction_output_ratio: run.dataStats.instructionOutputRatio,
+    model_parameters: parameterCount(run.model.config),
+  };
+}
+
+/** The summary keeps the job's view of an eval; per-rank seconds went to Prometheus. */
+function withoutRankDetail(record: EvalRecord): EvalRecord {
+  const { rank_eval_s: _, ...rest } = record;
+  return rest;
+}
