@@ -161,6 +161,11 @@ export function trainFlags<T>(yargs: Argv<T>) {
       default: 0,
       describe: "Checkpoint every K steps (always at the end)",
     })
+    .option("checkpoint-every-minutes", {
+      type: "number",
+      default: 10,
+      describe: "Also checkpoint when this many minutes of training have passed since the last one (0 = off)",
+    })
     .option("out", {
       type: "string",
       default: "runs/latest",

@@ -20,7 +20,7 @@ import { runJob, type JobControl, type JobSummary } from "./job.js";
 import { JobMetrics } from "./job-metrics.js";
 import { appendCheckpointLine } from "./metrics-file.js";
 import type { JobState } from "./job-state.js";
-import { RemoteRanks, WorkerLostError } from "./remote-ranks.js";
+import { RemoteRanks, WorkerLostError } from "./remote/index.js";
 import { join } from "node:path";
 
 export type CoordinatorState = JobState;
@@ -111,6 +111,7 @@ async function coordinate(
   control.signal?.addEventListener("abort", () => stop.abort(), { once: true });
   stop.signal.addEventListener("abort", () => health?.stopping("stopping after this step"), { once: true });
   let outcome = "job finished";
+  let failed = false;
   try {
     enter("waiting-for-workers");
     ranks = await RemoteRanks.gather(
@@ -138,6 +139,7 @@ async function coordinate(
     return summary;
   } catch (error) {
     outcome = `job failed: ${(error as Error).message}`;
+    failed = true;
     if (error instanceof WorkerLostError && ranks) {
       enter("salvaging");
       const saved = await ranks
@@ -159,7 +161,7 @@ async function coordinate(
     enter("failed");
     throw error;
   } finally {
-    await ranks?.close(outcome);
+    await ranks?.close(outcome, failed);
     await nc.drain().catch(() => undefined);
   }
 }

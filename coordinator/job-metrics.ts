@@ -13,7 +13,7 @@ import {
 } from "../shared/metrics/records.js";
 import { SECONDS_BUCKETS } from "../shared/metrics/registry.js";
 import { JOB_STATES, type JobState } from "./job-state.js";
-import type { MembershipEvents } from "./remote-ranks.js";
+import type { MembershipEvents } from "./remote/membership.js";
 
 /** What the job knows before its first step. */
 export interface JobFacts {
@@ -27,6 +27,8 @@ export interface JobFacts {
   readonly truncatedTokens: number;
   readonly droppedExamples: number;
   readonly checkpointEverySteps: number;
+  /** The time schedule (0 = none). */
+  readonly checkpointEverySeconds: number;
   /** 0 with --eval-fraction 0 and no --eval-data: there is no held-out loss or gap to report. */
   readonly heldOutExamples: number;
 }
@@ -61,7 +63,8 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     | "ratio"
     | "truncatedTokens"
     | "droppedExamples"
-    | "checkpointEvery",
+    | "checkpointEvery"
+    | "checkpointEverySeconds",
     Gauge
   >;
   private lastCheckpointMs = Date.now();
@@ -180,6 +183,10 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
         "imtrain_checkpoint_every_steps",
         "Checkpoint schedule in steps (0 = only at the end)",
       ),
+      checkpointEverySeconds: gauge(
+        "imtrain_checkpoint_every_seconds",
+        "Checkpoint schedule in seconds of training since the last (0 = none)",
+      ),
     };
     // The age is the one value that changes between steps: computed when scraped, from a timestamp.
     const lastCheckpoint = () => this.lastCheckpointMs;
@@ -205,6 +212,7 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     this.gauges.truncatedTokens.set(facts.truncatedTokens);
     this.gauges.droppedExamples.set(facts.droppedExamples);
     this.gauges.checkpointEvery.set(facts.checkpointEverySteps);
+    this.gauges.checkpointEverySeconds.set(facts.checkpointEverySeconds);
     this.lastCheckpointStep.set(facts.completedSteps);
     this.lastCheckpointMs = Date.now();
     this.worldSize = facts.workersExpected;

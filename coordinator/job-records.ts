@@ -75,6 +75,7 @@ export function jobFacts(options: TrainOptions, run: PreparedRun, worldSize: num
     truncatedTokens: run.dataStats.truncatedTokens,
     droppedExamples: run.dataStats.droppedExamples,
     checkpointEverySteps: options.checkpointEverySteps,
+    checkpointEverySeconds: options.checkpointEveryMs / 1000,
     heldOutExamples: run.heldOut.length,
   };
 }

@@ -60,8 +60,10 @@ export async function runJob(
     progress.eval(record);
     return record;
   };
+  let lastCheckpointMs = performance.now();
   const checkpoint = async (step: number) => {
     const saved = await ranks.checkpoint(join(options.outDir, "checkpoint"), options.seed);
+    lastCheckpointMs = performance.now();
     for (const sink of sinks) sink.checkpoint({ step, checkpoint_s: saved.seconds, rank: saved.rank });
   };
 
@@ -87,7 +89,9 @@ export async function runJob(
       const stopping = control.signal?.aborted === true && !isLast;
       if (isLast || (options.evalEverySteps > 0 && done % options.evalEverySteps === 0))
         lastEval = await evaluate(done);
-      const onSchedule = options.checkpointEverySteps > 0 && done % options.checkpointEverySteps === 0;
+      const onSchedule =
+        (options.checkpointEverySteps > 0 && done % options.checkpointEverySteps === 0) ||
+        (options.checkpointEveryMs > 0 && performance.now() - lastCheckpointMs >= options.checkpointEveryMs);
       if (isLast || stopping || onSchedule) await checkpoint(done);
       if (stopping) {
         progress.note(

@@ -37,7 +37,8 @@ export interface RankGroup {
   ): Promise<GroupEval>;
   /** Saves the ranks' (identical) state as a resumable checkpoint. */
   checkpoint(dir: string, seed: number): Promise<GroupCheckpoint>;
-  close(reason: string): Promise<void>;
+  /** Ends the group; `failed` tells remote workers the job failed (they exit non-zero). */
+  close(reason: string, failed?: boolean): Promise<void>;
 }
 
 /** Sums per-rank loss sums. */

@@ -63,6 +63,7 @@ export interface TrainFlags extends DataFlags {
   seed: number;
   evalEvery: number;
   checkpointEvery: number;
+  checkpointEveryMinutes: number;
   out: string;
 }
 
@@ -101,6 +102,8 @@ export interface TrainOptions {
   readonly evalEverySteps: number;
   /** 0 = checkpoint only at the end. */
   readonly checkpointEverySteps: number;
+  /** Also checkpoint when this long has passed since the last one (0 = no time schedule). */
+  readonly checkpointEveryMs: number;
   readonly outDir: string;
 }
 
@@ -193,6 +196,8 @@ export function compileTrainOptions(flags: TrainFlags): TrainOptions {
     seed: inRange("seed", flags.seed, 0, 2 ** 31 - 1, true),
     evalEverySteps: inRange("eval-every", flags.evalEvery, 0, 1e9, true),
     checkpointEverySteps: inRange("checkpoint-every", flags.checkpointEvery, 0, 1e9, true),
+    checkpointEveryMs:
+      inRange("checkpoint-every-minutes", flags.checkpointEveryMinutes ?? 10, 0, 1e6) * 60_000,
     outDir: flags.out,
   };
 }

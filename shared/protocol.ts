@@ -10,7 +10,8 @@ import { UserError } from "./errors.js";
 import type { RankPhaseSeconds } from "./metrics/records.js";
 
 // 2: stepDone carries the rank's phase seconds; evalDone and checkpointDone their seconds.
-export const PROTOCOL_VERSION = 2;
+// 3: join carries a nonce (a retried join gets the same rank); shutdown says whether the job failed.
+export const PROTOCOL_VERSION = 3;
 
 /** Subjects of one job; several jobs can share a NATS server under different names. */
 export function jobSubjects(job: string) {
@@ -53,7 +54,16 @@ export interface StepResult {
 export type LossSums = readonly [lossSum: number, tokens: number];
 
 export type WorkerMessage =
-  | { type: "join"; protocol: number; name: string; device: string; host: string; pid: number }
+  | {
+      type: "join";
+      protocol: number;
+      name: string;
+      device: string;
+      host: string;
+      pid: number;
+      /** Unique to this worker process: a join it retries (its reply was lost) gets the same rank. */
+      nonce: string;
+    }
   | { type: "ready"; rank: number; dataFingerprint: string; dataPlaneAddress: string }
   | {
       type: "stepDone";
@@ -78,7 +88,8 @@ export type CoordinatorMessage =
   | { type: "eval"; requestId: number; heldOut: number[]; train: number[] }
   | { type: "checkpoint"; dir: string; seed: number }
   | { type: "abort"; reason: string }
-  | { type: "shutdown"; reason: string }
+  /** `failed`: the job failed, so the worker exits non-zero. */
+  | { type: "shutdown"; reason: string; failed: boolean }
   /** Sent every heartbeat period, so workers notice a coordinator that is gone. */
   | { type: "alive" };
 
@@ -142,7 +153,7 @@ const isResult: Check = (v) =>
   );
 
 const WORKER_FIELDS: Record<WorkerMessage["type"], Record<string, Check>> = {
-  join: { protocol: isInt, name: isString, device: isString, host: isString, pid: isInt },
+  join: { protocol: isInt, name: isString, device: isString, host: isString, pid: isInt, nonce: isString },
   ready: { rank: isInt, dataFingerprint: isString, dataPlaneAddress: isString },
   stepDone: { rank: isInt, step: isInt, result: isResult, phases: isPhases, checksum: isNullableNumber },
   evalDone: { rank: isInt, requestId: isInt, heldOut: isSums, train: isSums, seconds: isSeconds },
@@ -161,7 +172,7 @@ const COORDINATOR_FIELDS: Record<CoordinatorMessage["type"], Record<string, Chec
   eval: { requestId: isInt, heldOut: isIntList, train: isIntList },
   checkpoint: { dir: isString, seed: isInt },
   abort: { reason: isString },
-  shutdown: { reason: isString },
+  shutdown: { reason: isString, failed: isBoolean },
   alive: {},
 };
 

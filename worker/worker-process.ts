@@ -6,6 +6,7 @@
 //
 // Commands arrive on the rank's subject and run one at a time, except `abort`, which cancels the step in
 // flight (a peer was lost) so this rank can still save the last completed step.
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { connect, type NatsConnection } from "nats";
 import { selectBackend } from "../shared/backend/select.js";
@@ -69,6 +70,8 @@ export class Worker {
   private readonly finished = new Promise<void>((resolve) => (this.stopped = resolve));
 
   private readonly rankMetrics: RankMetrics | undefined;
+  /** Identifies this process's join, so a retried request (its reply lost) gets the same rank. */
+  private readonly nonce = randomUUID();
 
   /** `served`: this process's metrics endpoint, started before joining so /healthz answers from the start. */
   constructor(
@@ -95,6 +98,7 @@ export class Worker {
         cause: error,
       });
     });
+    this.watchConnection(this.nc);
     this.enter("joining");
     const welcome = await this.join(this.nc);
     this.rank = welcome.rank;
@@ -102,6 +106,19 @@ export class Worker {
     await this.load(this.nc, welcome.job, welcome.worldSize);
     await this.finished;
     if (this.failure) throw this.failure;
+  }
+
+  /** A connection closed for good (reconnects exhausted) ends this worker with an error, never a hang. */
+  private watchConnection(nc: NatsConnection): void {
+    void nc.closed().then((error) => {
+      if (this.stopping || this.state === "stopped") return;
+      this.failure ??= new UserError(
+        `${this.options.name}: lost its NATS connection${error ? ` (${error.message})` : ""}; stopping`,
+      );
+      this.log(this.failure.message);
+      this.served?.health.failed(this.failure.message);
+      this.stopped();
+    });
   }
 
   private async join(nc: NatsConnection): Promise<Extract<CoordinatorMessage, { type: "welcome" }>> {
@@ -113,6 +130,7 @@ export class Worker {
       device: this.options.device,
       host: hostname(),
       pid: process.pid,
+      nonce: this.nonce,
     };
     const deadline = Date.now() + this.options.joinTimeoutMs;
     for (;;) {
@@ -125,6 +143,10 @@ export class Worker {
         );
       } catch (error) {
         if (error instanceof UserError) throw error;
+        if (nc.isClosed())
+          throw new UserError(`${this.options.name}: lost its NATS connection while joining`, {
+            cause: error,
+          });
         // No coordinator yet (no responders, or a timeout): keep asking until the deadline.
         if (Date.now() > deadline) {
           throw new UserError(
@@ -220,6 +242,14 @@ export class Worker {
       case "step": {
         const ring = this.ring;
         if (ring === undefined) throw new Error("step before start");
+        if (message.step !== rank.completedSteps) {
+          // A duplicated or stale command: running it would apply an update twice.
+          this.log(
+            `${this.options.name}: ignored step ${message.step + 1}: this rank has completed ${rank.completedSteps} (duplicate or stale command)`,
+          );
+          this.served?.process.messageDropped("unexpected");
+          return;
+        }
         const { result, phases } = await trainStep(rank, message.step, message.examples, (buffer) =>
           ring.allReduce(buffer, message.step),
         );
@@ -245,6 +275,10 @@ export class Worker {
       }
       case "shutdown":
         this.log(`${this.options.name}: shutdown (${message.reason})`);
+        if (message.failed) {
+          this.failure ??= new UserError(`${this.options.name}: the job failed (${message.reason})`);
+          this.served?.health.failed(message.reason);
+        }
         await this.stop(rank);
         return;
       default:

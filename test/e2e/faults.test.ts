@@ -76,7 +76,7 @@ test(
     const errorLine = coordinator.stderr.split("\n").find((line) => line.startsWith("imtrain: ")) ?? "";
     assert.match(errorLine, /worker killed-w1 \(rank [01]\)/); // ranks go by join order
     assert.match(errorLine, /--resume/, coordinator.stderr.slice(-3000));
-    await workers[0]?.exit;
+    assert.notEqual(await workers[0]?.exit, 0, "the surviving worker of a failed job exits non-zero");
     const saved = await loadCheckpoint(join(out, "checkpoint"));
     const savedStep = saved.trainer?.step ?? 0;
     assert.ok(savedStep >= 4 && savedStep < 40, `saved step ${savedStep}`);

@@ -126,6 +126,8 @@ class ScriptedWorker {
     private readonly nc: NatsConnection,
     job: string,
     readonly name: string,
+    /** Two scripted workers with one nonce are one worker asking twice. */
+    readonly nonce = `${name}-${process.pid}-${Math.random()}`,
   ) {
     this.subjects = jobSubjects(job);
   }
@@ -139,6 +141,7 @@ class ScriptedWorker {
       device: "cpu",
       host: "scripted",
       pid: process.pid,
+      nonce: this.nonce,
     };
     const reply = await this.nc.request(this.subjects.join, encodeMessage(request), { timeout: 10_000 });
     const message = decodeCoordinatorMessage(reply.data, this.subjects.join);
@@ -273,6 +276,64 @@ test(
     const reply = await new ScriptedWorker(nc, job, "w2").join();
     if (reply.type !== "reject") assert.fail(`expected a reject, got ${JSON.stringify(reply)}`);
     assert.match(reply.reason, /already has its 2 workers/);
+  },
+);
+
+test(
+  "coordinator protocol - a retried join (same nonce: its welcome was lost) gets the same rank, not a second one",
+  TIMEOUT,
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const job = "rejoin";
+    const coordinator = startCoordinator(t, server.url, job);
+    const nc = await openNats(t, server.url);
+    await coordinator.waitFor(WAITING);
+    const first = await new ScriptedWorker(nc, job, "w0", "nonce-a").joinWelcomed();
+    const again = await new ScriptedWorker(nc, job, "w0", "nonce-a").joinWelcomed();
+    const other = await new ScriptedWorker(nc, job, "w1", "nonce-b").joinWelcomed();
+    assert.deepEqual([first.rank, again.rank, other.rank], [0, 0, 1]);
+    await coordinator.waitFor(/worker w0 asked to join again \(its welcome was lost\?\): rank 0 again/);
+  },
+);
+
+test(
+  "coordinator protocol - a lost stepDone fails the job by name within 2 × the worker timeout; workers are told it failed",
+  TIMEOUT,
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const job = "lostreply";
+    const coordinator = startCoordinator(t, server.url, job, 1500); // replies due within 3 s
+    const nc = await openNats(t, server.url);
+    await coordinator.waitFor(WAITING);
+    const { workers, fingerprint } = await twoReadyWorkers(nc, job);
+    for (const worker of workers) {
+      await worker.ready(fingerprint);
+      worker.startHeartbeats(100); // alive all along: only the deadline can catch this
+      t.after(() => worker.stopHeartbeats());
+    }
+    const [w0, w1] = workers as [ScriptedWorker, ScriptedWorker];
+    await Promise.all(workers.map((w) => w.next("start")));
+    const started = Date.now();
+    await Promise.all(workers.map((w) => w.next("step")));
+    w0.send({ type: "stepDone", rank: 0, step: 0, result: RESULT, phases: PHASES, checksum: 1 });
+    w0.send({ type: "stepDone", rank: 0, step: 0, result: RESULT, phases: PHASES, checksum: 1 }); // duplicated
+    // w1's stepDone is "lost". The live w0 is asked to abort and save what it has.
+    await w0.next("abort");
+    const waited = Date.now() - started;
+    assert.ok(waited >= 2_900 && waited < 10_000, `detected after ${waited} ms`);
+    w0.send({ type: "aborted", rank: 0, completedSteps: 0 });
+    await w0.next("checkpoint");
+    w0.send({ type: "checkpointDone", rank: 0, step: 0, seconds: 0.01 });
+    assert.equal(await coordinator.exit, 2, coordinator.stderr.slice(-2000));
+    const lines = coordinator.errorLines();
+    assert.match(lines[0] ?? "", /worker lostreply-w1 \(rank 1\) sent no stepDone for step 1 within 3000 ms/);
+    assert.match(coordinator.stderr, /ignored an unexpected stepDone from rank 0 \(late or duplicated\)/);
+    for (const worker of [w0, w1]) {
+      const shutdown = await worker.next("shutdown");
+      assert.equal(shutdown.failed, true, "a failed job makes its workers exit non-zero");
+    }
   },
 );
 

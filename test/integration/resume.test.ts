@@ -86,3 +86,21 @@ test("checkpoint - round trip keeps config, weights and tokenizer", async () => 
   assert.equal(config["model_type"], "gpt2");
   assert.equal(config["n_embd"], checkpoint.config.embedDim);
 });
+
+test("checkpoint - --checkpoint-every-minutes saves by time during the run, and the run is unchanged", async () => {
+  const out = join(dir, "timed");
+  // 1 ms: every step is "due"; the time schedule must not change what is trained.
+  await runTrainJob(flags(out, ["--checkpoint-every-minutes", String(1 / 60_000)]), quiet);
+  const checkpoints = readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { type: string; step: number })
+    .filter((line) => line.type === "checkpoint")
+    .map((line) => line.step);
+  assert.deepEqual(checkpoints, [1, 2, 3, 4, 5, 6]);
+  const untimed = join(dir, "untimed");
+  await runTrainJob(flags(untimed, ["--checkpoint-every-minutes", "0"]), quiet);
+  const a = await loadCheckpoint(join(out, "checkpoint"));
+  const b = await loadCheckpoint(join(untimed, "checkpoint"));
+  for (const [name, values] of a.weights) assert.deepEqual(b.weights.get(name), values, name);
+});

@@ -14,6 +14,7 @@ const FACTS: JobFacts = {
   truncatedTokens: 12,
   droppedExamples: 1,
   checkpointEverySteps: 10,
+  checkpointEverySeconds: 600,
   heldOutExamples: 50,
 };
 

@@ -24,7 +24,15 @@ type Samples<M extends { type: string }> = { [K in M["type"]]: Extract<M, { type
 // Every type of each union, at least once: the mapped types make a missing type a compile error.
 const WORKER_SAMPLES: Samples<WorkerMessage> = {
   join: [
-    { type: "join", protocol: PROTOCOL_VERSION, name: "w0", device: "gpu:1", host: "node-a", pid: 4242 },
+    {
+      type: "join",
+      protocol: PROTOCOL_VERSION,
+      name: "w0",
+      device: "gpu:1",
+      host: "node-a",
+      pid: 4242,
+      nonce: "3f2b8c1e-5a4d-4e7f-9b0a-1c2d3e4f5a6b",
+    },
   ],
   ready: [{ type: "ready", rank: 1, dataFingerprint: "0a1b2c3d", dataPlaneAddress: "ws://10.0.0.2:4100" }],
   stepDone: [
@@ -91,7 +99,10 @@ const COORDINATOR_SAMPLES: Samples<CoordinatorMessage> = {
   eval: [{ type: "eval", requestId: 1, heldOut: [0, 1], train: [] }],
   checkpoint: [{ type: "checkpoint", dir: "/runs/x/checkpoint", seed: 1 }],
   abort: [{ type: "abort", reason: "a worker was lost" }],
-  shutdown: [{ type: "shutdown", reason: "job finished" }],
+  shutdown: [
+    { type: "shutdown", reason: "job finished", failed: false },
+    { type: "shutdown", reason: "job failed: worker w1 (rank 1) went silent", failed: true },
+  ],
   alive: [{ type: "alive" }],
 };
 

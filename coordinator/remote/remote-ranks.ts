@@ -1,0 +1,305 @@
+// N workers over NATS, as a RankGroup: admission (membership.ts), liveness (liveness.ts), and per request
+// (step, eval, checkpoint) one message fanned out to every rank and their replies gathered (gather.ts)
+// under a deadline. On failure, `salvage` aborts the in-flight step on the live ranks and has one of them
+// save the last completed step, so nothing that was trained is lost.
+import type { NatsConnection, Subscription } from "nats";
+import type { Log } from "../../shared/data/load.js";
+import { UserError } from "../../shared/errors.js";
+import type { CheckpointRecord } from "../../shared/metrics/records.js";
+import {
+  decodeWorkerMessage,
+  encodeMessage,
+  jobSubjects,
+  type CoordinatorMessage,
+  type JobSpec,
+  type WorkerMessage,
+} from "../../shared/protocol.js";
+import {
+  addSums,
+  type GroupCheckpoint,
+  type GroupEval,
+  type GroupStep,
+  type RankGroup,
+} from "../rank-group.js";
+import { ChecksumMismatchError, WorkerLostError } from "./errors.js";
+import { Gather, type Reply } from "./gather.js";
+import { watchLiveness } from "./liveness.js";
+import { Membership, NO_EVENTS, type MembershipEvents } from "./membership.js";
+
+export interface RemoteRanksOptions {
+  readonly job: string;
+  readonly workers: number;
+  readonly spec: JobSpec;
+  readonly dataFingerprint: string;
+  readonly joinTimeoutMs: number;
+  /** A worker silent this long is lost; it must exceed the longest step's compute. */
+  readonly workerTimeoutMs: number;
+  readonly events?: MembershipEvents;
+}
+
+type ReplyOf<K extends Reply["type"]> = Extract<Reply, { type: K }>;
+
+export class RemoteRanks implements RankGroup {
+  private readonly subjects;
+  private readonly membership: Membership;
+  private readonly events: MembershipEvents;
+  private readonly gathers = new Set<Gather<Reply>>();
+  private readonly subscriptions: Subscription[] = [];
+  /**
+   * How long a request's replies may take: a step is a rank's compute plus an all-reduce that can wait for
+   * the slowest rank's compute, so about twice the longest compute, which --worker-timeout-ms bounds.
+   */
+  private readonly replyTimeoutMs: number;
+  private stopWatching: () => void = () => {};
+  private evalRequests = 0;
+  /** Called when a worker announces it is leaving (SIGTERM): the job should stop after this step. */
+  onLeaving: (rank: number, reason: string) => void = () => {};
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly options: RemoteRanksOptions,
+    private readonly log: Log,
+  ) {
+    this.subjects = jobSubjects(options.job);
+    this.events = options.events ?? NO_EVENTS;
+    this.membership = new Membership(options.job, options.workers, options.spec, this.events, log);
+    this.membership.onLost((error) => {
+      for (const gather of this.gathers) if (gather.ranks.has(error.rank)) gather.fail(error);
+    });
+    this.replyTimeoutMs = 2 * options.workerTimeoutMs;
+  }
+
+  get worldSize(): number {
+    return this.options.workers;
+  }
+
+  /** Waits for `workers` workers to join and load the job, then starts them. */
+  static async gather(nc: NatsConnection, options: RemoteRanksOptions, log: Log): Promise<RemoteRanks> {
+    const ranks = new RemoteRanks(nc, options, log);
+    await ranks.admit();
+    return ranks;
+  }
+
+  private async admit(): Promise<void> {
+    const { workers, joinTimeoutMs } = this.options;
+    const everyone = new Set(Array.from({ length: workers }, (_, r) => r));
+    const ready = this.expect("ready", 0, everyone).deadline(joinTimeoutMs, (missing) => {
+      const joined = this.membership.members.length;
+      return new UserError(
+        `only ${joined} of ${workers} workers joined and loaded the job within ${joinTimeoutMs} ms (${missing.length} missing)`,
+      );
+    });
+    this.subscriptions.push(
+      this.nc.subscribe(this.subjects.coordinator, {
+        callback: (_, msg) => this.receive(msg.data, msg.subject),
+      }),
+      this.nc.subscribe(this.subjects.join, {
+        callback: (_, msg) => msg.respond(encodeMessage(this.membership.join(msg.data, msg.subject))),
+      }),
+    );
+    await this.nc.flush();
+    this.log(`waiting for ${workers} workers on ${this.subjects.join} (timeout ${joinTimeoutMs / 1000} s)`);
+    try {
+      for (const [rank, message] of await ready.done) {
+        if (message.dataFingerprint !== this.options.dataFingerprint) {
+          throw new WorkerLostError(
+            rank,
+            this.membership.nameOf(rank),
+            `read different data (fingerprint ${message.dataFingerprint}, coordinator ${this.options.dataFingerprint}); every node needs the same files`,
+          );
+        }
+        const member = this.membership.members[rank];
+        if (member) member.dataPlaneAddress = message.dataPlaneAddress;
+      }
+    } catch (error) {
+      // Whoever joined must not wait forever for a job that will not start.
+      this.membership.members.forEach((_, rank) =>
+        this.send(rank, { type: "shutdown", reason: (error as Error).message, failed: true }),
+      );
+      throw error;
+    }
+    // The join subscription stays: a late worker gets a clear "already has its workers" reply.
+    const peers = this.membership.members.map((m) => m.dataPlaneAddress ?? "");
+    for (let rank = 0; rank < workers; rank++) this.send(rank, { type: "start", peers });
+    this.stopWatching = watchLiveness(
+      this.membership,
+      { heartbeatMs: this.options.spec.heartbeatMs, workerTimeoutMs: this.options.workerTimeoutMs },
+      (rank, message) => this.send(rank, message),
+    );
+    this.watchConnection();
+    const started = this.membership.members.map((m, r) => `${r}=${m.name}@${m.host}`).join(", ");
+    this.log(`started ${workers} workers: ${started}`);
+  }
+
+  /** A NATS connection that closes for good fails whatever waits on workers, at once. */
+  private watchConnection(): void {
+    void this.nc.closed().then((error) => {
+      const why = `the coordinator lost its NATS connection${error ? `: ${error.message}` : ""}`;
+      for (const gather of this.gathers) gather.fail(new UserError(why));
+    });
+  }
+
+  private receive(bytes: Uint8Array, subject: string): void {
+    let message: WorkerMessage;
+    try {
+      message = decodeWorkerMessage(bytes, subject);
+    } catch (error) {
+      this.log(`ignored a bad message: ${(error as Error).message}`);
+      this.events.dropped("malformed");
+      return;
+    }
+    if (message.type === "join") return;
+    if (this.membership.heardFrom(message.rank, message.type) === undefined) return;
+    switch (message.type) {
+      case "heartbeat":
+        return;
+      case "failed":
+        return this.membership.markLost(message.rank, `failed: ${message.message}`);
+      case "leaving":
+        this.log(
+          `worker ${this.membership.nameOf(message.rank)} (rank ${message.rank}) is leaving: ${message.reason}`,
+        );
+        return this.onLeaving(message.rank, message.reason);
+      default: {
+        let taken = false;
+        for (const gather of this.gathers) taken = gather.offer(message.rank, message) || taken;
+        if (!taken) {
+          // A duplicate, or a reply that came after its request's deadline: never acted on twice.
+          this.log(`ignored an unexpected ${message.type} from rank ${message.rank} (late or duplicated)`);
+          this.events.dropped("unexpected");
+        }
+      }
+    }
+  }
+
+  private expect<K extends Reply["type"]>(
+    type: K,
+    key: number,
+    ranks: ReadonlySet<number>,
+  ): Gather<ReplyOf<K>> {
+    const gather = new Gather<ReplyOf<K>>(type, key, ranks);
+    for (const rank of ranks) {
+      const lost = this.membership.lostError(rank);
+      if (lost) gather.fail(lost);
+    }
+    const entry = gather as unknown as Gather<Reply>;
+    this.gathers.add(entry);
+    void gather.done.then(
+      () => this.gathers.delete(entry),
+      () => this.gathers.delete(entry),
+    );
+    return gather;
+  }
+
+  /**
+   * A request's gather, failing by name after the reply deadline. A rank that misses it is presumed lost
+   * (a lost reply, or a hung rank): salvage then waits only on the others.
+   */
+  private request<K extends Reply["type"]>(type: K, key: number, ranks: ReadonlySet<number>, what: string) {
+    return this.expect(type, key, ranks).deadline(this.replyTimeoutMs, (missing) => {
+      const reason = `sent no ${type} for ${what} within ${this.replyTimeoutMs} ms (2 × --worker-timeout-ms): lost message or hung rank`;
+      for (const rank of missing) this.membership.markLost(rank, reason);
+      const first = missing[0] ?? -1;
+      return (
+        this.membership.lostError(first) ?? new WorkerLostError(first, this.membership.nameOf(first), reason)
+      );
+    });
+  }
+
+  private send(rank: number, message: CoordinatorMessage): void {
+    this.nc.publish(this.subjects.rank(rank), encodeMessage(message));
+  }
+
+  private allRanks(): Set<number> {
+    return new Set(this.membership.members.map((_, r) => r));
+  }
+
+  async step(
+    step: number,
+    assignments: readonly (readonly number[])[],
+    compareChecksums: boolean,
+  ): Promise<GroupStep> {
+    const gather = this.request("stepDone", step, this.allRanks(), `step ${step + 1}`);
+    assignments.forEach((examples, rank) =>
+      this.send(rank, { type: "step", step, examples: [...examples], checksum: compareChecksums }),
+    );
+    const replies = [...(await gather.done).entries()].sort(([a], [b]) => a - b);
+    if (compareChecksums) {
+      const missing = replies.find(([, m]) => m.checksum === null);
+      if (missing)
+        throw new WorkerLostError(
+          missing[0],
+          this.membership.nameOf(missing[0]),
+          "sent no checksum when asked",
+        );
+      const checksums = replies.map(([, m]) => m.checksum ?? -1);
+      if (new Set(checksums).size > 1) throw new ChecksumMismatchError(step + 1, checksums);
+    }
+    const first = replies[0]?.[1];
+    if (first === undefined) throw new Error("no ranks");
+    return { result: first.result, rankPhases: replies.map(([, m]) => m.phases) };
+  }
+
+  async evaluate(
+    heldOut: readonly (readonly number[])[],
+    train: readonly (readonly number[])[],
+  ): Promise<GroupEval> {
+    const requestId = ++this.evalRequests;
+    const gather = this.request("evalDone", requestId, this.allRanks(), `eval ${requestId}`);
+    for (let rank = 0; rank < this.worldSize; rank++) {
+      this.send(rank, {
+        type: "eval",
+        requestId,
+        heldOut: [...(heldOut[rank] ?? [])],
+        train: [...(train[rank] ?? [])],
+      });
+    }
+    const replies = [...(await gather.done).entries()].sort(([a], [b]) => a - b).map(([, m]) => m);
+    return {
+      heldOut: addSums(replies.map((r) => r.heldOut)),
+      train: addSums(replies.map((r) => r.train)),
+      rankSeconds: replies.map((r) => r.seconds),
+    };
+  }
+
+  /** The lowest rank still alive writes the checkpoint (all hold identical state). */
+  async checkpoint(dir: string, seed: number): Promise<GroupCheckpoint> {
+    const writer = this.membership.liveRanks()[0];
+    if (writer === undefined) throw new UserError("no live worker left to write a checkpoint");
+    const gather = this.request("checkpointDone", 0, new Set([writer]), "a checkpoint");
+    this.send(writer, { type: "checkpoint", dir, seed });
+    const reply = (await gather.done).get(writer);
+    return { rank: writer, seconds: reply?.seconds ?? 0 };
+  }
+
+  /**
+   * After a failure mid-step: the live ranks drop the unfinished step (their weights are still those of
+   * the last completed one) and one of them saves it. Returns what was saved.
+   */
+  async salvage(dir: string, seed: number, timeoutMs: number): Promise<CheckpointRecord> {
+    const live = new Set(this.membership.liveRanks());
+    if (live.size === 0) throw new UserError("no live worker left to save a checkpoint");
+    const gather = this.expect("aborted", 0, live).deadline(
+      timeoutMs,
+      (missing) =>
+        new UserError(
+          `live workers did not confirm the abort within ${timeoutMs} ms (ranks ${missing.join(",")})`,
+        ),
+    );
+    for (const rank of live) this.send(rank, { type: "abort", reason: "a worker was lost" });
+    const steps = new Set([...(await gather.done).values()].map((m) => m.completedSteps));
+    if (steps.size !== 1)
+      throw new UserError(`live workers disagree on completed steps (${[...steps].join(", ")}); not saving`);
+    const saved = await this.checkpoint(dir, seed);
+    return { step: [...steps][0] ?? 0, checkpoint_s: saved.seconds, rank: saved.rank };
+  }
+
+  /** Shuts every worker down; `failed` makes them exit non-zero. */
+  async close(reason: string, failed = false): Promise<void> {
+    this.stopWatching();
+    for (let rank = 0; rank < this.membership.members.length; rank++)
+      this.send(rank, { type: "shutdown", reason, failed });
+    await this.nc.flush().catch(() => undefined);
+    for (const subscription of this.subscriptions) subscription.unsubscribe();
+  }
+}
