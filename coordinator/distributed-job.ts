@@ -21,6 +21,7 @@ import { JobMetrics } from "./job-metrics.js";
 import { appendCheckpointLine } from "./metrics-file.js";
 import type { JobState } from "./job-state.js";
 import { RemoteRanks, WorkerLostError } from "./remote/index.js";
+import { claimJob } from "./remote/lease.js";
 import { join } from "node:path";
 
 export type CoordinatorState = JobState;
@@ -96,7 +97,16 @@ async function coordinate(
     metrics?.enter(next);
   };
   log(`coordinator for job "${options.job}" on ${options.natsUrl}`);
-  const run = await prepareRun(train, log);
+  // Before anything else: a second coordinator for the job would drive its workers into two trajectories.
+  const lease = await claimJob(nc, options.job).catch(async (error: unknown) => {
+    await nc.close();
+    throw error;
+  });
+  const run = await prepareRun(train, log).catch(async (error: unknown) => {
+    lease.release();
+    await nc.close();
+    throw error;
+  });
   const spec: JobSpec = {
     flags: workerFlags(flags),
     totalSteps: run.totalSteps,
@@ -162,6 +172,7 @@ async function coordinate(
     throw error;
   } finally {
     await ranks?.close(outcome, failed);
+    lease.release();
     await nc.drain().catch(() => undefined);
   }
 }

@@ -21,6 +21,8 @@ export function jobSubjects(job: string) {
     coordinator: `${prefix}.coordinator`,
     rank: (rank: number) => `${prefix}.rank.${rank}`,
     ring: (rank: number) => `${prefix}.ring.${rank}`,
+    /** The job's coordinator answers here with its LeaseClaim: one coordinator per job. */
+    lease: `${prefix}.lease`,
   };
 }
 
@@ -93,6 +95,15 @@ export type CoordinatorMessage =
   /** Sent every heartbeat period, so workers notice a coordinator that is gone. */
   | { type: "alive" };
 
+/** Who holds a job's coordinator lease: the earliest start wins (ties: the smaller id). */
+export interface LeaseClaim {
+  readonly type: "lease";
+  readonly host: string;
+  readonly pid: number;
+  readonly startedAtMs: number;
+  readonly id: string;
+}
+
 /** One piece of a ring all-reduce: raw float32 bytes of buffer[offset, offset + n) for exchange `tag`. */
 export interface RingChunk {
   readonly tag: number;
@@ -113,7 +124,9 @@ export class ProtocolError extends UserError {
 // Plain msgpack: no records extension, so any msgpack implementation can read the wire.
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
-export function encodeMessage(message: WorkerMessage | CoordinatorMessage | RingChunk): Uint8Array {
+export function encodeMessage(
+  message: WorkerMessage | CoordinatorMessage | RingChunk | LeaseClaim,
+): Uint8Array {
   return packr.pack(message);
 }
 
@@ -200,6 +213,14 @@ export function decodeWorkerMessage(bytes: Uint8Array, subject: string): WorkerM
 
 export function decodeCoordinatorMessage(bytes: Uint8Array, subject: string): CoordinatorMessage {
   return validate<CoordinatorMessage>(COORDINATOR_FIELDS, bytes, subject);
+}
+
+export function decodeLeaseClaim(bytes: Uint8Array, subject: string): LeaseClaim {
+  return validate<LeaseClaim>(
+    { lease: { host: isString, pid: isInt, startedAtMs: isInt, id: isString } },
+    bytes,
+    subject,
+  );
 }
 
 export function decodeRingChunk(bytes: Uint8Array, subject: string): RingChunk {

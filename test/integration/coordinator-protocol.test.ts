@@ -338,6 +338,44 @@ test(
 );
 
 test(
+  "coordinator protocol - a second coordinator for a job that has one is refused with one line naming the first",
+  TIMEOUT,
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const first = startCoordinator(t, server.url, "taken");
+    await first.waitFor(WAITING);
+    const second = startCoordinator(t, server.url, "taken");
+    assert.equal(await second.exit, 2, second.stderr.slice(-2000));
+    const lines = second.errorLines();
+    assert.equal(lines.length, 1, second.stderr);
+    assert.match(
+      lines[0] ?? "",
+      /^imtrain: job "taken" already has a coordinator \(.+, pid \d+, since .+\): stop it/,
+    );
+    assert.doesNotMatch(second.stderr, /waiting for 2 workers/, "refused before waiting for workers");
+    // Another job on the same server is not affected.
+    await startCoordinator(t, server.url, "untaken").waitFor(WAITING);
+  },
+);
+
+test(
+  "coordinator protocol - two coordinators started together for one job: exactly one is refused",
+  TIMEOUT,
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const both = [startCoordinator(t, server.url, "race"), startCoordinator(t, server.url, "race")];
+    const refused = await Promise.race(both.map((c, i) => c.exit.then(() => i)));
+    const other = both[1 - refused];
+    assert.ok(other);
+    await other.waitFor(WAITING);
+    assert.match(both[refused]?.errorLines()[0] ?? "", /already has a coordinator/);
+    assert.equal(other.child.exitCode, null, "the winner keeps running");
+  },
+);
+
+test(
   "coordinator protocol - garbage on the join subject gets a reject reply, not silence",
   TIMEOUT,
   async (t) => {

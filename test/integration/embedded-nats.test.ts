@@ -16,6 +16,7 @@ import {
   findNatsServer,
   startNatsServerProcess,
 } from "../../coordinator/nats/server-process.js";
+import { claimJob } from "../../coordinator/remote/lease.js";
 import { requireNatsServer } from "../support/nats.js";
 
 type Open = (options?: ConnectionOptions) => Promise<NatsConnection>;
@@ -412,4 +413,19 @@ test("nats-server process - a binary that exits at once fails with its stderr, n
     assert.match(error.stderr, /bad option/);
     return true;
   });
+});
+
+test("embedded bus - the coordinator lease works on it: a second claim for a job is refused, another job is free", async () => {
+  const server = await EmbeddedNatsServer.start();
+  const [a, b] = await Promise.all([connect({ servers: server.url }), connect({ servers: server.url })]);
+  try {
+    const lease = await claimJob(a, "leased");
+    await assert.rejects(claimJob(b, "leased"), /job "leased" already has a coordinator/);
+    (await claimJob(b, "other")).release();
+    lease.release();
+    (await claimJob(b, "leased")).release(); // free again once released
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await server.close();
+  }
 });
