@@ -235,7 +235,15 @@ export class Worker {
               received: (bytes) => metrics.received(plane, bytes),
             })
           : link;
-        this.ring = new RingAllReduce(this.transport);
+        // A lost ring message fails the step by name after the worker timeout (which exceeds the longest
+        // compute, the longest a first chunk may legitimately wait); drops are logged and counted.
+        this.ring = new RingAllReduce(this.transport, {
+          messageTimeoutMs: job.coordinatorTimeoutMs,
+          onDropped: (reason, detail) => {
+            this.log(`${this.options.name}: dropped a ring message (${reason}): ${detail}`);
+            this.served?.process.messageDropped(reason);
+          },
+        });
         this.enter("training");
         return;
       }

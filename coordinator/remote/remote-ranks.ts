@@ -52,6 +52,7 @@ export class RemoteRanks implements RankGroup {
   private readonly replyTimeoutMs: number;
   private stopWatching: () => void = () => {};
   private evalRequests = 0;
+  private sendFailed = false;
   /** Called when a worker announces it is leaving (SIGTERM): the job should stop after this step. */
   onLeaving: (rank: number, reason: string) => void = () => {};
 
@@ -206,8 +207,15 @@ export class RemoteRanks implements RankGroup {
     });
   }
 
+  /** Publishing on a closed connection throws; that is reported once (watchConnection fails the job). */
   private send(rank: number, message: CoordinatorMessage): void {
-    this.nc.publish(this.subjects.rank(rank), encodeMessage(message));
+    try {
+      this.nc.publish(this.subjects.rank(rank), encodeMessage(message));
+    } catch (error) {
+      if (this.sendFailed) return;
+      this.sendFailed = true;
+      this.log(`cannot send to workers: ${(error as Error).message}`);
+    }
   }
 
   private allRanks(): Set<number> {
@@ -266,6 +274,10 @@ export class RemoteRanks implements RankGroup {
   async checkpoint(dir: string, seed: number): Promise<GroupCheckpoint> {
     const writer = this.membership.liveRanks()[0];
     if (writer === undefined) throw new UserError("no live worker left to write a checkpoint");
+    return this.checkpointFrom(writer, dir, seed);
+  }
+
+  private async checkpointFrom(writer: number, dir: string, seed: number): Promise<GroupCheckpoint> {
     const gather = this.request("checkpointDone", 0, new Set([writer]), "a checkpoint");
     this.send(writer, { type: "checkpoint", dir, seed });
     const reply = (await gather.done).get(writer);
@@ -273,8 +285,10 @@ export class RemoteRanks implements RankGroup {
   }
 
   /**
-   * After a failure mid-step: the live ranks drop the unfinished step (their weights are still those of
-   * the last completed one) and one of them saves it. Returns what was saved.
+   * After a failure mid-step: the live ranks drop the unfinished step and report how many steps they
+   * have applied, and one of the furthest saves. Ranks can differ by one: when an exchange's last message
+   * is lost, the ranks that received everything applied the step (all with the same bits) and the rest
+   * did not; both states are true states of the run, so the later one is kept. Returns what was saved.
    */
   async salvage(dir: string, seed: number, timeoutMs: number): Promise<CheckpointRecord> {
     const live = new Set(this.membership.liveRanks());
@@ -287,11 +301,14 @@ export class RemoteRanks implements RankGroup {
         ),
     );
     for (const rank of live) this.send(rank, { type: "abort", reason: "a worker was lost" });
-    const steps = new Set([...(await gather.done).values()].map((m) => m.completedSteps));
-    if (steps.size !== 1)
-      throw new UserError(`live workers disagree on completed steps (${[...steps].join(", ")}); not saving`);
-    const saved = await this.checkpoint(dir, seed);
-    return { step: [...steps][0] ?? 0, checkpoint_s: saved.seconds, rank: saved.rank };
+    const replies = [...(await gather.done).entries()].sort(([a], [b]) => a - b);
+    const furthest = Math.max(...replies.map(([, m]) => m.completedSteps));
+    const steps = new Set(replies.map(([, m]) => m.completedSteps));
+    if (furthest - Math.min(...steps) > 1)
+      throw new UserError(`live workers are more than one step apart (${[...steps].join(", ")}); not saving`);
+    const writer = replies.find(([, m]) => m.completedSteps === furthest)?.[0] ?? 0;
+    const saved = await this.checkpointFrom(writer, dir, seed);
+    return { step: furthest, checkpoint_s: saved.seconds, rank: saved.rank };
   }
 
   /** Shuts every worker down; `failed` makes them exit non-zero. */

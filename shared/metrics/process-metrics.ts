@@ -3,7 +3,16 @@
 // work from the first scrape.
 import { Counter, Gauge, type Registry } from "prom-client";
 
-export const DROP_REASONS = ["malformed", "unknown_rank", "unexpected"] as const;
+/** malformed, from an unknown rank, unexpected (late, duplicated or stale control message); ring chunks:
+ * duplicate (a second copy), stale (of a finished exchange), abandoned (of a failed one). */
+export const DROP_REASONS = [
+  "malformed",
+  "unknown_rank",
+  "unexpected",
+  "duplicate",
+  "stale",
+  "abandoned",
+] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 export type ProcessRole = "train" | "coordinator" | "worker";

@@ -40,7 +40,13 @@ interface Coordinator {
 }
 
 /** `imtrain coordinator` for a 2-worker, 1-step job; killed when the test ends if still running. */
-function startCoordinator(t: TestContext, url: string, job: string, workerTimeoutMs = 30_000): Coordinator {
+function startCoordinator(
+  t: TestContext,
+  url: string,
+  job: string,
+  workerTimeoutMs = 30_000,
+  workers = 2,
+): Coordinator {
   const args = [
     "coordinator",
     "--nats",
@@ -48,7 +54,7 @@ function startCoordinator(t: TestContext, url: string, job: string, workerTimeou
     "--job",
     job,
     "--workers",
-    "2",
+    String(workers),
     "--heartbeat-ms",
     "100",
     "--worker-timeout-ms",
@@ -372,6 +378,43 @@ test(
     await other.waitFor(WAITING);
     assert.match(both[refused]?.errorLines()[0] ?? "", /already has a coordinator/);
     assert.equal(other.child.exitCode, null, "the winner keeps running");
+  },
+);
+
+test(
+  "coordinator protocol - salvage saves from the furthest live rank when a lost message left ranks one step apart",
+  TIMEOUT,
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const job = "apart";
+    const coordinator = startCoordinator(t, server.url, job, 800, 3);
+    const nc = await openNats(t, server.url);
+    await coordinator.waitFor(/waiting for 3 workers on /);
+    const workers = [0, 1, 2].map((i) => new ScriptedWorker(nc, job, `${job}-w${i}`));
+    const welcomes: Welcome[] = [];
+    for (const worker of workers) welcomes.push(await worker.joinWelcomed());
+    const fingerprint = await fingerprintOf(welcomes[0] as Welcome);
+    const [w0, w1, w2] = workers as [ScriptedWorker, ScriptedWorker, ScriptedWorker];
+    for (const worker of workers) await worker.ready(fingerprint);
+    for (const worker of [w0, w1]) {
+      worker.startHeartbeats(100);
+      t.after(() => worker.stopHeartbeats());
+    }
+    await Promise.all(workers.map((w) => w.next("step"))); // w2 goes silent now
+    // w1 received the whole sum before the ring broke and applied the step; w0 did not.
+    await Promise.all([w0.next("abort"), w1.next("abort")]);
+    w0.send({ type: "aborted", rank: 0, completedSteps: 0 });
+    w1.send({ type: "aborted", rank: 1, completedSteps: 1 });
+    const checkpoint = await w1.next("checkpoint");
+    assert.equal(checkpoint.dir, join(dir, job, "checkpoint"));
+    w1.send({ type: "checkpointDone", rank: 1, step: 1, seconds: 0.01 });
+    assert.equal(await coordinator.exit, 2, coordinator.stderr.slice(-2000));
+    assert.match(
+      coordinator.errorLines()[0] ?? "",
+      /worker apart-w2 \(rank 2\) went silent.*saved the 1 completed steps/,
+    );
+    assert.equal(w0.received.filter((m) => m.type === "checkpoint").length, 0, "not from the rank behind");
   },
 );
 

@@ -11,18 +11,50 @@
 // different world size sums in a different order). Every message is a chunk of a segment whose encoded size
 // fits transport.maxMessageBytes, tagged (tag.ts) with its exchange, bucket, phase and step.
 // Floats travel in the platform's byte order (little-endian everywhere we run).
+//
+// Faults: every exchange runs against a progress deadline (deadline.ts), so a lost message or rank fails it
+// with a RingTimeoutError instead of hanging; a broken link fails a rank waiting on it at once; copies of a
+// chunk are dropped (a second copy is harmless: each span is added exactly once) and reported through
+// onDropped, as are chunks nobody will read (mailbox.ts). After any failure the ring is out of step: every
+// later call fails at once, and the caller builds a new ring (over a fresh link) to go on.
 import { decodeRingChunk, encodeMessage, type RingChunk } from "../../shared/protocol.js";
-import { RingError } from "./errors.js";
+import { ProgressDeadline } from "./deadline.js";
+import { RingError, RingTimeoutError } from "./errors.js";
 import { bucketSpans, chunkSpans, floatsPerChunk, segmentSpan, type Span } from "./layout.js";
-import { RingMailbox } from "./mailbox.js";
-import { EXCHANGE_SLOTS, MAX_BUCKETS, MAX_WORLD_SIZE, packRingTag, type RingPhase } from "./tag.js";
+import { RING_DROP_REASONS, RingMailbox, type RingDropReason } from "./mailbox.js";
+import {
+  describeRingTag,
+  EXCHANGE_SLOTS,
+  MAX_BUCKETS,
+  MAX_WORLD_SIZE,
+  packRingTag,
+  type RingPhase,
+} from "./tag.js";
 import type { RingTransport } from "./transport.js";
 
 export const DEFAULT_BUCKET_BYTES = 32 * 2 ** 20;
+/** The default progress deadline: the coordinator's default worker timeout. */
+export const DEFAULT_MESSAGE_TIMEOUT_MS = 120_000;
+/** setTimeout's limit. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 export interface RingAllReduceOptions {
   /** Floats reduced per round of the ring, in bytes (default 32 MiB); bounds the data in flight per link. */
   readonly bucketBytes?: number;
+  /**
+   * Progress deadline of an exchange, in ms (default DEFAULT_MESSAGE_TIMEOUT_MS, 120 s): an exchange that
+   * for this long neither receives a chunk it waits for nor completes a send fails on this rank with a
+   * RingTimeoutError naming the rank it waited for. The first chunks of an exchange wait for the slowest
+   * rank to finish its compute, so this must exceed the longest step's compute: the worker passes its job's
+   * worker timeout, which by contract does.
+   */
+  readonly messageTimeoutMs?: number;
+  /**
+   * Told of every message the ring drops instead of using: `reason` is one of RING_DROP_REASONS ("duplicate",
+   * "stale", "abandoned"), `detail` says which chunk and why, for a log line. Called synchronously from the
+   * transport's message handler: it must not throw.
+   */
+  readonly onDropped?: (reason: RingDropReason, detail: string) => void;
 }
 
 const FLOAT_BYTES = Float32Array.BYTES_PER_ELEMENT;
@@ -44,25 +76,45 @@ function bytesOf(buffer: Float32Array, span: Span): Uint8Array {
   );
 }
 
-/** Adds `span` to `received` (sorted, disjoint) or returns false if it overlaps one already there. */
-function addDisjoint(received: Span[], span: Span): boolean {
+/**
+ * Adds `span` to `received` (sorted, disjoint). Returns "duplicate" (and adds nothing) if exactly this span
+ * is there already, "overlap" if it overlaps another one.
+ */
+function addDisjoint(received: Span[], span: Span): "added" | "duplicate" | "overlap" {
   let at = received.length;
   while (at > 0 && (received[at - 1]?.start ?? 0) > span.start) at--;
   const before = received[at - 1];
   const after = received[at];
+  if (before !== undefined && before.start === span.start && before.end === span.end) return "duplicate";
   if ((before !== undefined && before.end > span.start) || (after !== undefined && after.start < span.end))
-    return false;
+    return "overlap";
   received.splice(at, 0, span);
-  return true;
+  return "added";
+}
+
+/** One all-reduce in flight: its deadline, and what it waits for now (for the timeout's message). */
+interface Exchange {
+  readonly deadline: ProgressDeadline;
+  /** Tag of the segment being received, while some of it is missing. */
+  receiving: number | undefined;
+  /** Tag of the segment being sent, while a send is unfinished. */
+  sending: number | undefined;
 }
 
 export class RingAllReduce {
-  private readonly mailbox = new RingMailbox();
+  private readonly mailbox: RingMailbox;
   private readonly bucketFloats: number;
   private readonly chunkFloats: number;
   private readonly previousRank: number;
-  /** Exchange slots (exchange mod 2^20) being reduced now: two at once would share tags. */
-  private readonly running = new Set<number>();
+  private readonly nextRank: number;
+  private readonly messageTimeoutMs: number;
+  private readonly onDropped: ((reason: RingDropReason, detail: string) => void) | undefined;
+  private readonly dropCounts = Object.fromEntries(RING_DROP_REASONS.map((reason) => [reason, 0])) as Record<
+    RingDropReason,
+    number
+  >;
+  /** Exchanges being reduced now, by slot (exchange mod 2^20): two in one slot would share tags. */
+  private readonly running = new Map<number, Exchange>();
   /** Aligned memory for received bytes before they are added: decoded data may sit at any byte offset. */
   private scratch = new Float32Array(0);
 
@@ -79,11 +131,21 @@ export class RingAllReduce {
     this.bucketFloats = Math.floor(bucketBytes / FLOAT_BYTES);
     if (!Number.isSafeInteger(this.bucketFloats) || this.bucketFloats < 1)
       throw new RangeError(`ring all-reduce: bucketBytes ${bucketBytes} holds no float`);
+    this.messageTimeoutMs = options.messageTimeoutMs ?? DEFAULT_MESSAGE_TIMEOUT_MS;
+    if (!(this.messageTimeoutMs >= 1 && this.messageTimeoutMs <= MAX_TIMEOUT_MS))
+      throw new RangeError(
+        `ring all-reduce: messageTimeoutMs ${this.messageTimeoutMs} is not in [1, ${MAX_TIMEOUT_MS}]`,
+      );
+    this.onDropped = options.onDropped;
+    this.mailbox = new RingMailbox((reason, chunk, why) => this.drop(reason, chunk, why));
     this.previousRank = mod(rank - 1, worldSize);
+    this.nextRank = mod(rank + 1, worldSize);
     // One rank needs no ring: leave the transport alone.
     this.chunkFloats = worldSize === 1 ? 0 : floatsPerChunk(transport.maxMessageBytes);
     if (worldSize === 1) return;
     transport.onMessage((bytes) => this.receive(bytes));
+    // A broken link fails whoever waits for a chunk now (and later, unless it is already held); sends fail in
+    // the transport. An exchange with everything it needs already held still completes.
     transport.onError((error) =>
       this.mailbox.fail(
         new RingError(rank, undefined, `the ring link failed: ${error.message}`, { cause: error }),
@@ -91,14 +153,27 @@ export class RingAllReduce {
     );
   }
 
-  /** Fails the exchange in flight (a peer is gone) and every later one; the buffer's partial sums are void. */
+  /** Messages dropped so far, by reason (each also told to onDropped). */
+  get dropped(): Readonly<Record<RingDropReason, number>> {
+    return { ...this.dropCounts };
+  }
+
+  /** Chunks received and not yet used: early ones of an exchange this rank has not reached. */
+  get heldChunks(): number {
+    return this.mailbox.heldChunks;
+  }
+
+  /** Fails the exchanges in flight at once (a peer is gone) and every later one; their buffers are void. */
   abort(reason: string): void {
-    this.mailbox.fail(new RingError(this.transport.rank, undefined, `aborted: ${reason}`));
+    this.fail(new RingError(this.transport.rank, undefined, `aborted: ${reason}`));
   }
 
   /**
    * Sums `buffer` over all ranks in place and returns it. Every rank calls it with the same length and the
-   * same `exchange` (a non-negative integer, e.g. the step; calls running at once need different ones).
+   * same `exchange`: a non-negative integer used once per ring (e.g. the step), so that late copies of an
+   * exchange's messages are told apart from early ones of the next; calls running at once need different
+   * ones. Fails with a RingError (a RingTimeoutError when a message or rank is lost), after which the ring
+   * is out of step and every later call fails at once.
    */
   async allReduce(buffer: Float32Array, exchange: number): Promise<Float32Array> {
     if (!Number.isSafeInteger(exchange) || exchange < 0)
@@ -114,20 +189,72 @@ export class RingAllReduce {
     const slot = exchange % EXCHANGE_SLOTS;
     if (this.running.has(slot))
       throw new RingError(rank, undefined, `exchange ${exchange} is already running (mod ${EXCHANGE_SLOTS})`);
-    this.running.add(slot);
+    if (this.mailbox.hasFinished(slot))
+      throw new RingError(
+        rank,
+        undefined,
+        `exchange ${exchange} (mod ${EXCHANGE_SLOTS}) already ran on this ring: each exchange number is used once`,
+      );
+    const current: Exchange = {
+      deadline: new ProgressDeadline(this.messageTimeoutMs, () => this.stalled(current)),
+      receiving: undefined,
+      sending: undefined,
+    };
+    this.running.set(slot, current);
+    this.mailbox.open(slot);
     try {
-      for (const [index, bucket] of buckets.entries())
-        await this.reduceBucket(buffer, exchange, index, bucket);
+      await Promise.race([this.reduceBuckets(buffer, exchange, buckets, current), current.deadline.expired]);
+      this.mailbox.finish(slot);
       return buffer;
     } catch (error) {
       const failure =
         error instanceof RingError ? error : new RingError(rank, undefined, message(error), { cause: error });
-      // The ring is out of step now: fail whatever else waits on it, and every later call.
-      this.mailbox.fail(failure);
+      this.mailbox.abandon(slot);
+      // The ring is out of step now: fail whatever else runs or waits on it, and every later call.
+      this.fail(failure);
       throw failure;
     } finally {
+      current.deadline.clear();
       this.running.delete(slot);
     }
+  }
+
+  private fail(error: RingError): void {
+    this.mailbox.fail(error);
+    for (const exchange of this.running.values()) exchange.deadline.fail(error);
+  }
+
+  /** The error an exchange that stopped moving fails with: what it waited for, from whom, for how long. */
+  private stalled(current: Exchange): RingError {
+    const { rank } = this.transport;
+    const ms = this.messageTimeoutMs;
+    if (current.receiving !== undefined)
+      return new RingTimeoutError(
+        rank,
+        current.receiving,
+        this.previousRank,
+        ms,
+        `no ring message from rank ${this.previousRank} for ${ms} ms; a lost message or a lost rank`,
+      );
+    if (current.sending !== undefined)
+      return new RingTimeoutError(
+        rank,
+        current.sending,
+        this.nextRank,
+        ms,
+        `a send to rank ${this.nextRank} has not completed for ${ms} ms; a stalled or lost rank`,
+      );
+    return new RingError(rank, undefined, `the exchange made no progress for ${ms} ms`);
+  }
+
+  private async reduceBuckets(
+    buffer: Float32Array,
+    exchange: number,
+    buckets: readonly Span[],
+    current: Exchange,
+  ): Promise<void> {
+    for (const [index, bucket] of buckets.entries())
+      await this.reduceBucket(buffer, exchange, index, bucket, current);
   }
 
   private async reduceBucket(
@@ -135,45 +262,68 @@ export class RingAllReduce {
     exchange: number,
     index: number,
     bucket: Span,
+    current: Exchange,
   ): Promise<void> {
     const { rank, worldSize } = this.transport;
     const segment = (i: number) => segmentSpan(bucket, worldSize, mod(i, worldSize));
     for (let k = 0; k < worldSize - 1; k++) {
       const tag = packRingTag(exchange, index, "reduce-scatter", k);
-      await this.step(buffer, tag, segment(rank - k), segment(rank - k - 1), "reduce-scatter");
+      await this.step(buffer, tag, segment(rank - k), segment(rank - k - 1), "reduce-scatter", current);
     }
     for (let k = 0; k < worldSize - 1; k++) {
       const tag = packRingTag(exchange, index, "all-gather", k);
-      await this.step(buffer, tag, segment(rank + 1 - k), segment(rank - k), "all-gather");
+      await this.step(buffer, tag, segment(rank + 1 - k), segment(rank - k), "all-gather", current);
     }
   }
 
-  private async step(buffer: Float32Array, tag: number, outgoing: Span, incoming: Span, phase: RingPhase) {
+  private async step(
+    buffer: Float32Array,
+    tag: number,
+    outgoing: Span,
+    incoming: Span,
+    phase: RingPhase,
+    current: Exchange,
+  ): Promise<void> {
     try {
       await Promise.all([
-        this.sendSegment(buffer, tag, outgoing),
-        this.receiveSegment(buffer, tag, incoming, phase),
+        this.sendSegment(buffer, tag, outgoing, current),
+        this.receiveSegment(buffer, tag, incoming, phase, current),
       ]);
     } catch (error) {
-      this.mailbox.discard(tag);
       if (error instanceof RingError) throw error;
       throw new RingError(this.transport.rank, tag, message(error), { cause: error });
     }
   }
 
-  private async sendSegment(buffer: Float32Array, tag: number, segment: Span): Promise<void> {
+  private async sendSegment(buffer: Float32Array, tag: number, segment: Span, current: Exchange) {
+    current.sending = tag;
     for (const span of chunkSpans(segment, this.chunkFloats)) {
       const chunk: RingChunk = { tag, offset: span.start, data: bytesOf(buffer, span) };
       await this.transport.send(encodeMessage(chunk));
+      current.deadline.throwIfEnded();
+      current.deadline.progress();
     }
+    current.sending = undefined;
   }
 
-  /** Waits for the chunks covering `segment` exactly once, adding them (reduce-scatter) or copying them. */
-  private async receiveSegment(buffer: Float32Array, tag: number, segment: Span, phase: RingPhase) {
+  /**
+   * Waits for the chunks covering `segment` exactly once, adding them (reduce-scatter) or copying them. A
+   * second copy of a chunk is dropped; a chunk that overlaps another, or strays outside, fails the exchange.
+   */
+  private async receiveSegment(
+    buffer: Float32Array,
+    tag: number,
+    segment: Span,
+    phase: RingPhase,
+    current: Exchange,
+  ) {
+    current.receiving = tag;
     const received: Span[] = [];
     let missing = segment.end - segment.start;
     while (missing > 0) {
       const chunk = await this.mailbox.next(tag);
+      // An exchange that failed while this waited leaves the buffer alone.
+      current.deadline.throwIfEnded();
       const floats = chunk.data.length / FLOAT_BYTES;
       const span = { start: chunk.offset, end: chunk.offset + floats };
       const where = `chunk [${span.start}, ${span.end}) from rank ${this.previousRank}`;
@@ -183,8 +333,14 @@ export class RingAllReduce {
           tag,
           `${where} is not inside the segment [${segment.start}, ${segment.end})`,
         );
-      if (!addDisjoint(received, span))
+      const added = addDisjoint(received, span);
+      if (added === "duplicate") {
+        this.drop("duplicate", chunk, "a second copy of a chunk already received");
+        continue;
+      }
+      if (added === "overlap")
         throw new RingError(this.transport.rank, tag, `${where} overlaps a chunk already received`);
+      current.deadline.progress();
       missing -= floats;
       if (phase === "all-gather") {
         bytesOf(buffer, span).set(chunk.data);
@@ -195,6 +351,17 @@ export class RingAllReduce {
           buffer[span.start + i] = (buffer[span.start + i] ?? 0) + (this.scratch[i] ?? 0);
       }
     }
+    current.receiving = undefined;
+  }
+
+  private drop(reason: RingDropReason, chunk: RingChunk, why: string): void {
+    this.dropCounts[reason]++;
+    const end = chunk.offset + chunk.data.length / FLOAT_BYTES;
+    this.onDropped?.(
+      reason,
+      `rank ${this.transport.rank} dropped chunk [${chunk.offset}, ${end}) from rank ${this.previousRank}, ` +
+        `${describeRingTag(chunk.tag)}: ${why}`,
+    );
   }
 
   private receive(bytes: Uint8Array): void {
@@ -204,7 +371,7 @@ export class RingAllReduce {
       chunk = decodeRingChunk(bytes, `ring ${this.previousRank}→${rank}`);
     } catch (error) {
       const reason = `malformed message from rank ${this.previousRank}: ${message(error)}`;
-      this.mailbox.fail(new RingError(rank, undefined, reason, { cause: error }));
+      this.fail(new RingError(rank, undefined, reason, { cause: error }));
       return;
     }
     this.mailbox.deliver(chunk);

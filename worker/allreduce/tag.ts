@@ -40,6 +40,11 @@ export function packRingTag(exchange: number, bucket: number, phase: RingPhase, 
   return ((exchange % EXCHANGE_SLOTS) * MAX_BUCKETS + bucket) * 2 ** 13 + phaseBit * 2 ** 12 + step;
 }
 
+/** The exchange slot (exchange mod EXCHANGE_SLOTS) a tag belongs to: unpackRingTag(tag).exchangeSlot, cheaply. */
+export function exchangeSlotOf(tag: number): number {
+  return Math.floor(tag / 2 ** 33);
+}
+
 export function unpackRingTag(tag: number): RingTagFields {
   checkField("tag", tag, Number.MAX_SAFE_INTEGER + 1);
   const step = tag % MAX_STEPS;

@@ -2,6 +2,10 @@
 // client to the next rank's server; binary frames, one ring message per frame. The caller exchanges the
 // addresses (over NATS) between listenWsRing and connect. The data plane is meant for a trusted network: the
 // checks here (frame size, who may connect) catch misconfiguration and runaway frames, not attackers.
+//
+// Every wait is bounded: connect resolves once both links are up (to the next rank, from the previous one)
+// and fails after connectTimeoutMs otherwise, each opening handshake included; a link that closes or
+// errors later fails the transport at once (onError), so a rank waiting on it does not wait for a deadline.
 import type { IncomingMessage } from "node:http";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import { LinkEvents } from "./link-events.js";
@@ -21,14 +25,20 @@ export interface WsRingOptions {
 }
 
 export interface WsConnectOptions {
-  /** How long to keep retrying while the next rank's server is not up yet. */
+  /**
+   * How long joining may take, in ms (default WS_CONNECT_TIMEOUT_MS): retrying while the next rank's server
+   * is not up yet, and waiting for the previous rank to connect.
+   */
   readonly connectTimeoutMs?: number;
 }
 
 export interface WsRingListener {
   /** ws://host:port of this rank's server, for its previous rank to connect to. */
   readonly address: string;
-  /** Joins the ring: connects to the next rank and takes the connection from the previous one. */
+  /**
+   * Joins the ring: connects to the next rank and takes the connection from the previous one; rejects if
+   * either is not up within connectTimeoutMs (close the listener then).
+   */
   connect(
     rank: number,
     worldSize: number,
@@ -60,10 +70,11 @@ function closeSocket(socket: WebSocket, code: number, reason: string): Promise<v
   });
 }
 
-function openOnce(url: string): Promise<WebSocket> {
+function openOnce(url: string, handshakeTimeoutMs: number): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    // Nothing but control frames comes back on this socket.
-    const socket = new WebSocket(url, { maxPayload: 4096 });
+    // Nothing but control frames comes back on this socket. The handshake timeout covers a peer that accepts
+    // the TCP connection and never answers the upgrade (a stalled process, or not a ring server).
+    const socket = new WebSocket(url, { maxPayload: 4096, handshakeTimeout: handshakeTimeoutMs });
     const onError = (error: Error) => reject(error);
     socket.once("error", onError);
     socket.once("open", () => {
@@ -78,7 +89,7 @@ async function openWithRetry(url: string, timeoutMs: number, cancelled: () => bo
   const deadline = Date.now() + timeoutMs;
   for (let delayMs = FIRST_RETRY_MS; ; delayMs = Math.min(2 * delayMs, LAST_RETRY_MS)) {
     try {
-      return await openOnce(url);
+      return await openOnce(url, Math.max(1, deadline - Date.now()));
     } catch (error) {
       if (cancelled()) throw new Error(`ws ring: closed while connecting to ${url}`, { cause: error });
       if (Date.now() + delayMs > deadline)
@@ -122,11 +133,42 @@ export async function listenWsRing(
   let link: WebSocket | undefined;
   let client: WebSocket | undefined;
   let closing: Promise<void> | undefined;
+  /** Settles the wait in connect() for the previous rank's connection. */
+  let linked: { resolve(): void; reject(error: Error): void } | undefined;
 
   const accept = (socket: WebSocket, held: Uint8Array[]) => {
     link = socket;
     for (const message of held) events.message(message);
     held.length = 0;
+    linked?.resolve();
+  };
+
+  /** Resolves once the previous rank's connection is accepted; rejects after timeoutMs or on close. */
+  const previousLinked = (timeoutMs: number): Promise<void> => {
+    if (link !== undefined) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          linked?.reject(
+            new Error(`ws ring: rank ${previousRank} did not connect to ${address} within ${timeoutMs} ms`),
+          ),
+        timeoutMs,
+      );
+      const settle = () => {
+        clearTimeout(timer);
+        linked = undefined;
+      };
+      linked = {
+        resolve: () => {
+          settle();
+          resolve();
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      };
+    });
   };
 
   server.on("error", (error) =>
@@ -142,12 +184,12 @@ export async function listenWsRing(
     incoming.set(socket, entry);
     socket.on("error", (error) => {
       if (socket === link)
-        events.error(new Error(`ws ring: link from rank ${from} failed: ${error.message}`));
+        events.error(new Error(`ws ring: the link from rank ${from} failed: ${error.message}`));
     });
     socket.on("close", (code, reason) => {
       incoming.delete(socket);
       if (socket === link && closing === undefined)
-        events.error(new Error(`ws ring: rank ${from} disconnected (${code} ${reason.toString()})`));
+        events.error(new Error(`ws ring: the link from rank ${from} closed (${code} ${reason.toString()})`));
     });
     socket.on("message", (data, isBinary) => {
       if (!isBinary) {
@@ -163,6 +205,7 @@ export async function listenWsRing(
   });
 
   const shutdown = (): Promise<void> => {
+    linked?.reject(new Error("ws ring: closed while waiting for the previous rank to connect"));
     closing ??= (async () => {
       const sockets = [...incoming.keys(), ...(client === undefined ? [] : [client])];
       await Promise.all(sockets.map((socket) => closeSocket(socket, 1000, "ring closed")));
@@ -207,24 +250,39 @@ export async function listenWsRing(
       if (entry.from === previousRank && link === undefined) accept(socket, entry.held);
       else socket.close(1008, `not the previous rank (${previousRank})`);
     }
+    const timeoutMs = connectOptions.connectTimeoutMs ?? WS_CONNECT_TIMEOUT_MS;
+    // Both waits run from now, each bounded by timeoutMs; the incoming one is awaited once the outgoing
+    // socket is ours (so a failure leaves nothing that close() would not find).
+    const incomingLink = previousLinked(timeoutMs);
+    incomingLink.catch(() => undefined);
     const url = `${nextAddress.replace(/\/+$/, "")}/ring?from=${rank}`;
-    const next = await openWithRetry(
-      url,
-      connectOptions.connectTimeoutMs ?? WS_CONNECT_TIMEOUT_MS,
-      () => closing !== undefined,
-    );
+    let next: WebSocket;
+    try {
+      next = await openWithRetry(url, timeoutMs, () => closing !== undefined);
+    } catch (error) {
+      linked?.reject(new Error("ws ring: gave up joining", { cause: error })); // clears its timer
+      throw error;
+    }
     if (closing !== undefined) {
       await closeSocket(next, 1000, "ring closed");
       throw new Error("ws ring: closed while connecting");
     }
     client = next;
+    const nextRank = (rank + 1) % worldSize;
     next.on("error", (error) =>
-      events.error(new Error(`ws ring: link to ${nextAddress} failed: ${error.message}`)),
+      events.error(
+        new Error(`ws ring: the link to rank ${nextRank} (${nextAddress}) failed: ${error.message}`),
+      ),
     );
     next.on("close", (code, reason) => {
       if (closing === undefined)
-        events.error(new Error(`ws ring: ${nextAddress} disconnected (${code} ${reason.toString()})`));
+        events.error(
+          new Error(
+            `ws ring: the link to rank ${nextRank} (${nextAddress}) closed (${code} ${reason.toString()})`,
+          ),
+        );
     });
+    await incomingLink;
     return transport;
   };
 
