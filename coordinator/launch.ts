@@ -1,13 +1,29 @@
 // `imtrain launch`: one node, like torchrun. Finds a NATS server (given URL, else a nats-server from the
 // PATH on a free loopback port, else an in-process broker), starts a coordinator and N workers as child
-// processes, prefixes their logs, forwards SIGTERM to the coordinator (which drains the workers), and
-// exits with the coordinator's status. With metrics, each process gets its own port and the run
-// directory gets a Prometheus file_sd list of them (deploy/prometheus/prometheus.yml reads it).
-import { spawn, type ChildProcess } from "node:child_process";
+// processes, prefixes their logs, and exits when the job ends, whatever its children died of. With
+// metrics, each process gets its own port and the run directory gets a Prometheus file_sd list of them
+// (deploy/prometheus/prometheus.yml reads it). Its lifecycle, logged:
+//
+//   starting → running → stopping-workers → stopping-nats → exited
+//                 ↘ draining (a signal: the coordinator finishes the step, checkpoints, stops the workers) ↗
+//   (a second signal: everything is killed and launch exits at once)
+//
+// Every child and nats-server run in process groups of their own, so Ctrl-C or a SIGTERM to launch's
+// group reaches launch alone, and each child is told exactly once what to do: a child that got the
+// group's signal and then launch's would take the second as "exit now". NATS is stopped last, after
+// everyone who talks over it has exited, so no one sees its connection drop in an orderly shutdown.
 import type { Log } from "../shared/data/load.js";
+import type { ChildServerExit } from "./child-server.js";
+import type { LaunchDeadlines } from "./launch-deadlines.js";
+import { launchOutcome, type EndedProcess } from "./launch-outcome.js";
+import { describeEnd, exitStatus, LaunchedProcess, within, type ProcessEnd } from "./launched-process.js";
 import { scrapeHost, writeMetricsTargets } from "./metrics-targets.js";
 import { EmbeddedNatsServer } from "./nats/embedded-server.js";
 import { findNatsServer, startNatsServerProcess } from "./nats/server-process.js";
+import { constants } from "node:os";
+
+export type LaunchState =
+  "starting" | "running" | "draining" | "stopping-workers" | "stopping-nats" | "exited";
 
 export interface LaunchOptions {
   readonly cliPath: string;
@@ -19,8 +35,7 @@ export interface LaunchOptions {
   readonly job: string;
   /** "cpu", or "gpu" to give worker i the device gpu:i. */
   readonly devices: "cpu" | "gpu";
-  /** How long workers get to exit after the coordinator has. */
-  readonly workerGraceMs: number;
+  readonly deadlines: LaunchDeadlines;
   /** Pass the coordinator's summary line (its stdout) through. */
   readonly printSummary: boolean;
   /** Where the coordinator writes the run (for the metrics targets file). */
@@ -38,6 +53,20 @@ export interface LaunchMetrics {
   readonly lingerS: number;
 }
 
+/** What the user asked for, by signal: the abort reason is the signal's name ("SIGINT"). */
+export interface LaunchSignals {
+  /** The first signal: drain the job (the step in flight, a checkpoint, then everyone exits). */
+  readonly drain: AbortSignal;
+  /** A second one: kill every child and nats-server, and return at once. */
+  readonly kill: AbortSignal;
+}
+
+/** How long a SIGKILLed process may take to be reaped, and nats-server or the embedded bus to stop. */
+const KILLED_EXIT_MS = 5_000;
+const BUS_STOP_MS = 10_000;
+/** How long to wait for a child's last log lines after it exited. */
+const LAST_LINES_MS = 1_000;
+
 function metricsArgs(metrics: LaunchMetrics, port: number): string[] {
   return [
     "--metrics-port",
@@ -51,102 +80,286 @@ function metricsArgs(metrics: LaunchMetrics, port: number): string[] {
 
 interface Bus {
   readonly url: string;
+  /** A nats-server launch started: settles when it exits. */
+  readonly exit?: Promise<ChildServerExit>;
   stop(): Promise<void>;
+  /** At once, without waiting (launch is about to exit). */
+  kill(): void;
 }
 
 async function startBus(options: LaunchOptions, log: Log): Promise<Bus> {
   if (options.natsUrl !== undefined && options.natsUrl !== "embedded")
-    return { url: options.natsUrl, stop: async () => {} };
+    return { url: options.natsUrl, stop: async () => {}, kill: () => {} };
   const binary = options.natsUrl === "embedded" ? undefined : findNatsServer();
   if (binary !== undefined) {
-    const server = await startNatsServerProcess(binary);
-    log(`launch: started ${binary} at ${server.url}`);
+    const server = await startNatsServerProcess(binary, {
+      ownProcessGroup: true,
+      killAfterMs: options.deadlines.killAfterMs,
+    });
+    log(`launch: started ${binary} (pid ${server.pid}) at ${server.url}`);
     return server;
   }
   const embedded = await EmbeddedNatsServer.start();
   const why = options.natsUrl === "embedded" ? "--nats embedded" : "no nats-server on the PATH";
   log(`launch: ${why}: using the in-process NATS bus at ${embedded.url}`);
-  return { url: embedded.url, stop: () => embedded.close() };
+  return { url: embedded.url, stop: () => embedded.close(), kill: () => void embedded.close() };
 }
 
-/** Pipes a child's stderr line by line with a prefix; its stdout passes through untouched if asked. */
-function run(cliPath: string, args: readonly string[], prefix: string, passStdout: boolean): ChildProcess {
-  const child = spawn(process.execPath, [cliPath, ...args], {
-    stdio: ["ignore", passStdout ? "inherit" : "ignore", "pipe"],
-  });
-  let pending = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    const lines = (pending + chunk.toString()).split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) process.stderr.write(`[${prefix}] ${line.replace(/\r/g, "")}\n`);
-  });
-  child.stderr?.on("end", () => pending && process.stderr.write(`[${prefix}] ${pending}\n`));
-  return child;
+function signalStatus(signal: unknown): number {
+  return 128 + (constants.signals[signal as NodeJS.Signals] ?? 0);
 }
 
-function exited(child: ChildProcess): Promise<number> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+/** Calls `then` once `signal` is aborted (at once if it already is). */
+function onAbort(signal: AbortSignal, then: () => void): void {
+  if (signal.aborted) then();
+  else signal.addEventListener("abort", then, { once: true });
 }
 
-export async function launch(options: LaunchOptions, log: Log, signal: AbortSignal): Promise<number> {
-  const bus = await startBus(options, log);
-  const { metrics } = options;
-  if (metrics) {
-    const host = scrapeHost(metrics.host);
-    const urls = metrics.workerPorts.map((port, r) => `w${r} http://${host}:${port}/metrics`);
-    log(
-      `launch: metrics at coordinator http://${host}:${metrics.coordinatorPort}/metrics, ${urls.join(", ")}`,
+class Launch {
+  private state: LaunchState = "starting";
+  private bus: Bus | undefined;
+  /** Settles when startBus has, so a kill during start-up can wait for a nats-server to kill. */
+  private busStarted: Promise<unknown> = Promise.resolve();
+  private coordinator: LaunchedProcess | undefined;
+  private workers: LaunchedProcess[] = [];
+  /** nats-server, had it died before launch stopped it. */
+  private natsDied: EndedProcess | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly options: LaunchOptions,
+    private readonly log: Log,
+    private readonly signals: LaunchSignals,
+  ) {}
+
+  /** Resolves with launch's exit status: when the job has ended, or at once on a second signal. */
+  run(): Promise<number> {
+    const killed = new Promise<number>((resolve) =>
+      onAbort(this.signals.kill, () => resolve(this.killEverything(this.signals.kill.reason))),
     );
-    const ports = [metrics.coordinatorPort, ...metrics.workerPorts];
-    log(`launch: Prometheus targets in ${writeMetricsTargets(options.outDir, metrics.host, ports)}`);
+    const lifecycle = this.lifecycle()
+      .catch(async (error: unknown) => {
+        // Our own bug or a failed start: leave nothing running behind the error.
+        this.killChildren();
+        if (this.bus) await this.stopBus(this.bus);
+        throw error;
+      })
+      .finally(() => this.clearTimers());
+    return Promise.race([lifecycle, killed]);
   }
-  try {
-    const coordinator = run(
-      options.cliPath,
-      [
+
+  private enter(state: LaunchState, why = ""): void {
+    this.log(`launch: ${this.state} → ${state}${why === "" ? "" : ` (${why})`}`);
+    this.state = state;
+  }
+
+  private async lifecycle(): Promise<number> {
+    const starting = startBus(this.options, this.log);
+    this.busStarted = starting.catch(() => undefined);
+    const bus = await starting;
+    this.bus = bus;
+    if (this.signals.kill.aborted) {
+      bus.kill();
+      return signalStatus(this.signals.kill.reason);
+    }
+    if (this.signals.drain.aborted) {
+      // Stopped before anything ran: nothing to drain.
+      this.enter("stopping-nats", String(this.signals.drain.reason));
+      await this.stopBus(bus);
+      this.enter("exited", `status ${signalStatus(this.signals.drain.reason)}`);
+      return signalStatus(this.signals.drain.reason);
+    }
+    this.logMetrics();
+    const coordinator = this.spawnChildren(bus.url);
+    this.enter("running");
+    onAbort(this.signals.drain, () => this.drain(String(this.signals.drain.reason)));
+    for (const worker of this.workers) void worker.ended.then((end) => this.workerEnded(worker, end));
+    void bus.exit?.then((exit) => this.natsExited(exit));
+
+    const end = await coordinator.ended;
+    this.clearTimers();
+    this.enter("stopping-workers", `the coordinator ${describeEnd(end)}`);
+    await this.stopWorkers();
+    await Promise.all([coordinator, ...this.workers].map((p) => p.settled(LAST_LINES_MS)));
+
+    this.enter("stopping-nats");
+    await this.stopBus(bus);
+    const others = [
+      ...this.workers.filter((w) => !w.running).map(ended),
+      ...(this.natsDied ? [this.natsDied] : []),
+    ];
+    const outcome = launchOutcome(ended(coordinator), others);
+    if (outcome.line !== undefined) this.log(outcome.line);
+    this.enter("exited", `status ${outcome.status}`);
+    return outcome.status;
+  }
+
+  private spawnChildren(url: string): LaunchedProcess {
+    const { options } = this;
+    const { metrics } = options;
+    const write = (text: string) => process.stderr.write(text);
+    const coordinator = new LaunchedProcess({
+      name: "coordinator",
+      args: [
+        options.cliPath,
         "coordinator",
         "--nats",
-        bus.url,
+        url,
         ...options.coordinatorArgs,
         ...(metrics ? metricsArgs(metrics, metrics.coordinatorPort) : []),
       ],
-      "coordinator",
-      options.printSummary,
+      passStdout: options.printSummary,
+      write,
+    });
+    this.coordinator = coordinator;
+    this.workers = Array.from(
+      { length: options.workers },
+      (_, i) =>
+        new LaunchedProcess({
+          name: `w${i}`,
+          args: [
+            options.cliPath,
+            "worker",
+            "--nats",
+            url,
+            "--job",
+            options.job,
+            "--name",
+            `w${i}`,
+            "--device",
+            options.devices === "gpu" ? `gpu:${i}` : "cpu",
+            ...(metrics ? metricsArgs(metrics, metrics.workerPorts[i] ?? 0) : []),
+            ...(metrics?.peakTflops === undefined ? [] : ["--peak-tflops", String(metrics.peakTflops)]),
+          ],
+          passStdout: false,
+          write,
+        }),
     );
-    const workers = Array.from({ length: options.workers }, (_, i) =>
-      run(
-        options.cliPath,
-        [
-          "worker",
-          "--nats",
-          bus.url,
-          "--job",
-          options.job,
-          "--name",
-          `w${i}`,
-          "--device",
-          options.devices === "gpu" ? `gpu:${i}` : "cpu",
-          ...(metrics ? metricsArgs(metrics, metrics.workerPorts[i] ?? 0) : []),
-          ...(metrics?.peakTflops === undefined ? [] : ["--peak-tflops", String(metrics.peakTflops)]),
-        ],
-        `w${i}`,
-        false,
-      ),
-    );
-    signal.addEventListener("abort", () => coordinator.kill("SIGTERM"), { once: true });
-    const status = await exited(coordinator);
-    // The coordinator shuts its workers down; give them a moment, then make sure.
-    const deadline = setTimeout(
-      () => workers.forEach((w) => w.exitCode === null && w.kill("SIGKILL")),
-      options.workerGraceMs,
-    );
-    const workerStatuses = await Promise.all(workers.map(exited));
-    clearTimeout(deadline);
-    const failed = workerStatuses.filter((s) => s !== 0).length;
-    if (failed > 0) log(`launch: ${failed} of ${options.workers} workers exited with an error`);
-    return status;
-  } finally {
-    await bus.stop();
+    const pids = this.workers.map((w) => `${w.name} ${w.pid ?? "?"}`).join(", ");
+    this.log(`launch: started the coordinator (pid ${coordinator.pid ?? "?"}) and workers (pids ${pids})`);
+    return coordinator;
   }
+
+  private logMetrics(): void {
+    const { metrics } = this.options;
+    if (!metrics) return;
+    const host = scrapeHost(metrics.host);
+    const urls = metrics.workerPorts.map((port, r) => `w${r} http://${host}:${port}/metrics`);
+    this.log(
+      `launch: metrics at coordinator http://${host}:${metrics.coordinatorPort}/metrics, ${urls.join(", ")}`,
+    );
+    const ports = [metrics.coordinatorPort, ...metrics.workerPorts];
+    this.log(
+      `launch: Prometheus targets in ${writeMetricsTargets(this.options.outDir, metrics.host, ports)}`,
+    );
+  }
+
+  /** The first signal: the coordinator finishes the step, has a worker checkpoint and shuts them down. */
+  private drain(signal: string): void {
+    const coordinator = this.coordinator;
+    if (this.state !== "running" || coordinator === undefined) return; // already on its way out
+    this.enter("draining", signal);
+    coordinator.signal("SIGTERM");
+    this.after(this.options.deadlines.drainTimeoutMs, () =>
+      this.stop(coordinator, `did not finish draining within ${this.options.deadlines.drainTimeoutMs} ms`),
+    );
+  }
+
+  /** A worker that dies while the coordinator runs is news now, not at the end. */
+  private workerEnded(worker: LaunchedProcess, end: ProcessEnd): void {
+    const coordinator = this.coordinator;
+    if (coordinator === undefined || !coordinator.running) return;
+    if (exitStatus(end) !== 0) this.log(`launch: ${worker.name} ${describeEnd(end)}`);
+    if (this.workers.every((w) => !w.running)) {
+      // It notices the silence, saves what it can and exits; if it does not, it has nothing left to drive.
+      const { drainTimeoutMs } = this.options.deadlines;
+      this.after(drainTimeoutMs, () =>
+        this.stop(coordinator, `is still running ${drainTimeoutMs} ms after its last worker exited`),
+      );
+    }
+  }
+
+  /** nats-server died under the job: the cause of what follows (the children stop on their own deadlines). */
+  private natsExited(exit: ChildServerExit): void {
+    if (this.state === "stopping-nats" || this.state === "exited") return;
+    const end: ProcessEnd =
+      exit.signal !== null
+        ? { kind: "killed", signal: exit.signal }
+        : { kind: "exited", code: exit.code ?? 0 };
+    this.natsDied = { name: "nats-server", end, endedAtMs: exit.atMs, killedByLaunch: false };
+    this.log(`launch: nats-server ${describeEnd(end)}; the coordinator and workers will stop`);
+  }
+
+  /** SIGTERM now, SIGKILL after the grace; either way the kill is launch's, not the process's failure. */
+  private stop(child: LaunchedProcess, why: string): void {
+    if (!child.running) return;
+    this.log(`launch: the ${child.name} ${why}; stopping it`);
+    child.killedByLaunch = true;
+    child.signal("SIGTERM");
+    this.after(this.options.deadlines.killAfterMs, () => child.signal("SIGKILL"));
+  }
+
+  /** The coordinator has exited: its workers exit too (told to, or on its silence) or are killed. */
+  private async stopWorkers(): Promise<void> {
+    const { workerGraceMs } = this.options.deadlines;
+    const allEnded = Promise.all(this.workers.map((w) => w.ended));
+    if (await within(allEnded, workerGraceMs)) return;
+    for (const worker of this.workers.filter((w) => w.running)) {
+      this.log(`launch: ${worker.name} still running ${workerGraceMs} ms after the coordinator; killing it`);
+      worker.killedByLaunch = true;
+      worker.signal("SIGKILL");
+    }
+    await within(allEnded, KILLED_EXIT_MS);
+  }
+
+  private async stopBus(bus: Bus): Promise<void> {
+    if (!(await within(bus.stop(), BUS_STOP_MS)))
+      this.log(`launch: NATS did not stop within ${BUS_STOP_MS} ms`);
+  }
+
+  /** The second signal: no more waiting. Resolves once everything launch started has been sent SIGKILL. */
+  private async killEverything(signal: unknown): Promise<number> {
+    this.log(`launch: a second signal (${String(signal)}): killing everything launch started`);
+    this.killChildren();
+    // A nats-server still starting is killed as soon as it is known.
+    await within(this.busStarted, BUS_STOP_MS);
+    this.bus?.kill();
+    this.enter("exited", `status ${signalStatus(signal)}`);
+    return signalStatus(signal);
+  }
+
+  private killChildren(): void {
+    for (const child of [this.coordinator, ...this.workers]) {
+      if (child === undefined || !child.running) continue;
+      child.killedByLaunch = true;
+      child.signal("SIGKILL");
+    }
+  }
+
+  private after(ms: number, then: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      then();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  private clearTimers(): void {
+    this.timers.forEach(clearTimeout);
+    this.timers.clear();
+  }
+}
+
+function ended(child: LaunchedProcess): EndedProcess {
+  return {
+    name: child.name,
+    end: child.end ?? { kind: "killed", signal: "SIGKILL" },
+    endedAtMs: child.endedAtMs ?? Date.now(),
+    killedByLaunch: child.killedByLaunch,
+  };
+}
+
+/** Runs the job on this node; resolves with the status launch should exit with (see launch-outcome.ts). */
+export function launch(options: LaunchOptions, log: Log, signals: LaunchSignals): Promise<number> {
+  return new Launch(options, log, signals).run();
 }

@@ -6,10 +6,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Argv, CommandModule } from "yargs";
 import { launch } from "../../coordinator/launch.js";
+import { launchDeadlines } from "../../coordinator/launch-deadlines.js";
 import { generateSynthetic, writeSyntheticJsonl } from "../../shared/data/synth.js";
 import { UserError } from "../../shared/errors.js";
 import { writeReportOrSay } from "../run-report.js";
-import { stopOnSignals } from "../signals.js";
+import { launchSignals } from "./launch.js";
 
 interface DemoFlags {
   out: string;
@@ -92,7 +93,7 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
     log(
       `demo: ${flags.examples} synthetic examples (~24-word instructions, ~3-word outputs); IT then IM, ${flags.steps} steps each on ${flags.workers} workers`,
     );
-    const signal = stopOnSignals();
+    const signals = launchSignals(log);
     for (const mode of MODES) {
       const job = `demo-${mode}`;
       const status = await launch(
@@ -109,15 +110,16 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
           ],
           job,
           devices: "cpu",
-          workerGraceMs: 15_000,
+          deadlines: launchDeadlines(120_000, 1_000), // the coordinator's default timings
           printSummary: false,
           outDir: join(flags.out, mode),
         },
         log,
-        signal,
+        signals,
       );
+      if (signals.kill.aborted) process.exit(status);
       if (status !== 0) throw new UserError(`demo: the ${mode.toUpperCase()} run exited with ${status}`);
-      if (signal.aborted) return;
+      if (signals.drain.aborted) return;
     }
     const table = [
       `\n${"mode".padEnd(6)}${"train output loss".padStart(20)}${"held-out output loss".padStart(23)}${"gap".padStart(9)}${"time".padStart(9)}`,

@@ -1,12 +1,12 @@
 import { fileURLToPath } from "node:url";
 import type { Argv, CommandModule } from "yargs";
 import { freePorts } from "../../coordinator/free-ports.js";
-import { launch, type LaunchMetrics } from "../../coordinator/launch.js";
+import { launch, type LaunchMetrics, type LaunchSignals } from "../../coordinator/launch.js";
+import { launchDeadlines } from "../../coordinator/launch-deadlines.js";
 import { OptionError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsOptions } from "../../shared/metrics/options.js";
 import { compileTrainOptions } from "../../shared/options.js";
 import { coordinatorFlags, peakFlopsFlag } from "../flags.js";
-import { stopOnSignals } from "../signals.js";
 import type { CoordinatorFlags } from "./coordinator.js";
 
 interface LaunchFlags extends Omit<CoordinatorFlags, "nats"> {
@@ -59,6 +59,23 @@ async function launchMetrics(options: MetricsOptions, workers: number): Promise<
   };
 }
 
+/**
+ * Launch's own signal handling rather than stopOnSignals: launch must outlive the first signal until its
+ * children have drained and NATS has stopped, and the second must kill them before launch exits. SIGHUP
+ * (the terminal closed) drains too: the children are in their own process groups and would not get it.
+ */
+export function launchSignals(log: (line: string) => void): LaunchSignals {
+  const drain = new AbortController();
+  const kill = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (drain.signal.aborted) return kill.abort(signal);
+    log(`\nlaunch: ${signal}: the job stops after this step with a checkpoint (again to kill it now)`);
+    drain.abort(signal);
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, onSignal);
+  return { drain: drain.signal, kill: kill.signal };
+}
+
 export const launchCommand: CommandModule<object, LaunchFlags> = {
   command: "launch",
   describe: "One node: start a coordinator and N workers (and NATS if none is given), like torchrun",
@@ -81,6 +98,10 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
   handler: async (argv) => {
     compileTrainOptions(argv); // fail here, once, on bad flags rather than in N+1 processes
     const metrics = await launchMetrics(compileMetricsOptions(argv), argv.workers);
+    const log = (line: string) => process.stderr.write(line + "\n");
+    // A closed terminal or pipe must not kill launch mid-job (its children would be orphaned): write and move on.
+    process.stderr.on("error", () => undefined);
+    process.stdout.on("error", () => undefined);
     const status = await launch(
       {
         cliPath: CLI_PATH,
@@ -89,14 +110,15 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
         coordinatorArgs: forwardedArgs(process.argv.slice(process.argv.indexOf("launch") + 1)),
         job: argv.job,
         devices: argv.devices === "gpu" ? "gpu" : "cpu",
-        workerGraceMs: 15_000,
+        deadlines: launchDeadlines(argv.workerTimeoutMs, argv.heartbeatMs),
         printSummary: true,
         outDir: argv.out,
         ...(metrics ? { metrics } : {}),
       },
-      (line) => process.stderr.write(line + "\n"),
-      stopOnSignals(),
+      log,
+      launchSignals(log),
     );
-    process.exitCode = status;
+    // At once: after a second signal the children were killed and nothing is left to wait for.
+    process.exit(status);
   },
 };

@@ -1,11 +1,38 @@
 import { hostname } from "node:os";
+import { NatsError } from "nats";
 import type { Argv, CommandModule } from "yargs";
-import { OptionError } from "../../shared/errors.js";
+import { OptionError, UserError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/options.js";
 import { serveMetrics } from "../../shared/metrics/serve.js";
 import { IMTRAIN_VERSION } from "../../shared/version.js";
 import { Worker } from "../../worker/worker-process.js";
 import { DEFAULT_NATS_URL, metricsEndpointFlags, peakFlopsFlag } from "../flags.js";
+
+/** A lost NATS connection is an event to report in one line, not a bug to show a stack trace for. */
+function asUserError(error: unknown, name: string): unknown {
+  if (!(error instanceof NatsError)) return error;
+  return new UserError(`${name}: the NATS connection closed (${error.code})`, { cause: error });
+}
+
+/**
+ * The worker publishes from timers and callbacks, so a connection that closes under it (nats-server
+ * stopped, the network cut) throws outside any await. Such errors end the process here, before the
+ * wasm backend's own handlers (registered later) rethrow them with a stack: one line, exit 2, like any
+ * user error; anything else is our bug and keeps its stack.
+ */
+function exitOnStrayErrors(name: string): void {
+  const exit = (error: unknown) => {
+    const converted = asUserError(error, name);
+    if (converted instanceof UserError) {
+      process.stderr.write(`imtrain: ${converted.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`imtrain: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  };
+  process.on("uncaughtException", exit);
+  process.on("unhandledRejection", exit);
+}
 
 interface WorkerFlags extends MetricsFlags {
   nats: string;
@@ -52,6 +79,7 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
     if (argv.device !== "cpu" && !/^gpu:\d+$/.test(argv.device)) {
       throw new OptionError("device", `"${argv.device}" is not cpu or gpu:K`);
     }
+    exitOnStrayErrors(argv.name);
     const metrics = compileMetricsOptions(argv);
     const log = (line: string) => process.stderr.write(line + "\n");
     // Served from the start, so /healthz answers while the worker waits for its coordinator.
@@ -81,7 +109,7 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
       await worker.run();
     } catch (error) {
       served?.health.failed((error as Error).message);
-      throw error;
+      throw asUserError(error, argv.name);
     } finally {
       await served?.close();
     }

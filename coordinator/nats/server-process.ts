@@ -5,14 +5,19 @@
 import { existsSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import { delimiter, join } from "node:path";
-import { startChildServer } from "../child-server.js";
+import { startChildServer, type ChildServerExit } from "../child-server.js";
 import { freePorts } from "../free-ports.js";
 
 export interface NatsServerProcess {
   /** nats://127.0.0.1:PORT */
   readonly url: string;
+  readonly pid: number;
+  /** Settles when it exits (stopped, or died). */
+  readonly exit: Promise<ChildServerExit>;
   /** SIGTERM, then SIGKILL if it has not exited after `killAfterMs`; resolves once it has exited. */
   stop(): Promise<void>;
+  /** SIGKILL now, without waiting. */
+  kill(): void;
 }
 
 export interface NatsServerProcessOptions {
@@ -22,6 +27,8 @@ export interface NatsServerProcessOptions {
   killAfterMs?: number;
   /** A nats-server config file (-c), e.g. to set max_payload. */
   configFile?: string;
+  /** Its own process group, so Ctrl-C or a SIGTERM to our group leaves it up until we stop it (launch). */
+  ownProcessGroup?: boolean;
 }
 
 /** nats-server could not be started (one kind of failed child server). */
@@ -54,8 +61,15 @@ export async function startNatsServerProcess(
     readyTimeoutMs,
     pollMs: POLL_INTERVAL_MS,
     killAfterMs,
+    ownProcessGroup: options.ownProcessGroup ?? false,
   });
-  return { url: `nats://127.0.0.1:${port}`, stop: () => server.stop() };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    pid: server.pid,
+    exit: server.exit,
+    stop: () => server.stop(),
+    kill: () => server.kill(),
+  };
 }
 
 /** A port the OS just handed out; another process could take it before nats-server binds, which fails fast. */
