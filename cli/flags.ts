@@ -241,11 +241,21 @@ export function coordinatorFlags<T>(yargs: Argv<T>) {
       default: 10,
       describe: "Compare parameter checksums across ranks every K steps (and at the end)",
     })
-    .option("heartbeat-ms", { type: "number", default: 1000, describe: "Worker heartbeat period" })
+    .option("heartbeat-ms", {
+      type: "number",
+      default: 1000,
+      describe: "Heartbeat period both ways (workers send theirs from a thread of their own)",
+    })
+    .option("heartbeat-timeout-ms", {
+      type: "number",
+      default: 10_000,
+      describe: "A worker whose heartbeats stop this long is lost (kill -9, OOM, a cut network)",
+    })
     .option("worker-timeout-ms", {
       type: "number",
       default: 120_000,
-      describe: "A worker silent this long is lost (must exceed the longest step's compute)",
+      describe:
+        "Longest a step's compute may take: a rank's reply is due within twice this, a ring message within it",
     })
     .option("join-timeout-ms", {
       type: "number",

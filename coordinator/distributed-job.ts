@@ -34,6 +34,9 @@ export interface CoordinatorOptions {
   readonly dataPlane: DataPlane;
   readonly checksumEverySteps: number;
   readonly heartbeatMs: number;
+  /** A worker whose heartbeats (sent from their own thread) stop this long is lost. */
+  readonly heartbeatTimeoutMs: number;
+  /** The longest a step's compute may take: bounds replies and ring waits. */
   readonly workerTimeoutMs: number;
   readonly joinTimeoutMs: number;
   readonly metrics: MetricsOptions;
@@ -113,7 +116,8 @@ async function coordinate(
     dataPlane: options.dataPlane,
     checksumEverySteps: options.checksumEverySteps,
     heartbeatMs: options.heartbeatMs,
-    coordinatorTimeoutMs: options.workerTimeoutMs,
+    coordinatorTimeoutMs: options.heartbeatTimeoutMs,
+    ringMessageTimeoutMs: options.workerTimeoutMs,
   };
   let ranks: RemoteRanks | undefined;
   // A worker leaving (SIGTERM) stops the job like a SIGTERM here: after the step, with a checkpoint.
@@ -133,6 +137,7 @@ async function coordinate(
         dataFingerprint: run.dataFingerprint,
         joinTimeoutMs: options.joinTimeoutMs,
         workerTimeoutMs: options.workerTimeoutMs,
+        heartbeatTimeoutMs: options.heartbeatTimeoutMs,
         ...(metrics ? { events: metrics } : {}),
       },
       log,

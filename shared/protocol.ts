@@ -11,7 +11,8 @@ import type { RankPhaseSeconds } from "./metrics/records.js";
 
 // 2: stepDone carries the rank's phase seconds; evalDone and checkpointDone their seconds.
 // 3: join carries a nonce (a retried join gets the same rank); shutdown says whether the job failed.
-export const PROTOCOL_VERSION = 3;
+// 4: the job spec carries the ring's message deadline apart from the coordinator's silence timeout.
+export const PROTOCOL_VERSION = 4;
 
 /** Subjects of one job; several jobs can share a NATS server under different names. */
 export function jobSubjects(job: string) {
@@ -39,6 +40,8 @@ export interface JobSpec {
   readonly heartbeatMs: number;
   /** A worker that hears nothing from the coordinator for this long stops (it would wait forever). */
   readonly coordinatorTimeoutMs: number;
+  /** The longest a ring message may be waited for: the longest step's compute (--worker-timeout-ms). */
+  readonly ringMessageTimeoutMs: number;
 }
 
 /** Totals of one step after the all-reduce: identical on every rank. */

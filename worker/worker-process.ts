@@ -32,6 +32,7 @@ import { createNatsRingTransport } from "./allreduce/nats-transport.js";
 import { RingAllReduce } from "./allreduce/ring.js";
 import type { RingTransport } from "./allreduce/transport.js";
 import { listenWsRing } from "./allreduce/ws-transport.js";
+import { startHeartbeats, type Heartbeats } from "./heartbeats.js";
 import { Rank } from "./rank.js";
 import { trainStep } from "./train-step.js";
 
@@ -59,6 +60,7 @@ export class Worker {
   private rank = -1;
   private transport: RingTransport | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeats: Heartbeats | undefined;
   /** When the coordinator was last heard from, and when the last command finished (a long synchronous
    * step blocks this event loop, so messages that arrived meanwhile are read only after it). */
   private lastHeardMs = Date.now();
@@ -198,15 +200,27 @@ export class Worker {
       },
     });
     await nc.flush();
+    this.heartbeats = await startHeartbeats({
+      natsUrl: this.options.natsUrl,
+      subject: subjects.coordinator,
+      rank: this.rank,
+      periodMs: job.heartbeatMs,
+      name: this.options.name,
+    });
     this.send({
       type: "ready",
       rank: this.rank,
       dataFingerprint: run.dataFingerprint,
       dataPlaneAddress: ws?.address ?? "",
     });
+    // Between commands (this thread is free then), check that the coordinator is still there. A late tick
+    // means this thread was busy or starved, with the coordinator's pings still unread: judge next time.
+    let lastTickMs = Date.now();
     this.heartbeat = setInterval(() => {
-      this.send({ type: "heartbeat", rank: this.rank });
-      this.checkCoordinator(job.coordinatorTimeoutMs, rank);
+      const now = Date.now();
+      const late = now - lastTickMs > 2 * job.heartbeatMs;
+      lastTickMs = now;
+      if (!late) this.checkCoordinator(job.coordinatorTimeoutMs, rank);
     }, job.heartbeatMs);
     this.enter("ready");
   }
@@ -238,7 +252,7 @@ export class Worker {
         // A lost ring message fails the step by name after the worker timeout (which exceeds the longest
         // compute, the longest a first chunk may legitimately wait); drops are logged and counted.
         this.ring = new RingAllReduce(this.transport, {
-          messageTimeoutMs: job.coordinatorTimeoutMs,
+          messageTimeoutMs: job.ringMessageTimeoutMs,
           onDropped: (reason, detail) => {
             this.log(`${this.options.name}: dropped a ring message (${reason}): ${detail}`);
             this.served?.process.messageDropped(reason);
@@ -352,6 +366,7 @@ export class Worker {
     if (this.state === "stopped" || this.stopping) return;
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.heartbeats?.stop();
     this.served?.health.stopping("job over");
     await this.transport?.close().catch(() => undefined);
     rank.dispose();

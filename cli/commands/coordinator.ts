@@ -17,6 +17,7 @@ export interface CoordinatorFlags extends TrainFlags, MetricsFlags {
   dataPlane: string;
   checksumEvery: number;
   heartbeatMs: number;
+  heartbeatTimeoutMs: number;
   workerTimeoutMs: number;
   joinTimeoutMs: number;
 }
@@ -25,6 +26,17 @@ function positiveInt(option: string, value: number): number {
   if (!Number.isInteger(value) || value < 1)
     throw new OptionError(option, `must be a positive integer (got ${value})`);
   return value;
+}
+
+/** Several periods, so one late heartbeat is not a loss. */
+function heartbeatTimeout(timeoutMs: number, periodMs: number): number {
+  positiveInt("heartbeat-timeout-ms", timeoutMs);
+  if (timeoutMs < 3 * periodMs)
+    throw new OptionError(
+      "heartbeat-timeout-ms",
+      `${timeoutMs} must be at least 3 × --heartbeat-ms (${periodMs})`,
+    );
+  return timeoutMs;
 }
 
 export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
@@ -49,6 +61,7 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
         dataPlane: argv.dataPlane as DataPlane,
         checksumEverySteps: Math.max(0, Math.floor(argv.checksumEvery)),
         heartbeatMs: positiveInt("heartbeat-ms", argv.heartbeatMs),
+        heartbeatTimeoutMs: heartbeatTimeout(argv.heartbeatTimeoutMs, argv.heartbeatMs),
         workerTimeoutMs: positiveInt("worker-timeout-ms", argv.workerTimeoutMs),
         joinTimeoutMs: positiveInt("join-timeout-ms", argv.joinTimeoutMs),
         metrics: compileMetricsOptions(argv),

@@ -1,13 +1,15 @@
 // Liveness both ways: the coordinator pings every worker each heartbeat period (so a worker notices a
-// coordinator that is gone), and a worker silent for longer than the worker timeout is lost. Silence is
-// judged from the last message of any kind, heartbeats included.
+// coordinator that is gone), and a worker silent for longer than the heartbeat timeout is lost. Workers
+// send heartbeats from a thread of their own (worker/heartbeat-thread.ts), so a long synchronous step
+// does not silence them: silence means the process or its network is gone. Judged from the last message
+// of any kind.
 import type { CoordinatorMessage } from "../../shared/protocol.js";
 import type { Membership } from "./membership.js";
 
 export interface LivenessOptions {
   readonly heartbeatMs: number;
-  /** A worker silent this long is lost; it must exceed the longest step's compute. */
-  readonly workerTimeoutMs: number;
+  /** A worker silent this long is lost. */
+  readonly heartbeatTimeoutMs: number;
 }
 
 export function watchLiveness(
@@ -15,18 +17,27 @@ export function watchLiveness(
   options: LivenessOptions,
   send: (rank: number, message: CoordinatorMessage) => void,
 ): () => void {
-  const period = Math.max(50, Math.min(1000, options.workerTimeoutMs / 4));
+  const period = Math.max(50, Math.min(1000, options.heartbeatTimeoutMs / 4));
   let lastPingMs = 0;
+  let lastTickMs = Date.now();
   const timer = setInterval(() => {
     const now = Date.now();
     if (now - lastPingMs >= options.heartbeatMs) {
       lastPingMs = now;
       for (const rank of membership.liveRanks()) send(rank, { type: "alive" });
     }
+    // A late tick means this process was starved, and Node runs timers before reading the sockets: the
+    // heartbeats that arrived meanwhile are still unread. Judge on the next, on-time tick instead.
+    const late = now - lastTickMs > 2 * period;
+    lastTickMs = now;
+    if (late) return;
     for (const rank of membership.liveRanks()) {
       const silentMs = now - (membership.members[rank]?.lastSeenMs ?? now);
-      if (silentMs > options.workerTimeoutMs)
-        membership.markLost(rank, `went silent for ${Math.round(silentMs)} ms (lost?)`);
+      if (silentMs > options.heartbeatTimeoutMs)
+        membership.markLost(
+          rank,
+          `sent no heartbeat for ${Math.round(silentMs)} ms (process or network gone)`,
+        );
     }
   }, period);
   timer.unref();

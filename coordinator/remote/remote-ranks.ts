@@ -32,8 +32,10 @@ export interface RemoteRanksOptions {
   readonly spec: JobSpec;
   readonly dataFingerprint: string;
   readonly joinTimeoutMs: number;
-  /** A worker silent this long is lost; it must exceed the longest step's compute. */
+  /** The longest a step's compute may take: replies are due within twice this. */
   readonly workerTimeoutMs: number;
+  /** A worker whose heartbeats stop this long is lost. */
+  readonly heartbeatTimeoutMs: number;
   readonly events?: MembershipEvents;
 }
 
@@ -124,7 +126,7 @@ export class RemoteRanks implements RankGroup {
     for (let rank = 0; rank < workers; rank++) this.send(rank, { type: "start", peers });
     this.stopWatching = watchLiveness(
       this.membership,
-      { heartbeatMs: this.options.spec.heartbeatMs, workerTimeoutMs: this.options.workerTimeoutMs },
+      { heartbeatMs: this.options.spec.heartbeatMs, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
       (rank, message) => this.send(rank, message),
     );
     this.watchConnection();

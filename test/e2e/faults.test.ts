@@ -38,8 +38,11 @@ function trainFlags(out: string, steps = 40): string[] {
   ];
 }
 
-/** Tests of a loss need a short silence timeout; the others a long one, so a loaded CI machine's slow step is not a "loss". */
-function job(name: string, out: string, steps = 40, workerTimeoutMs = 1500) {
+/**
+ * A short heartbeat timeout (heartbeats come from their own thread, so a loaded machine's slow step is not
+ * a loss) and a long worker timeout (the longest compute a step may take).
+ */
+function job(name: string, out: string, steps = 40) {
   const url = nats()?.url ?? "";
   const coordinator = start([
     "coordinator",
@@ -51,8 +54,10 @@ function job(name: string, out: string, steps = 40, workerTimeoutMs = 1500) {
     "2",
     "--heartbeat-ms",
     "100",
+    "--heartbeat-timeout-ms",
+    "3000",
     "--worker-timeout-ms",
-    String(workerTimeoutMs),
+    "30000",
     ...trainFlags(out, steps),
   ]);
   const workers = [0, 1].map((i) =>
@@ -71,6 +76,12 @@ test(
     const { coordinator, workers } = job("killed", out);
     await coordinator.waitFor(/step 4\/40/);
     workers[1]?.child.kill("SIGKILL");
+    const killed = Date.now();
+    // Heartbeats come from a thread, so the loss shows after --heartbeat-timeout-ms (3 s), not after the
+    // worker timeout that bounds a step's compute (30 s here).
+    await coordinator.waitFor(/worker killed-w1 \(rank [01]\) sent no heartbeat for \d+ ms/, 20_000);
+    const detectedMs = Date.now() - killed;
+    assert.ok(detectedMs < 8_000, `detected after ${detectedMs} ms`);
     const status = await coordinator.exit;
     assert.equal(status, 2, coordinator.stderr.slice(-2000));
     const errorLine = coordinator.stderr.split("\n").find((line) => line.startsWith("imtrain: ")) ?? "";
@@ -119,7 +130,7 @@ test(
     const server = nats();
     if (server === undefined) return t.skip("nats-server not installed");
     const out = join(dir, "sigterm-coordinator");
-    const { coordinator, workers } = job("sigterm-c", out, 40, 30_000);
+    const { coordinator, workers } = job("sigterm-c", out, 40);
     await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
     coordinator.child.kill("SIGTERM");
     assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
@@ -139,7 +150,7 @@ test(
     const server = nats();
     if (server === undefined) return t.skip("nats-server not installed");
     const out = join(dir, "sigterm-worker");
-    const { coordinator, workers } = job("sigterm-w", out, 40, 30_000);
+    const { coordinator, workers } = job("sigterm-w", out, 40);
     await coordinator.waitFor(/step 4\/40/); // progress prints every 2nd step off a terminal
     workers[0]?.child.kill("SIGTERM");
     assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-2000));
@@ -160,7 +171,7 @@ test(
     const server = nats();
     if (server === undefined) return t.skip("nats-server not installed");
     const out = join(dir, "garbage");
-    const { coordinator, workers } = job("garbage", out, 6, 30_000);
+    const { coordinator, workers } = job("garbage", out, 6);
     const nc = await connect({ servers: server.url });
     const subjects = jobSubjects("garbage");
     await coordinator.waitFor(/started 2 workers/);

@@ -59,6 +59,8 @@ function startCoordinator(
     "100",
     "--worker-timeout-ms",
     String(workerTimeoutMs),
+    "--heartbeat-timeout-ms",
+    String(workerTimeoutMs),
     "--data",
     data,
     "--model",
@@ -395,7 +397,7 @@ test(
     const welcomes: Welcome[] = [];
     for (const worker of workers) welcomes.push(await worker.joinWelcomed());
     const fingerprint = await fingerprintOf(welcomes[0] as Welcome);
-    const [w0, w1, w2] = workers as [ScriptedWorker, ScriptedWorker, ScriptedWorker];
+    const [w0, w1] = workers as [ScriptedWorker, ScriptedWorker, ScriptedWorker];
     for (const worker of workers) await worker.ready(fingerprint);
     for (const worker of [w0, w1]) {
       worker.startHeartbeats(100);
@@ -412,7 +414,7 @@ test(
     assert.equal(await coordinator.exit, 2, coordinator.stderr.slice(-2000));
     assert.match(
       coordinator.errorLines()[0] ?? "",
-      /worker apart-w2 \(rank 2\) went silent.*saved the 1 completed steps/,
+      /worker apart-w2 \(rank 2\) sent no heartbeat for \d+ ms.*saved the 1 completed steps/,
     );
     assert.equal(w0.received.filter((m) => m.type === "checkpoint").length, 0, "not from the rank behind");
   },
@@ -545,10 +547,10 @@ test(
     assert.equal(await coordinator.exit, 2, coordinator.stderr.slice(-2000));
     const lines = coordinator.errorLines();
     assert.equal(lines.length, 1, coordinator.stderr.slice(-2000));
-    assert.match(lines[0] ?? "", /worker silent-w1 \(rank 1\) went silent/);
+    assert.match(lines[0] ?? "", /worker silent-w1 \(rank 1\) sent no heartbeat for \d+ ms/);
     assert.doesNotMatch(lines[0] ?? "", /silent-w0/);
     assert.match(lines[0] ?? "", /saved the 0 completed steps: continue with --resume /);
-    assert.match((await live.next("shutdown")).reason, /silent-w1 \(rank 1\) went silent/);
+    assert.match((await live.next("shutdown")).reason, /silent-w1 \(rank 1\) sent no heartbeat/);
     assert.deepEqual(live.badCommands, []);
   },
 );
