@@ -257,6 +257,17 @@ export function coordinatorFlags<T>(yargs: Argv<T>) {
       describe:
         "Longest a step's compute may take: a rank's reply is due within twice this, a ring message within it",
     })
+    .option("min-workers", {
+      type: "number",
+      default: 1,
+      describe:
+        "Elastic recovery: after a lost worker the job goes on with the others (same global batch) while at least this many are left",
+    })
+    .option("max-restarts", {
+      type: "number",
+      default: 3,
+      describe: "Most recoveries a job makes before a further loss stops it (with a checkpoint)",
+    })
     .option("join-timeout-ms", {
       type: "number",
       default: 600_000,

@@ -38,6 +38,10 @@ export interface CoordinatorOptions {
   readonly heartbeatTimeoutMs: number;
   /** The longest a step's compute may take: bounds replies and ring waits. */
   readonly workerTimeoutMs: number;
+  /** Elastic recovery goes on while at least this many workers are left... */
+  readonly minWorkers: number;
+  /** ...for at most this many recoveries. */
+  readonly maxRestarts: number;
   readonly joinTimeoutMs: number;
   readonly metrics: MetricsOptions;
 }
@@ -125,6 +129,7 @@ async function coordinate(
   control.signal?.addEventListener("abort", () => stop.abort(), { once: true });
   stop.signal.addEventListener("abort", () => health?.stopping("stopping after this step"), { once: true });
   let outcome = "job finished";
+  let restarts = 0;
   let failed = false;
   try {
     enter("waiting-for-workers");
@@ -148,6 +153,20 @@ async function coordinate(
       ...control,
       signal: stop.signal,
       checksumEverySteps: options.checksumEverySteps,
+      recover: async (error) => {
+        if (!(error instanceof WorkerLostError) || ranks === undefined || restarts >= options.maxRestarts)
+          return false;
+        restarts++;
+        enter("recovering");
+        try {
+          await ranks.recover(options.minWorkers, Math.max(10_000, options.workerTimeoutMs));
+        } catch (recoveryError) {
+          log(`recovery ${restarts} failed: ${(recoveryError as Error).message}`);
+          return false;
+        }
+        enter("running");
+        return true;
+      },
       ...(metrics ? { metrics } : {}),
     });
     enter("stopped");

@@ -238,10 +238,13 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     this.stepGauge.set(record.step);
     this.stepSeconds.observe(record.step_s);
     this.lastStepTime.set(Date.now() / 1000);
-    (record.rank_phase_s ?? []).forEach((phases, rank) => {
-      for (const phase of STEP_PHASES) this.observePhase(rank, phase, phases[phase]);
+    const rankAt = (position: number) => record.rank_ids?.[position] ?? position;
+    (record.rank_phase_s ?? []).forEach((phases, position) => {
+      for (const phase of STEP_PHASES) this.observePhase(rankAt(position), phase, phases[phase]);
     });
-    record.rank_compute_s.forEach((seconds, rank) => this.rankCompute.set({ rank: String(rank) }, seconds));
+    record.rank_compute_s.forEach((seconds, position) =>
+      this.rankCompute.set({ rank: String(rankAt(position)) }, seconds),
+    );
     this.trainLoss.set(record.train_loss);
     this.outputLoss.set({ split: "train" }, record.train_output_loss);
     this.learningRate.set(record.lr);
@@ -250,7 +253,9 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
 
   eval(record: EvalRecord): void {
     this.outputLoss.set({ split: "train_subset" }, record.train_eval_output_loss);
-    (record.rank_eval_s ?? []).forEach((seconds, rank) => this.observePhase(rank, "eval", seconds));
+    (record.rank_eval_s ?? []).forEach((seconds, position) =>
+      this.observePhase(record.rank_ids?.[position] ?? position, "eval", seconds),
+    );
     // Without a held-out set the held-out loss is NaN by construction, not divergence: leave it unset.
     if (!this.hasHeldOut) return;
     this.outputLoss.set({ split: "held_out" }, record.eval_output_loss);
@@ -280,6 +285,7 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     if (this.lostRanks.has(rank)) return;
     this.lostRanks.add(rank);
     this.workersLost.inc();
+    this.rankCompute.remove({ rank: String(rank) }); // not a straggler: gone
     this.workersAlive.set(this.joinedCount - this.lostRanks.size);
   }
 

@@ -47,6 +47,7 @@ export function stepRecord(run: PreparedRun, step: number, group: GroupStep, sec
     step_s: seconds,
     flops: trainingFlops(config, matmulParameterCount(config), result.tokens, meanLength),
     ...stepPhases(group.rankPhases),
+    ...(group.ranks ? { rank_ids: group.ranks } : {}),
   };
 }
 
@@ -61,6 +62,7 @@ export function evalRecord(step: number, sums: GroupEval, seconds: number): Eval
     overfitting_gap: heldOut - train,
     eval_s: seconds,
     rank_eval_s: sums.rankSeconds,
+    ...(sums.ranks ? { rank_ids: sums.ranks } : {}),
   };
 }
 
@@ -119,6 +121,6 @@ export function jobSummary(
 
 /** The summary keeps the job's view of an eval; per-rank seconds went to Prometheus. */
 function withoutRankDetail(record: EvalRecord): EvalRecord {
-  const { rank_eval_s: _, ...rest } = record;
+  const { rank_eval_s: _, rank_ids: __, ...rest } = record;
   return rest;
 }

@@ -27,6 +27,11 @@ export interface JobControl {
   readonly checksumEverySteps?: number;
   /** How progress is drawn on stderr, decided when the command started (default: from stderr itself). */
   readonly terminal?: TerminalStyle;
+  /**
+   * Called when a step, eval or checkpoint failed: true once the ranks are ready to redo it (a lost rank
+   * was dropped from the ring), false to fail the job with that error.
+   */
+  readonly recover?: (error: unknown) => Promise<boolean>;
 }
 
 export async function runJob(
@@ -49,11 +54,23 @@ export async function runJob(
   const lengthOf = (position: number) => run.train[position]?.ids.length ?? 0;
   const checksumEvery = control.checksumEverySteps ?? 0;
 
+  /** Runs `attempt` until it succeeds, recovering between tries while the group can. */
+  const withRecovery = async <T>(attempt: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (!(await control.recover?.(error))) throw error;
+      }
+    }
+  };
   const evaluate = async (step: number): Promise<EvalRecord> => {
     const evalStarted = performance.now();
-    const sums = await ranks.evaluate(
-      splitEvenly(run.heldOut.length, ranks.worldSize),
-      splitEvenly(run.trainEval.length, ranks.worldSize),
+    const sums = await withRecovery(() =>
+      ranks.evaluate(
+        splitEvenly(run.heldOut.length, ranks.worldSize),
+        splitEvenly(run.trainEval.length, ranks.worldSize),
+      ),
     );
     const record = evalRecord(step, sums, secondsSince(evalStarted));
     for (const sink of sinks) sink.eval(record);
@@ -62,7 +79,9 @@ export async function runJob(
   };
   let lastCheckpointMs = performance.now();
   const checkpoint = async (step: number) => {
-    const saved = await ranks.checkpoint(join(options.outDir, "checkpoint"), options.seed);
+    const saved = await withRecovery(() =>
+      ranks.checkpoint(join(options.outDir, "checkpoint"), options.seed),
+    );
     lastCheckpointMs = performance.now();
     for (const sink of sinks) sink.checkpoint({ step, checkpoint_s: saved.seconds, rank: saved.rank });
   };
@@ -76,9 +95,11 @@ export async function runJob(
       const stepStarted = performance.now();
       const done = step + 1;
       const isLast = done === totalSteps;
-      const assignments = assignToRanks(plan.globalBatch(step), lengthOf, ranks.worldSize);
       const compareChecksums = isLast || (checksumEvery > 0 && done % checksumEvery === 0);
-      const group = await ranks.step(step, assignments, compareChecksums);
+      // After a recovery the same global batch is split over the ranks that are left.
+      const group = await withRecovery(() =>
+        ranks.step(step, assignToRanks(plan.globalBatch(step), lengthOf, ranks.worldSize), compareChecksums),
+      );
       last = stepRecord(run, done, group, secondsSince(stepStarted));
       tokens += last.tokens;
       trainingSeconds += last.step_s;

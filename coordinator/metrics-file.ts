@@ -35,7 +35,7 @@ export class MetricsFile implements MetricsSink {
   }
 
   eval(record: EvalRecord): void {
-    const { rank_eval_s: _, ...line } = record;
+    const { rank_eval_s: _, rank_ids: __, ...line } = record;
     this.append({ type: "eval", ...line });
   }
 

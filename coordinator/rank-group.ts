@@ -5,15 +5,18 @@ import type { LossSums, StepResult } from "../shared/protocol.js";
 export interface GroupStep {
   /** Identical on every rank. */
   readonly result: StepResult;
-  /** Rank r's own phase seconds at index r. */
+  /** Each rank's own phase seconds, in ring order. */
   readonly rankPhases: readonly RankPhaseSeconds[];
+  /** The rank (worker id) at each ring position, when it is not simply the position (after a recovery). */
+  readonly ranks?: readonly number[];
 }
 
 export interface GroupEval {
   readonly heldOut: LossSums;
   readonly train: LossSums;
-  /** Rank r's scoring seconds at index r. */
+  /** Each rank's scoring seconds, in ring order. */
   readonly rankSeconds: readonly number[];
+  readonly ranks?: readonly number[];
 }
 
 export interface GroupCheckpoint {

@@ -2,8 +2,9 @@
 // unions on `type`), the version, msgpack framing, and validation of every incoming message at the edge.
 //
 //   worker ──join (request)──────────────► coordinator      reply: welcome | reject
-//   worker ──ready/stepDone/evalDone/checkpointDone/aborted/heartbeat/failed/leaving──► coordinator subject
-//   coordinator ──start/step/eval/checkpoint/abort/shutdown/alive──► rank subject
+//   worker ──ready/ringReady/regrouped/stepDone/stepFailed/evalDone/checkpointDone/aborted/heartbeat/failed/
+//            leaving──► coordinator subject
+//   coordinator ──start/regroup/step/eval/checkpoint/abort/shutdown/alive──► rank subject
 //   rank r ──ring chunks──► rank (r+1) mod N                (NATS ring subject, or a WebSocket)
 import { Packr } from "msgpackr";
 import { UserError } from "./errors.js";
@@ -12,7 +13,9 @@ import type { RankPhaseSeconds } from "./metrics/records.js";
 // 2: stepDone carries the rank's phase seconds; evalDone and checkpointDone their seconds.
 // 3: join carries a nonce (a retried join gets the same rank); shutdown says whether the job failed.
 // 4: the job spec carries the ring's message deadline apart from the coordinator's silence timeout.
-export const PROTOCOL_VERSION = 4;
+// 5: rings have epochs: start {epoch, position, worldSize, peers} is acknowledged with ringReady; regroup
+//    prepares a new epoch's ring; a step that failed on a healthy rank is stepFailed, not failed.
+export const PROTOCOL_VERSION = 5;
 
 /** Subjects of one job; several jobs can share a NATS server under different names. */
 export function jobSubjects(job: string) {
@@ -82,13 +85,22 @@ export type WorkerMessage =
   | { type: "checkpointDone"; rank: number; step: number; seconds: number }
   | { type: "aborted"; rank: number; completedSteps: number }
   | { type: "heartbeat"; rank: number }
+  /** The ring of `epoch` is up on this rank: steps may be sent. */
+  | { type: "ringReady"; rank: number; epoch: number }
+  /** Ready to join the ring of `epoch`; `dataPlaneAddress` is this rank's new ws address (ws plane). */
+  | { type: "regrouped"; rank: number; epoch: number; dataPlaneAddress: string }
+  /** The step failed on this rank because of the ring (a peer lost, a message lost): not this rank's fault. */
+  | { type: "stepFailed"; rank: number; step: number; message: string }
   | { type: "failed"; rank: number; message: string }
   | { type: "leaving"; rank: number; reason: string };
 
 export type CoordinatorMessage =
   | { type: "welcome"; rank: number; worldSize: number; job: JobSpec }
   | { type: "reject"; reason: string }
-  | { type: "start"; peers: string[] }
+  /** Form the ring of `epoch`: this rank at `position` of `worldSize`; peers[p] is position p's address. */
+  | { type: "start"; epoch: number; position: number; worldSize: number; peers: string[] }
+  /** Drop the current ring and prepare one for `epoch` (after a lost rank). */
+  | { type: "regroup"; epoch: number }
   | { type: "step"; step: number; examples: number[]; checksum: boolean }
   | { type: "eval"; requestId: number; heldOut: number[]; train: number[] }
   | { type: "checkpoint"; dir: string; seed: number }
@@ -176,6 +188,9 @@ const WORKER_FIELDS: Record<WorkerMessage["type"], Record<string, Check>> = {
   checkpointDone: { rank: isInt, step: isInt, seconds: isSeconds },
   aborted: { rank: isInt, completedSteps: isInt },
   heartbeat: { rank: isInt },
+  ringReady: { rank: isInt, epoch: isInt },
+  regrouped: { rank: isInt, epoch: isInt, dataPlaneAddress: isString },
+  stepFailed: { rank: isInt, step: isInt, message: isString },
   failed: { rank: isInt, message: isString },
   leaving: { rank: isInt, reason: isString },
 };
@@ -183,7 +198,8 @@ const WORKER_FIELDS: Record<WorkerMessage["type"], Record<string, Check>> = {
 const COORDINATOR_FIELDS: Record<CoordinatorMessage["type"], Record<string, Check>> = {
   welcome: { rank: isInt, worldSize: isInt, job: isObject },
   reject: { reason: isString },
-  start: { peers: isStringList },
+  start: { epoch: isInt, position: isInt, worldSize: isInt, peers: isStringList },
+  regroup: { epoch: isInt },
   step: { step: isInt, examples: isIntList, checksum: isBoolean },
   eval: { requestId: isInt, heldOut: isIntList, train: isIntList },
   checkpoint: { dir: isString, seed: isInt },

@@ -31,13 +31,14 @@ import { countingTransport } from "./allreduce/counting-transport.js";
 import { createNatsRingTransport } from "./allreduce/nats-transport.js";
 import { RingAllReduce } from "./allreduce/ring.js";
 import type { RingTransport } from "./allreduce/transport.js";
-import { listenWsRing } from "./allreduce/ws-transport.js";
+import { listenWsRing, type WsRingListener } from "./allreduce/ws-transport.js";
+import { RingError } from "./allreduce/errors.js";
 import { startHeartbeats, type Heartbeats } from "./heartbeats.js";
 import { Rank } from "./rank.js";
 import { trainStep } from "./train-step.js";
 
 export type WorkerState =
-  "connecting" | "joining" | "loading" | "ready" | "training" | "draining" | "stopped";
+  "connecting" | "joining" | "loading" | "ready" | "training" | "regrouping" | "draining" | "stopped";
 
 export interface WorkerOptions {
   readonly natsUrl: string;
@@ -177,7 +178,7 @@ export class Worker {
     }
     const run = await prepareRun(options, (line) => this.log(`${this.options.name}: ${line}`));
     const rank = new Rank(options, run);
-    const ws = job.dataPlane === "ws" ? await listenWsRing(this.options.advertiseHost, 0) : undefined;
+    this.wsListener = job.dataPlane === "ws" ? await listenWsRing(this.options.advertiseHost, 0) : undefined;
 
     // Subscribe before announcing readiness, so `start` cannot be missed.
     nc.subscribe(subjects.rank(this.rank), {
@@ -194,7 +195,7 @@ export class Worker {
         if (message.type === "alive") return;
         if (message.type === "abort") return this.abort(message.reason, rank);
         this.commands = this.commands
-          .then(() => this.execute(message, rank, worldSize, job, ws))
+          .then(() => this.execute(message, rank, job))
           .catch((error: unknown) => this.fail(error))
           .finally(() => (this.idleSinceMs = Date.now()));
       },
@@ -211,7 +212,7 @@ export class Worker {
       type: "ready",
       rank: this.rank,
       dataFingerprint: run.dataFingerprint,
-      dataPlaneAddress: ws?.address ?? "",
+      dataPlaneAddress: this.wsListener?.address ?? "",
     });
     // Between commands (this thread is free then), check that the coordinator is still there. A late tick
     // means this thread was busy or starved, with the coordinator's pings still unread: judge next time.
@@ -225,40 +226,22 @@ export class Worker {
     this.enter("ready");
   }
 
-  private async execute(
-    message: CoordinatorMessage,
-    rank: Rank,
-    worldSize: number,
-    job: JobSpec,
-    ws: Awaited<ReturnType<typeof listenWsRing>> | undefined,
-  ): Promise<void> {
+  private async execute(message: CoordinatorMessage, rank: Rank, job: JobSpec): Promise<void> {
     const nc = this.nc;
     if (nc === undefined || this.state === "stopped") return;
     switch (message.type) {
-      case "start": {
-        const next = message.peers[(this.rank + 1) % worldSize] ?? "";
-        const link = ws
-          ? await ws.connect(this.rank, worldSize, next)
-          : await createNatsRingTransport(nc, this.options.job, this.rank, worldSize);
-        const metrics = this.rankMetrics;
-        const plane = job.dataPlane;
-        metrics?.plane(plane);
-        this.transport = metrics
-          ? countingTransport(link, {
-              sent: (bytes) => metrics.sent(plane, bytes),
-              received: (bytes) => metrics.received(plane, bytes),
-            })
-          : link;
-        // A lost ring message fails the step by name after the worker timeout (which exceeds the longest
-        // compute, the longest a first chunk may legitimately wait); drops are logged and counted.
-        this.ring = new RingAllReduce(this.transport, {
-          messageTimeoutMs: job.ringMessageTimeoutMs,
-          onDropped: (reason, detail) => {
-            this.log(`${this.options.name}: dropped a ring message (${reason}): ${detail}`);
-            this.served?.process.messageDropped(reason);
-          },
-        });
+      case "start":
+        await this.formRing(message, job);
+        this.send({ type: "ringReady", rank: this.rank, epoch: message.epoch });
         this.enter("training");
+        return;
+      case "regroup": {
+        // The old ring was aborted (and closed) with the step; a ws ring needs a new listener to join.
+        this.enter("regrouping");
+        await this.wsListener?.close().catch(() => undefined);
+        if (job.dataPlane === "ws") this.wsListener = await listenWsRing(this.options.advertiseHost, 0);
+        const dataPlaneAddress = this.wsListener?.address ?? "";
+        this.send({ type: "regrouped", rank: this.rank, epoch: message.epoch, dataPlaneAddress });
         return;
       }
       case "step": {
@@ -272,9 +255,19 @@ export class Worker {
           this.served?.process.messageDropped("unexpected");
           return;
         }
-        const { result, phases } = await trainStep(rank, message.step, message.examples, (buffer) =>
-          ring.allReduce(buffer, message.step),
-        );
+        let step: Awaited<ReturnType<typeof trainStep>>;
+        try {
+          step = await trainStep(rank, message.step, message.examples, (buffer) =>
+            ring.allReduce(buffer, message.step),
+          );
+        } catch (error) {
+          // The ring broke under this rank: not its own failure. The coordinator finds who was lost.
+          if (!(error instanceof RingError) || this.aborted) throw error;
+          this.log(`${this.options.name}: step ${message.step + 1} failed in the ring: ${error.message}`);
+          this.send({ type: "stepFailed", rank: this.rank, step: message.step, message: error.message });
+          return;
+        }
+        const { result, phases } = step;
         this.rankMetrics?.allReduced(job.dataPlane, phases.allreduce);
         this.rankMetrics?.recordMemory();
         const checksum = message.checksum ? rank.checksum() : null;
@@ -311,6 +304,42 @@ export class Worker {
 
   private ring: RingAllReduce | undefined;
   private aborted = false;
+  private wsListener: WsRingListener | undefined;
+
+  /** This rank's link and ring for `start`'s epoch, position and world size. */
+  private async formRing(
+    message: Extract<CoordinatorMessage, { type: "start" }>,
+    job: JobSpec,
+  ): Promise<void> {
+    const nc = this.nc;
+    if (nc === undefined) throw new Error("no NATS connection");
+    const { epoch, position, worldSize, peers } = message;
+    const next = peers[(position + 1) % worldSize] ?? "";
+    const link = this.wsListener
+      ? await this.wsListener.connect(position, worldSize, next)
+      : await createNatsRingTransport(nc, this.options.job, position, worldSize, { generation: epoch });
+    const metrics = this.rankMetrics;
+    const plane = job.dataPlane;
+    metrics?.plane(plane);
+    this.transport = metrics
+      ? countingTransport(link, {
+          sent: (bytes) => metrics.sent(plane, bytes),
+          received: (bytes) => metrics.received(plane, bytes),
+        })
+      : link;
+    // A lost ring message fails the step by name after the worker timeout (which exceeds the longest
+    // compute, the longest a first chunk may legitimately wait); drops are logged and counted.
+    this.ring = new RingAllReduce(this.transport, {
+      messageTimeoutMs: job.ringMessageTimeoutMs,
+      onDropped: (reason, detail) => {
+        this.log(`${this.options.name}: dropped a ring message (${reason}): ${detail}`);
+        this.served?.process.messageDropped(reason);
+      },
+    });
+    this.aborted = false;
+    if (epoch > 0)
+      this.log(`${this.options.name}: ring epoch ${epoch}: position ${position} of ${worldSize}`);
+  }
 
   /** A peer is gone: cancel the step in flight (its update is never applied) and report where we stand. */
   private abort(reason: string, rank: Rank): void {

@@ -19,12 +19,20 @@ export interface CoordinatorFlags extends TrainFlags, MetricsFlags {
   heartbeatMs: number;
   heartbeatTimeoutMs: number;
   workerTimeoutMs: number;
+  minWorkers: number;
+  maxRestarts: number;
   joinTimeoutMs: number;
 }
 
 function positiveInt(option: string, value: number): number {
   if (!Number.isInteger(value) || value < 1)
     throw new OptionError(option, `must be a positive integer (got ${value})`);
+  return value;
+}
+
+function nonNegativeInt(option: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0)
+    throw new OptionError(option, `must be a non-negative integer (got ${value})`);
   return value;
 }
 
@@ -62,6 +70,8 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
         checksumEverySteps: Math.max(0, Math.floor(argv.checksumEvery)),
         heartbeatMs: positiveInt("heartbeat-ms", argv.heartbeatMs),
         heartbeatTimeoutMs: heartbeatTimeout(argv.heartbeatTimeoutMs, argv.heartbeatMs),
+        minWorkers: positiveInt("min-workers", argv.minWorkers),
+        maxRestarts: nonNegativeInt("max-restarts", argv.maxRestarts),
         workerTimeoutMs: positiveInt("worker-timeout-ms", argv.workerTimeoutMs),
         joinTimeoutMs: positiveInt("join-timeout-ms", argv.joinTimeoutMs),
         metrics: compileMetricsOptions(argv),

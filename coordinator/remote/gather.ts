@@ -1,12 +1,12 @@
 // Collecting one reply of a kind from each of a set of ranks, with a deadline: a reply lost on the way
 // (core NATS is at-most-once) must fail the wait by name, never hang it. A gather is keyed by its reply
-// type and key (the step, or an eval's request id), so a late or duplicated reply finds no gather and is
+// type and key (the step, an eval's request id, or a ring's epoch), so a late or duplicated reply finds no gather and is
 // reported as unexpected by whoever offers it.
 import type { WorkerMessage } from "../../shared/protocol.js";
 
 export type Reply = Extract<
   WorkerMessage,
-  { type: "ready" | "stepDone" | "evalDone" | "checkpointDone" | "aborted" }
+  { type: "ready" | "ringReady" | "regrouped" | "stepDone" | "evalDone" | "checkpointDone" | "aborted" }
 >;
 
 export function replyKey(message: Reply): number {
@@ -15,6 +15,9 @@ export function replyKey(message: Reply): number {
       return message.step;
     case "evalDone":
       return message.requestId;
+    case "ringReady":
+    case "regrouped":
+      return message.epoch;
     default:
       return 0;
   }

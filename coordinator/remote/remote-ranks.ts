@@ -54,6 +54,9 @@ export class RemoteRanks implements RankGroup {
   private readonly replyTimeoutMs: number;
   private stopWatching: () => void = () => {};
   private evalRequests = 0;
+  /** The members in the current ring, by position: position p is member ring[p]. */
+  private ring: number[] = [];
+  private epoch = 0;
   private sendFailed = false;
   /** Called when a worker announces it is leaving (SIGTERM): the job should stop after this step. */
   onLeaving: (rank: number, reason: string) => void = () => {};
@@ -72,8 +75,14 @@ export class RemoteRanks implements RankGroup {
     this.replyTimeoutMs = 2 * options.workerTimeoutMs;
   }
 
+  /** Ranks in the current ring: fewer than --workers after a recovery. */
   get worldSize(): number {
-    return this.options.workers;
+    return this.ring.length;
+  }
+
+  /** Member ids by ring position, for labels that follow a worker across recoveries. */
+  get members(): readonly number[] {
+    return this.ring;
   }
 
   /** Waits for `workers` workers to join and load the job, then starts them. */
@@ -122,8 +131,10 @@ export class RemoteRanks implements RankGroup {
       throw error;
     }
     // The join subscription stays: a late worker gets a clear "already has its workers" reply.
-    const peers = this.membership.members.map((m) => m.dataPlaneAddress ?? "");
-    for (let rank = 0; rank < workers; rank++) this.send(rank, { type: "start", peers });
+    await this.formRing(
+      this.membership.members.map((_, rank) => rank),
+      this.membership.members.map((m) => m.dataPlaneAddress ?? ""),
+    );
     this.stopWatching = watchLiveness(
       this.membership,
       { heartbeatMs: this.options.spec.heartbeatMs, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
@@ -132,6 +143,60 @@ export class RemoteRanks implements RankGroup {
     this.watchConnection();
     const started = this.membership.members.map((m, r) => `${r}=${m.name}@${m.host}`).join(", ");
     this.log(`started ${workers} workers: ${started}`);
+  }
+
+  /**
+   * Forms the ring of the current epoch from `members` (in position order) and waits until every one has
+   * it up, so no rank sends a ring message to a subscription that does not exist yet.
+   */
+  private async formRing(members: readonly number[], addresses: readonly string[]): Promise<void> {
+    const ready = this.request("ringReady", this.epoch, new Set(members), `the ring of epoch ${this.epoch}`);
+    members.forEach((rank, position) =>
+      this.send(rank, {
+        type: "start",
+        epoch: this.epoch,
+        position,
+        worldSize: members.length,
+        peers: [...addresses],
+      }),
+    );
+    await ready.done;
+    this.ring = [...members];
+  }
+
+  /**
+   * Elastic recovery after a lost rank, as a logged sequence: the live ranks drop the step in flight (their
+   * state is the last completed step's, identical on all), leave their ring, and form a new one without
+   * the lost; the job then redoes the step on the same global batch. Refused (the job then salvages) when
+   * fewer than --min-workers are left, or when the live ranks are not all at one step.
+   */
+  async recover(minWorkers: number, timeoutMs: number): Promise<void> {
+    const live = this.ring.filter((rank) => this.membership.isLive(rank));
+    if (live.length < minWorkers)
+      throw new UserError(`${live.length} live workers is fewer than --min-workers ${minWorkers}`);
+    this.log(`recovery: aborting the step on ranks ${live.join(",")}`);
+    const aborted = this.expect("aborted", 0, new Set(live)).deadline(
+      timeoutMs,
+      (missing) =>
+        new UserError(`ranks ${missing.join(",")} did not confirm the abort within ${timeoutMs} ms`),
+    );
+    for (const rank of live)
+      this.send(rank, { type: "abort", reason: "a worker was lost: re-forming the ring" });
+    const steps = new Set([...(await aborted.done).values()].map((m) => m.completedSteps));
+    if (steps.size !== 1)
+      throw new UserError(
+        `live workers are at different steps (${[...steps].join(", ")}); cannot re-form the ring`,
+      );
+    this.epoch++;
+    this.log(`recovery: ring epoch ${this.epoch} with ranks ${live.join(",")}`);
+    const regrouped = this.request("regrouped", this.epoch, new Set(live), `regroup ${this.epoch}`);
+    for (const rank of live) this.send(rank, { type: "regroup", epoch: this.epoch });
+    const replies = await regrouped.done;
+    await this.formRing(
+      live,
+      live.map((rank) => replies.get(rank)?.dataPlaneAddress ?? ""),
+    );
+    this.log(`recovery: ${live.length} ranks in the ring; redoing step ${([...steps][0] ?? 0) + 1}`);
   }
 
   /** A NATS connection that closes for good fails whatever waits on workers, at once. */
@@ -158,6 +223,11 @@ export class RemoteRanks implements RankGroup {
         return;
       case "failed":
         return this.membership.markLost(message.rank, `failed: ${message.message}`);
+      case "stepFailed":
+        // The ring broke under this rank (a peer or a message lost): the lost rank is found by liveness or
+        // by the reply deadline, and recovery aborts the step on everyone.
+        this.log(`rank ${message.rank}: step ${message.step + 1} failed: ${message.message}`);
+        return;
       case "leaving":
         this.log(
           `worker ${this.membership.nameOf(message.rank)} (rank ${message.rank}) is leaving: ${message.reason}`,
@@ -220,8 +290,8 @@ export class RemoteRanks implements RankGroup {
     }
   }
 
-  private allRanks(): Set<number> {
-    return new Set(this.membership.members.map((_, r) => r));
+  private ringRanks(): Set<number> {
+    return new Set(this.ring);
   }
 
   async step(
@@ -229,11 +299,21 @@ export class RemoteRanks implements RankGroup {
     assignments: readonly (readonly number[])[],
     compareChecksums: boolean,
   ): Promise<GroupStep> {
-    const gather = this.request("stepDone", step, this.allRanks(), `step ${step + 1}`);
-    assignments.forEach((examples, rank) =>
-      this.send(rank, { type: "step", step, examples: [...examples], checksum: compareChecksums }),
+    const gather = this.request("stepDone", step, this.ringRanks(), `step ${step + 1}`);
+    assignments.forEach((examples, position) =>
+      this.send(this.ring[position] ?? -1, {
+        type: "step",
+        step,
+        examples: [...examples],
+        checksum: compareChecksums,
+      }),
     );
-    const replies = [...(await gather.done).entries()].sort(([a], [b]) => a - b);
+    const done = await gather.done;
+    const replies = this.ring.map((rank): [number, ReplyOf<"stepDone">] => {
+      const reply = done.get(rank);
+      if (reply === undefined) throw new Error(`no stepDone from rank ${rank}`);
+      return [rank, reply];
+    });
     if (compareChecksums) {
       const missing = replies.find(([, m]) => m.checksum === null);
       if (missing)
@@ -247,7 +327,7 @@ export class RemoteRanks implements RankGroup {
     }
     const first = replies[0]?.[1];
     if (first === undefined) throw new Error("no ranks");
-    return { result: first.result, rankPhases: replies.map(([, m]) => m.phases) };
+    return { result: first.result, rankPhases: replies.map(([, m]) => m.phases), ranks: [...this.ring] };
   }
 
   async evaluate(
@@ -255,26 +335,28 @@ export class RemoteRanks implements RankGroup {
     train: readonly (readonly number[])[],
   ): Promise<GroupEval> {
     const requestId = ++this.evalRequests;
-    const gather = this.request("evalDone", requestId, this.allRanks(), `eval ${requestId}`);
-    for (let rank = 0; rank < this.worldSize; rank++) {
+    const gather = this.request("evalDone", requestId, this.ringRanks(), `eval ${requestId}`);
+    for (const [position, rank] of this.ring.entries()) {
       this.send(rank, {
         type: "eval",
         requestId,
-        heldOut: [...(heldOut[rank] ?? [])],
-        train: [...(train[rank] ?? [])],
+        heldOut: [...(heldOut[position] ?? [])],
+        train: [...(train[position] ?? [])],
       });
     }
-    const replies = [...(await gather.done).entries()].sort(([a], [b]) => a - b).map(([, m]) => m);
+    const done = await gather.done;
+    const replies = this.ring.flatMap((rank) => done.get(rank) ?? []);
     return {
       heldOut: addSums(replies.map((r) => r.heldOut)),
       train: addSums(replies.map((r) => r.train)),
       rankSeconds: replies.map((r) => r.seconds),
+      ranks: [...this.ring],
     };
   }
 
   /** The lowest rank still alive writes the checkpoint (all hold identical state). */
   async checkpoint(dir: string, seed: number): Promise<GroupCheckpoint> {
-    const writer = this.membership.liveRanks()[0];
+    const writer = this.ring.find((rank) => this.membership.isLive(rank));
     if (writer === undefined) throw new UserError("no live worker left to write a checkpoint");
     return this.checkpointFrom(writer, dir, seed);
   }

@@ -49,6 +49,8 @@ export interface StepRecord {
   readonly phase_s: StepPhaseSeconds;
   /** Per rank: data + forward_backward seconds; the largest is the straggler. */
   readonly rank_compute_s: readonly number[];
+  /** The worker rank at each position of rank_compute_s when it is not the position itself (after a recovery). */
+  readonly rank_ids?: readonly number[];
   /** Per rank, the phases with `wait` split out (not written to metrics.jsonl: phase_s and rank_compute_s summarise it). */
   readonly rank_phase_s?: readonly StepPhaseSeconds[];
 }
@@ -65,6 +67,8 @@ export interface EvalRecord {
   readonly eval_s: number;
   /** Per rank, seconds spent scoring (not written to metrics.jsonl). */
   readonly rank_eval_s?: readonly number[];
+  /** The worker rank at each position of rank_eval_s, when it differs from the position. */
+  readonly rank_ids?: readonly number[];
 }
 
 export interface CheckpointRecord {

@@ -42,9 +42,10 @@ function trainFlags(out: string, steps = 40): string[] {
  * A short heartbeat timeout (heartbeats come from their own thread, so a loaded machine's slow step is not
  * a loss) and a long worker timeout (the longest compute a step may take).
  */
-function job(name: string, out: string, steps = 40) {
+function job(name: string, out: string, steps = 40, extra: readonly string[] = []) {
   const url = nats()?.url ?? "";
   const coordinator = start([
+    ...extra,
     "coordinator",
     "--nats",
     url,
@@ -73,7 +74,7 @@ test(
     const server = nats();
     if (server === undefined) return t.skip("nats-server not installed");
     const out = join(dir, "killed");
-    const { coordinator, workers } = job("killed", out);
+    const { coordinator, workers } = job("killed", out, 40, ["--max-restarts", "0"]); // fail-stop
     await coordinator.waitFor(/step 4\/40/);
     workers[1]?.child.kill("SIGKILL");
     const killed = Date.now();
@@ -234,3 +235,82 @@ test(
     assert.ok(saved >= 1 && saved < 100_000, `saved step ${saved}`);
   },
 );
+
+/** Per-step losses from a run directory's metrics.jsonl. */
+function stepLosses(out: string): number[] {
+  return readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as { type: string; train_loss: number })
+    .filter((line) => line.type === "step")
+    .map((line) => line.train_loss);
+}
+
+for (const plane of ["nats", "ws"]) {
+  test(
+    `faults - elastic (${plane}): a worker killed mid-run is dropped, the ring re-formed, and the run matches an unbroken one`,
+    { timeout: 240_000 },
+    async (t) => {
+      const server = nats();
+      if (server === undefined) return t.skip("nats-server not installed");
+      const steps = 30;
+      const unbroken = join(dir, `elastic-unbroken-${plane}`);
+      const reference = await runCli(["train", ...trainFlags(unbroken, steps)]);
+      assert.equal(reference.status, 0, reference.stderr.slice(-2000));
+
+      const out = join(dir, `elastic-${plane}`);
+      const name = `elastic-${plane}`;
+      const url = server.url;
+      const coordinator = start([
+        "coordinator",
+        "--nats",
+        url,
+        "--job",
+        name,
+        "--data-plane",
+        plane,
+        "--workers",
+        "3",
+        "--heartbeat-ms",
+        "100",
+        "--heartbeat-timeout-ms",
+        "2000",
+        "--worker-timeout-ms",
+        "30000",
+        ...trainFlags(out, steps),
+      ]);
+      const workers = [0, 1, 2].map((i) =>
+        start(["worker", "--nats", url, "--job", name, "--name", `${name}-w${i}`]),
+      );
+      t.after(() => [coordinator, ...workers].forEach((p) => p.child.kill("SIGKILL")));
+      await coordinator.waitFor(/step 6\/30/, 90_000);
+      workers[1]?.child.kill("SIGKILL");
+      const killed = Date.now();
+      // Ranks go by join order: whichever rank w1 got.
+      await coordinator.waitFor(new RegExp(`worker ${name}-w1 \\(rank \\d\\) sent no heartbeat`), 30_000);
+      const detectedMs = Date.now() - killed;
+      await coordinator.waitFor(/recovery: 2 ranks in the ring; redoing step \d+/, 60_000);
+      assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-3000));
+      assert.deepEqual(await Promise.all([workers[0]?.exit, workers[2]?.exit]), [0, 0]);
+      assert.ok(detectedMs < 10_000, `loss detected after ${detectedMs} ms`);
+
+      // Every step done once, with the unbroken run's losses (sums over 2 ranks round differently from 1).
+      const losses = stepLosses(out);
+      const expected = stepLosses(unbroken);
+      assert.equal(losses.length, steps);
+      losses.forEach((loss, i) =>
+        assert.ok(Math.abs(loss - (expected[i] ?? NaN)) < 1e-4, `step ${i + 1}: ${loss} vs ${expected[i]}`),
+      );
+      const a = await loadCheckpoint(join(out, "checkpoint"));
+      const b = await loadCheckpoint(join(unbroken, "checkpoint"));
+      for (const [name, values] of a.weights) {
+        const other = b.weights.get(name);
+        assert.ok(other, name);
+        let worst = 0;
+        for (let i = 0; i < values.length; i++)
+          worst = Math.max(worst, Math.abs((values[i] ?? 0) - (other[i] ?? 0)));
+        assert.ok(worst < 1e-4, `${name}: max |Δ| ${worst}`);
+      }
+    },
+  );
+}

@@ -61,6 +61,9 @@ function startCoordinator(
     String(workerTimeoutMs),
     "--heartbeat-timeout-ms",
     String(workerTimeoutMs),
+    // These scripts test the fail-stop path; elastic recovery has tests of its own with real workers.
+    "--max-restarts",
+    "0",
     "--data",
     data,
     "--model",
@@ -190,6 +193,12 @@ class ScriptedWorker {
 
   send(message: WorkerMessage): void {
     this.nc.publish(this.subjects.coordinator, encodeMessage(message));
+  }
+
+  /** Waits for `start` and answers it as a worker whose ring is up. */
+  async started(): Promise<void> {
+    const start = await this.next("start");
+    this.send({ type: "ringReady", rank: this.rank, epoch: start.epoch });
   }
 
   /** The next command of `type` on this rank's subject (waits for it if it has not come yet). */
@@ -322,7 +331,7 @@ test(
       t.after(() => worker.stopHeartbeats());
     }
     const [w0, w1] = workers as [ScriptedWorker, ScriptedWorker];
-    await Promise.all(workers.map((w) => w.next("start")));
+    await Promise.all(workers.map((w) => w.started()));
     const started = Date.now();
     await Promise.all(workers.map((w) => w.next("step")));
     w0.send({ type: "stepDone", rank: 0, step: 0, result: RESULT, phases: PHASES, checksum: 1 });
@@ -403,6 +412,7 @@ test(
       worker.startHeartbeats(100);
       t.after(() => worker.stopHeartbeats());
     }
+    await Promise.all(workers.map((w) => w.started()));
     await Promise.all(workers.map((w) => w.next("step"))); // w2 goes silent now
     // w1 received the whole sum before the ring broke and applied the step; w0 did not.
     await Promise.all([w0.next("abort"), w1.next("abort")]);
@@ -497,7 +507,7 @@ test(
       workers.map(async (worker, rank) => {
         await worker.ready(fingerprint);
         worker.startHeartbeats(100);
-        await worker.next("start");
+        await worker.started();
         const step = await worker.next("step");
         assert.equal(step.step, 0);
         assert.equal(step.checksum, true, "the last step asks for checksums");
@@ -533,10 +543,10 @@ test(
     const { workers, fingerprint } = await twoReadyWorkers(nc, job);
     const [live, silent] = workers as [ScriptedWorker, ScriptedWorker];
     t.after(() => live.stopHeartbeats());
-    await silent.ready(fingerprint); // and never a word after
+    await silent.ready(fingerprint);
     await live.ready(fingerprint);
     live.startHeartbeats(100);
-    await live.next("start");
+    await Promise.all([live.started(), silent.started()]); // and never a word after from `silent`
     assert.equal((await live.next("step")).step, 0); // stuck in the all-reduce with the silent peer
     // Salvage: the live rank drops the step and saves the last completed one (none).
     await live.next("abort");

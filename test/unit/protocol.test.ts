@@ -67,6 +67,9 @@ const WORKER_SAMPLES: Samples<WorkerMessage> = {
   checkpointDone: [{ type: "checkpointDone", rank: 0, step: 7, seconds: 1.5 }],
   aborted: [{ type: "aborted", rank: 1, completedSteps: 6 }],
   heartbeat: [{ type: "heartbeat", rank: 0 }],
+  ringReady: [{ type: "ringReady", rank: 1, epoch: 2 }],
+  regrouped: [{ type: "regrouped", rank: 2, epoch: 1, dataPlaneAddress: "ws://10.0.0.3:4100" }],
+  stepFailed: [{ type: "stepFailed", rank: 0, step: 7, message: "no ring message from rank 2 for 5000 ms" }],
   failed: [{ type: "failed", rank: 1, message: "out of memory: ünïcødé ✓" }],
   leaving: [{ type: "leaving", rank: 0, reason: "SIGTERM" }],
 };
@@ -90,8 +93,14 @@ const COORDINATOR_SAMPLES: Samples<CoordinatorMessage> = {
   ],
   reject: [{ type: "reject", reason: "job j already has its 2 workers" }],
   start: [
-    { type: "start", peers: ["ws://10.0.0.1:4100", "ws://10.0.0.2:4100"] },
-    { type: "start", peers: ["", ""] },
+    {
+      type: "start",
+      epoch: 0,
+      position: 1,
+      worldSize: 2,
+      peers: ["ws://10.0.0.1:4100", "ws://10.0.0.2:4100"],
+    },
+    { type: "start", epoch: 3, position: 0, worldSize: 2, peers: ["", ""] },
   ],
   step: [
     { type: "step", step: 0, examples: [3, 1, 4], checksum: true },
@@ -100,6 +109,7 @@ const COORDINATOR_SAMPLES: Samples<CoordinatorMessage> = {
   eval: [{ type: "eval", requestId: 1, heldOut: [0, 1], train: [] }],
   checkpoint: [{ type: "checkpoint", dir: "/runs/x/checkpoint", seed: 1 }],
   abort: [{ type: "abort", reason: "a worker was lost" }],
+  regroup: [{ type: "regroup", epoch: 1 }],
   shutdown: [
     { type: "shutdown", reason: "job finished", failed: false },
     { type: "shutdown", reason: "job failed: worker w1 (rank 1) went silent", failed: true },
@@ -352,8 +362,17 @@ test("protocol - decoders reject values of the right kind but out of range: nega
     ["examples as a map", { ...step, examples: { 0: 1 } }, field("examples")],
     ["a non-integer step", { ...step, step: 0.25 }, field("step")],
     ["a checksum flag as 1", { ...step, checksum: 1 }, field("checksum")],
-    ["peers with a number", { type: "start", peers: ["ws://a:1", 2] }, field("peers")],
-    ["a peer of 5000 chars", { type: "start", peers: ["p".repeat(5000)] }, field("peers")],
+    [
+      "peers with a number",
+      { type: "start", epoch: 0, position: 0, worldSize: 2, peers: ["ws://a:1", 2] },
+      field("peers"),
+    ],
+    [
+      "a peer of 5000 chars",
+      { type: "start", epoch: 0, position: 0, worldSize: 1, peers: ["p".repeat(5000)] },
+      field("peers"),
+    ],
+    ["a negative epoch", { type: "regroup", epoch: -1 }, field("epoch")],
     ["a 5000-char reject reason", { type: "reject", reason: "r".repeat(5000) }, field("reason")],
     ["a negative seed", { type: "checkpoint", dir: "/tmp/c", seed: -1 }, field("seed")],
     ["a job as a list", { ...COORDINATOR_SAMPLES.welcome[0], job: [] }, field("job")],
