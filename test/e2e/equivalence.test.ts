@@ -2,12 +2,11 @@
 // `launch --workers 3` (and 1, once) (real nats-server, real processes) give the same per-step losses and final
 // parameters, for every loss reduction; the ws data plane matches too.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { readSafetensors } from "../../shared/model/safetensors.js";
 import { runCli } from "../support/cli.js";
 import { sharedNatsServer } from "../support/nats.js";
+import { assertSameRun } from "../support/same-run.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("equivalence");
@@ -70,34 +69,6 @@ async function launch(workers: number, args: string[], extra: string[] = []): Pr
   ]);
 }
 
-function stepLosses(out: string): number[] {
-  return readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line) as { type: string; train_loss: number })
-    .filter((r) => r.type === "step")
-    .map((r) => r.train_loss);
-}
-
-async function assertSameRun(reference: string, other: string): Promise<void> {
-  const expected = stepLosses(reference);
-  const actual = stepLosses(other);
-  assert.equal(actual.length, 20);
-  actual.forEach((loss, i) => {
-    const want = expected[i] ?? NaN;
-    assert.ok(Math.abs(loss - want) <= 1e-4 * Math.abs(want), `step ${i + 1}: ${loss} vs ${want} (${other})`);
-  });
-  const a = (await readSafetensors(join(reference, "checkpoint", "model.safetensors"))).tensors;
-  const b = (await readSafetensors(join(other, "checkpoint", "model.safetensors"))).tensors;
-  for (const [name, tensor] of a) {
-    const values = b.get(name)?.data;
-    assert.ok(values, `${name} missing in ${other}`);
-    let maxDiff = 0;
-    tensor.data.forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - (values[i] ?? NaN)))));
-    assert.ok(maxDiff <= 1e-4, `${name}: max |Δ| ${maxDiff} (${other})`);
-  }
-}
-
 for (const reduction of ["token", "example", "sum"]) {
   test(`equivalence - ${reduction} reduction: train, launch 2 and launch 3 workers agree over 20 steps`, async (t) => {
     const server = nats();
@@ -107,7 +78,7 @@ for (const reduction of ["token", "example", "sum"]) {
     for (const workers of reduction === "token" ? [1, 2, 3] : [2, 3]) {
       const out = join(dir, `${reduction}-launch${workers}`);
       await launch(workers, flags(reduction, out));
-      await assertSameRun(single, out);
+      await assertSameRun(single, out, 20);
     }
   });
 }
@@ -117,5 +88,5 @@ test("equivalence - the ws data plane gives the same run as NATS", async (t) => 
   if (server === undefined) return t.skip("nats-server not installed");
   const out = join(dir, "token-ws3");
   await launch(3, flags("token", out), ["--data-plane", "ws"]);
-  await assertSameRun(join(dir, "token-train"), out);
+  await assertSameRun(join(dir, "token-train"), out, 20);
 });

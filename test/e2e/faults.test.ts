@@ -9,6 +9,7 @@ import { connect } from "nats";
 import { loadCheckpoint } from "../../shared/model/checkpoint.js";
 import { jobSubjects } from "../../shared/protocol.js";
 import { runCli, startCli as start } from "../support/cli.js";
+import { assertSameRun } from "../support/same-run.js";
 import { sharedNatsServer } from "../support/nats.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
@@ -236,16 +237,6 @@ test(
   },
 );
 
-/** Per-step losses from a run directory's metrics.jsonl. */
-function stepLosses(out: string): number[] {
-  return readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line) as { type: string; train_loss: number })
-    .filter((line) => line.type === "step")
-    .map((line) => line.train_loss);
-}
-
 for (const plane of ["nats", "ws"]) {
   test(
     `faults - elastic (${plane}): a worker killed mid-run is dropped, the ring re-formed, and the run matches an unbroken one`,
@@ -294,23 +285,8 @@ for (const plane of ["nats", "ws"]) {
       assert.deepEqual(await Promise.all([workers[0]?.exit, workers[2]?.exit]), [0, 0]);
       assert.ok(detectedMs < 10_000, `loss detected after ${detectedMs} ms`);
 
-      // Every step done once, with the unbroken run's losses (sums over 2 ranks round differently from 1).
-      const losses = stepLosses(out);
-      const expected = stepLosses(unbroken);
-      assert.equal(losses.length, steps);
-      losses.forEach((loss, i) =>
-        assert.ok(Math.abs(loss - (expected[i] ?? NaN)) < 1e-4, `step ${i + 1}: ${loss} vs ${expected[i]}`),
-      );
-      const a = await loadCheckpoint(join(out, "checkpoint"));
-      const b = await loadCheckpoint(join(unbroken, "checkpoint"));
-      for (const [name, values] of a.weights) {
-        const other = b.weights.get(name);
-        assert.ok(other, name);
-        let worst = 0;
-        for (let i = 0; i < values.length; i++)
-          worst = Math.max(worst, Math.abs((values[i] ?? 0) - (other[i] ?? 0)));
-        assert.ok(worst < 1e-4, `${name}: max |Δ| ${worst}`);
-      }
+      // Every step done once, with the unbroken run's losses and weights (2 ranks sum in another order).
+      await assertSameRun(unbroken, out, steps);
     },
   );
 }

@@ -6,6 +6,7 @@ import { parseTrainFlags } from "../../cli/flags.js";
 import { runTrainJob } from "../../coordinator/train-job.js";
 import { loadCheckpoint } from "../../shared/model/checkpoint.js";
 import { compileTrainOptions } from "../../shared/options.js";
+import { stepLosses } from "../support/same-run.js";
 import { tempDir, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("resume");
@@ -36,15 +37,6 @@ function flags(out: string, extra: string[] = [], steps = "6") {
       ...extra,
     ]),
   );
-}
-
-function stepLosses(out: string): number[] {
-  return readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line) as { type: string; step: number; train_loss: number })
-    .filter((r) => r.type === "step")
-    .map((r) => r.train_loss);
 }
 
 test("resume - stopping after step 3 and resuming gives bit-identical weights, optimizer state and losses", async () => {
