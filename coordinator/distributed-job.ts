@@ -20,7 +20,7 @@ import { runJob, type JobControl, type JobSummary } from "./job.js";
 import { JobMetrics } from "./job-metrics.js";
 import { appendCheckpointLine } from "./metrics-file.js";
 import type { JobState } from "./job-state.js";
-import { RemoteRanks, WorkerLostError } from "./remote/index.js";
+import { LostReplyError, RemoteRanks, RingBrokenError, WorkerLostError } from "./remote/index.js";
 import { claimJob } from "./remote/lease.js";
 import { join } from "node:path";
 
@@ -154,8 +154,11 @@ async function coordinate(
       signal: stop.signal,
       checksumEverySteps: options.checksumEverySteps,
       recover: async (error) => {
-        if (!(error instanceof WorkerLostError) || ranks === undefined || restarts >= options.maxRestarts)
-          return false;
+        const recoverable =
+          error instanceof WorkerLostError ||
+          error instanceof RingBrokenError ||
+          error instanceof LostReplyError;
+        if (!recoverable || ranks === undefined || restarts >= options.maxRestarts) return false;
         restarts++;
         enter("recovering");
         try {
@@ -174,7 +177,9 @@ async function coordinate(
   } catch (error) {
     outcome = `job failed: ${(error as Error).message}`;
     failed = true;
-    if (error instanceof WorkerLostError && ranks) {
+    const interrupted =
+      error instanceof WorkerLostError || error instanceof RingBrokenError || error instanceof LostReplyError;
+    if (interrupted && ranks) {
       enter("salvaging");
       const saved = await ranks
         .salvage(join(train.outDir, "checkpoint"), train.seed, Math.max(10_000, options.workerTimeoutMs))

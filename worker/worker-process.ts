@@ -65,6 +65,12 @@ export class Worker {
   /** When the coordinator was last heard from, and when the last command finished (a long synchronous
    * step blocks this event loop, so messages that arrived meanwhile are read only after it). */
   private lastHeardMs = Date.now();
+  private natsDown = false;
+  /** The epochs of the ring this rank has up, and of the last regroup it answered (repeats are idempotent). */
+  private ringEpoch = -1;
+  private regroupedEpoch = -1;
+  /** A ring failure reported while the bus may have been down: said again on reconnecting, until a new ring. */
+  private pendingStepFailure: WorkerMessage | undefined;
   private idleSinceMs = Date.now();
   private failure: UserError | undefined;
   private stopping = false;
@@ -111,7 +117,11 @@ export class Worker {
     if (this.failure) throw this.failure;
   }
 
-  /** A connection closed for good (reconnects exhausted) ends this worker with an error, never a hang. */
+  /**
+   * A connection closed for good (reconnects exhausted) ends this worker with an error, never a hang.
+   * While it is only disconnected, the coordinator cannot be heard: its silence is not judged until the
+   * connection is back (with a fresh grace period).
+   */
   private watchConnection(nc: NatsConnection): void {
     void nc.closed().then((error) => {
       if (this.stopping || this.state === "stopped") return;
@@ -122,6 +132,19 @@ export class Worker {
       this.served?.health.failed(this.failure.message);
       this.stopped();
     });
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === "disconnect") {
+          this.natsDown = true;
+          this.log(`${this.options.name}: NATS disconnected: reconnecting`);
+        } else if (status.type === "reconnect") {
+          this.natsDown = false;
+          this.lastHeardMs = Date.now();
+          this.log(`${this.options.name}: NATS reconnected`);
+          if (this.pendingStepFailure) this.send(this.pendingStepFailure);
+        }
+      }
+    })();
   }
 
   private async join(nc: NatsConnection): Promise<Extract<CoordinatorMessage, { type: "welcome" }>> {
@@ -231,11 +254,19 @@ export class Worker {
     if (nc === undefined || this.state === "stopped") return;
     switch (message.type) {
       case "start":
-        await this.formRing(message, job);
+        // A repeat (its ringReady was lost) finds the ring of that epoch up: just say so again.
+        if (message.epoch !== this.ringEpoch || this.ring === undefined) await this.formRing(message, job);
+        this.ringEpoch = message.epoch;
         this.send({ type: "ringReady", rank: this.rank, epoch: message.epoch });
-        this.enter("training");
+        if (this.state !== "training") this.enter("training");
         return;
       case "regroup": {
+        if (message.epoch === this.regroupedEpoch) {
+          const dataPlaneAddress = this.wsListener?.address ?? "";
+          this.send({ type: "regrouped", rank: this.rank, epoch: message.epoch, dataPlaneAddress });
+          return;
+        }
+        this.regroupedEpoch = message.epoch;
         // The old ring was aborted (and closed) with the step; a ws ring needs a new listener to join.
         this.enter("regrouping");
         await this.wsListener?.close().catch(() => undefined);
@@ -264,7 +295,13 @@ export class Worker {
           // The ring broke under this rank: not its own failure. The coordinator finds who was lost.
           if (!(error instanceof RingError) || this.aborted) throw error;
           this.log(`${this.options.name}: step ${message.step + 1} failed in the ring: ${error.message}`);
-          this.send({ type: "stepFailed", rank: this.rank, step: message.step, message: error.message });
+          this.pendingStepFailure = {
+            type: "stepFailed",
+            rank: this.rank,
+            step: message.step,
+            message: error.message,
+          };
+          this.send(this.pendingStepFailure);
           return;
         }
         const { result, phases } = step;
@@ -337,6 +374,7 @@ export class Worker {
       },
     });
     this.aborted = false;
+    this.pendingStepFailure = undefined;
     if (epoch > 0)
       this.log(`${this.options.name}: ring epoch ${epoch}: position ${position} of ${worldSize}`);
   }
@@ -370,7 +408,7 @@ export class Worker {
   /** A coordinator that is gone would leave this worker waiting forever: stop instead. */
   private checkCoordinator(timeoutMs: number, rank: Rank): void {
     const silentMs = Date.now() - Math.max(this.lastHeardMs, this.idleSinceMs);
-    if (silentMs <= timeoutMs || this.state === "stopped" || this.failure) return;
+    if (silentMs <= timeoutMs || this.natsDown || this.state === "stopped" || this.failure) return;
     this.failure = new UserError(
       `${this.options.name}: the coordinator went silent for ${Math.round(silentMs)} ms; stopping`,
     );

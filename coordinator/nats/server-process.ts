@@ -29,6 +29,8 @@ export interface NatsServerProcessOptions {
   configFile?: string;
   /** Its own process group, so Ctrl-C or a SIGTERM to our group leaves it up until we stop it (launch). */
   ownProcessGroup?: boolean;
+  /** A loopback port to use (e.g. to restart a server where its clients reconnect); default a free one. */
+  port?: number;
 }
 
 /** nats-server could not be started (one kind of failed child server). */
@@ -51,7 +53,7 @@ export async function startNatsServerProcess(
 ): Promise<NatsServerProcess> {
   const readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
   const killAfterMs = options.killAfterMs ?? 5_000;
-  const port = await freeLoopbackPort();
+  const port = options.port ?? (await freeLoopbackPort());
   const config = options.configFile === undefined ? [] : ["-c", options.configFile];
   const server = await startChildServer({
     binary,

@@ -28,3 +28,27 @@ export class ChecksumMismatchError extends UserError {
     super(`parameter checksums differ after step ${step} (${described.join("; ")})`);
   }
 }
+
+/** A step failed in the ring with no rank lost (a message lost, NATS restarted): re-form the ring and redo. */
+export class RingBrokenError extends UserError {
+  override readonly name = "RingBrokenError";
+  constructor(
+    readonly rank: number,
+    readonly step: number,
+    readonly reason: string,
+  ) {
+    super(`step ${step + 1} failed in the ring on rank ${rank}: ${reason}`);
+  }
+}
+
+/** A live rank's reply did not come in time: most likely a lost message. Re-form the ring and redo. */
+export class LostReplyError extends UserError {
+  override readonly name = "LostReplyError";
+  constructor(
+    readonly rank: number,
+    readonly worker: string,
+    readonly reason: string,
+  ) {
+    super(`worker ${worker} (rank ${rank}) ${reason}`);
+  }
+}

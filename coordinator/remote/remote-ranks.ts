@@ -21,9 +21,9 @@ import {
   type GroupStep,
   type RankGroup,
 } from "../rank-group.js";
-import { ChecksumMismatchError, WorkerLostError } from "./errors.js";
+import { ChecksumMismatchError, LostReplyError, RingBrokenError, WorkerLostError } from "./errors.js";
 import { Gather, type Reply } from "./gather.js";
-import { watchLiveness } from "./liveness.js";
+import { watchLiveness, type LivenessWatch } from "./liveness.js";
 import { Membership, NO_EVENTS, type MembershipEvents } from "./membership.js";
 
 export interface RemoteRanksOptions {
@@ -52,7 +52,7 @@ export class RemoteRanks implements RankGroup {
    * the slowest rank's compute, so about twice the longest compute, which --worker-timeout-ms bounds.
    */
   private readonly replyTimeoutMs: number;
-  private stopWatching: () => void = () => {};
+  private liveness: LivenessWatch | undefined;
   private evalRequests = 0;
   /** The members in the current ring, by position: position p is member ring[p]. */
   private ring: number[] = [];
@@ -135,7 +135,7 @@ export class RemoteRanks implements RankGroup {
       this.membership.members.map((_, rank) => rank),
       this.membership.members.map((m) => m.dataPlaneAddress ?? ""),
     );
-    this.stopWatching = watchLiveness(
+    this.liveness = watchLiveness(
       this.membership,
       { heartbeatMs: this.options.spec.heartbeatMs, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
       (rank, message) => this.send(rank, message),
@@ -150,16 +150,21 @@ export class RemoteRanks implements RankGroup {
    * it up, so no rank sends a ring message to a subscription that does not exist yet.
    */
   private async formRing(members: readonly number[], addresses: readonly string[]): Promise<void> {
-    const ready = this.request("ringReady", this.epoch, new Set(members), `the ring of epoch ${this.epoch}`);
-    members.forEach((rank, position) =>
-      this.send(rank, {
-        type: "start",
-        epoch: this.epoch,
-        position,
-        worldSize: members.length,
-        peers: [...addresses],
-      }),
+    const ready = this.request(
+      "ringReady",
+      this.epoch,
+      new Set(members),
+      `the ring of epoch ${this.epoch}`,
+      "lose",
     );
+    const epoch = this.epoch;
+    this.sendUntilAnswered(ready as unknown as Gather<Reply>, (rank) => ({
+      type: "start",
+      epoch,
+      position: members.indexOf(rank),
+      worldSize: members.length,
+      peers: [...addresses],
+    }));
     await ready.done;
     this.ring = [...members];
   }
@@ -171,6 +176,19 @@ export class RemoteRanks implements RankGroup {
    * fewer than --min-workers are left, or when the live ranks are not all at one step.
    */
   async recover(minWorkers: number, timeoutMs: number): Promise<void> {
+    // A rank lost during recovery (it was the one that broke the ring, found only now) makes another try
+    // with the rest; each try loses at least one rank, so this ends.
+    for (;;) {
+      try {
+        return await this.reformRing(minWorkers, timeoutMs);
+      } catch (error) {
+        if (!(error instanceof WorkerLostError)) throw error;
+        this.log(`recovery: ${error.message}; trying again without it`);
+      }
+    }
+  }
+
+  private async reformRing(minWorkers: number, timeoutMs: number): Promise<void> {
     const live = this.ring.filter((rank) => this.membership.isLive(rank));
     if (live.length < minWorkers)
       throw new UserError(`${live.length} live workers is fewer than --min-workers ${minWorkers}`);
@@ -180,8 +198,10 @@ export class RemoteRanks implements RankGroup {
       (missing) =>
         new UserError(`ranks ${missing.join(",")} did not confirm the abort within ${timeoutMs} ms`),
     );
-    for (const rank of live)
-      this.send(rank, { type: "abort", reason: "a worker was lost: re-forming the ring" });
+    this.sendUntilAnswered(aborted as unknown as Gather<Reply>, () => ({
+      type: "abort",
+      reason: "re-forming the ring",
+    }));
     const steps = new Set([...(await aborted.done).values()].map((m) => m.completedSteps));
     if (steps.size !== 1)
       throw new UserError(
@@ -189,8 +209,9 @@ export class RemoteRanks implements RankGroup {
       );
     this.epoch++;
     this.log(`recovery: ring epoch ${this.epoch} with ranks ${live.join(",")}`);
-    const regrouped = this.request("regrouped", this.epoch, new Set(live), `regroup ${this.epoch}`);
-    for (const rank of live) this.send(rank, { type: "regroup", epoch: this.epoch });
+    const regrouped = this.request("regrouped", this.epoch, new Set(live), `regroup ${this.epoch}`, "lose");
+    const epoch = this.epoch;
+    this.sendUntilAnswered(regrouped as unknown as Gather<Reply>, () => ({ type: "regroup", epoch }));
     const replies = await regrouped.done;
     await this.formRing(
       live,
@@ -199,12 +220,26 @@ export class RemoteRanks implements RankGroup {
     this.log(`recovery: ${live.length} ranks in the ring; redoing step ${([...steps][0] ?? 0) + 1}`);
   }
 
-  /** A NATS connection that closes for good fails whatever waits on workers, at once. */
+  /**
+   * A NATS connection that closes for good fails whatever waits on workers, at once. While it is only
+   * disconnected (nats.js reconnects), liveness pauses: an outage of the bus is not a loss of workers.
+   */
   private watchConnection(): void {
     void this.nc.closed().then((error) => {
       const why = `the coordinator lost its NATS connection${error ? `: ${error.message}` : ""}`;
       for (const gather of this.gathers) gather.fail(new UserError(why));
     });
+    void (async () => {
+      for await (const status of this.nc.status()) {
+        if (status.type === "disconnect") {
+          this.log(`NATS disconnected (${String(status.data)}): reconnecting; liveness paused`);
+          this.liveness?.pause();
+        } else if (status.type === "reconnect") {
+          this.log(`NATS reconnected (${String(status.data)}): liveness resumed`);
+          this.liveness?.resume();
+        }
+      }
+    })();
   }
 
   private receive(bytes: Uint8Array, subject: string): void {
@@ -223,11 +258,15 @@ export class RemoteRanks implements RankGroup {
         return;
       case "failed":
         return this.membership.markLost(message.rank, `failed: ${message.message}`);
-      case "stepFailed":
-        // The ring broke under this rank (a peer or a message lost): the lost rank is found by liveness or
-        // by the reply deadline, and recovery aborts the step on everyone.
-        this.log(`rank ${message.rank}: step ${message.step + 1} failed: ${message.message}`);
+      case "stepFailed": {
+        // The ring broke under this rank (a peer lost, a message lost, NATS restarted): the step cannot
+        // finish. Recovery re-forms the ring from whoever is alive then, and the step is redone.
+        this.log(`rank ${message.rank}: step ${message.step + 1} failed in the ring: ${message.message}`);
+        const broken = new RingBrokenError(message.rank, message.step, message.message);
+        for (const gather of this.gathers)
+          if (gather.type === "stepDone" && gather.key === message.step) gather.fail(broken);
         return;
+      }
       case "leaving":
         this.log(
           `worker ${this.membership.nameOf(message.rank)} (rank ${message.rank}) is leaving: ${message.reason}`,
@@ -265,18 +304,46 @@ export class RemoteRanks implements RankGroup {
   }
 
   /**
-   * A request's gather, failing by name after the reply deadline. A rank that misses it is presumed lost
-   * (a lost reply, or a hung rank): salvage then waits only on the others.
+   * A request's gather, failing by name after the reply deadline. A rank that misses it but still sends
+   * heartbeats (liveness loses the silent ones) most likely lost a message: for a training request that
+   * is `LostReplyError`, recovered by re-forming the ring with everyone, and a rank that then misses the
+   * recovery's own requests (`lose`) is presumed hung and lost.
    */
-  private request<K extends Reply["type"]>(type: K, key: number, ranks: ReadonlySet<number>, what: string) {
+  private request<K extends Reply["type"]>(
+    type: K,
+    key: number,
+    ranks: ReadonlySet<number>,
+    what: string,
+    missed: "retry" | "lose" = "retry",
+  ) {
     return this.expect(type, key, ranks).deadline(this.replyTimeoutMs, (missing) => {
-      const reason = `sent no ${type} for ${what} within ${this.replyTimeoutMs} ms (2 × --worker-timeout-ms): lost message or hung rank`;
-      for (const rank of missing) this.membership.markLost(rank, reason);
       const first = missing[0] ?? -1;
+      const reason = `sent no ${type} for ${what} within ${this.replyTimeoutMs} ms (2 × --worker-timeout-ms)`;
+      if (missed === "retry")
+        return new LostReplyError(first, this.membership.nameOf(first), `${reason}: lost message?`);
+      for (const rank of missing) this.membership.markLost(rank, `${reason}: hung?`);
       return (
         this.membership.lostError(first) ?? new WorkerLostError(first, this.membership.nameOf(first), reason)
       );
     });
+  }
+
+  /**
+   * Sends `message(rank)` to every rank of `gather` now, and again every heartbeat period to those that
+   * have not replied, until it settles: recovery's commands must survive a message lost to an outage of
+   * the bus (core NATS drops what a disconnected subscriber misses). Workers answer repeats idempotently.
+   */
+  private sendUntilAnswered(gather: Gather<Reply>, message: (rank: number) => CoordinatorMessage): void {
+    const sendMissing = () => {
+      for (const rank of gather.ranks) if (!gather.replies.has(rank)) this.send(rank, message(rank));
+    };
+    sendMissing();
+    const timer = setInterval(sendMissing, Math.max(100, this.options.spec.heartbeatMs));
+    timer.unref();
+    void gather.done.then(
+      () => clearInterval(timer),
+      () => clearInterval(timer),
+    );
   }
 
   /** Publishing on a closed connection throws; that is reported once (watchConnection fails the job). */
@@ -377,15 +444,18 @@ export class RemoteRanks implements RankGroup {
   async salvage(dir: string, seed: number, timeoutMs: number): Promise<CheckpointRecord> {
     const live = new Set(this.membership.liveRanks());
     if (live.size === 0) throw new UserError("no live worker left to save a checkpoint");
-    const gather = this.expect("aborted", 0, live).deadline(
-      timeoutMs,
-      (missing) =>
-        new UserError(
-          `live workers did not confirm the abort within ${timeoutMs} ms (ranks ${missing.join(",")})`,
-        ),
-    );
-    for (const rank of live) this.send(rank, { type: "abort", reason: "a worker was lost" });
-    const replies = [...(await gather.done).entries()].sort(([a], [b]) => a - b);
+    const gather = this.expect("aborted", 0, live).deadline(timeoutMs, (missing) => {
+      for (const rank of missing)
+        this.membership.markLost(rank, `did not confirm the abort within ${timeoutMs} ms (hung?)`);
+      return new UserError(`ranks ${missing.join(",")} did not confirm the abort within ${timeoutMs} ms`);
+    });
+    for (const rank of live)
+      this.send(rank, { type: "abort", reason: "the job is stopping: saving what it has" });
+    // Whoever answered in time can save; the rest were marked lost above.
+    await gather.done.catch(() => undefined);
+    const replies = [...gather.replies.entries()].sort(([a], [b]) => a - b);
+    if (replies.length === 0)
+      throw new UserError(`no live worker confirmed the abort within ${timeoutMs} ms`);
     const furthest = Math.max(...replies.map(([, m]) => m.completedSteps));
     const steps = new Set(replies.map(([, m]) => m.completedSteps));
     if (furthest - Math.min(...steps) > 1)
@@ -397,7 +467,7 @@ export class RemoteRanks implements RankGroup {
 
   /** Shuts every worker down; `failed` makes them exit non-zero. */
   async close(reason: string, failed = false): Promise<void> {
-    this.stopWatching();
+    this.liveness?.stop();
     for (let rank = 0; rank < this.membership.members.length; rank++)
       this.send(rank, { type: "shutdown", reason, failed });
     await this.nc.flush().catch(() => undefined);

@@ -3,14 +3,16 @@
 // steps are saved so --resume continues.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { connect } from "nats";
+import { startNatsServerProcess } from "../../coordinator/nats/server-process.js";
 import { loadCheckpoint } from "../../shared/model/checkpoint.js";
 import { jobSubjects } from "../../shared/protocol.js";
 import { runCli, startCli as start } from "../support/cli.js";
 import { assertSameRun } from "../support/same-run.js";
-import { sharedNatsServer } from "../support/nats.js";
+import { freePort, requireNatsServer, sharedNatsServer } from "../support/nats.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("faults");
@@ -290,3 +292,45 @@ for (const plane of ["nats", "ws"]) {
     },
   );
 }
+
+test(
+  "faults - nats-server restarted mid-run: the ring is re-formed, the job carries on and matches an unbroken run",
+  { timeout: 240_000 },
+  async (t) => {
+    const binary = requireNatsServer(t);
+    if (binary === undefined) return;
+    const steps = 60;
+    const unbroken = join(dir, "restart-unbroken");
+    const reference = await runCli(["train", ...trainFlags(unbroken, steps)]);
+    assert.equal(reference.status, 0, reference.stderr.slice(-2000));
+
+    const port = await freePort();
+    let server = await startNatsServerProcess(binary, { port });
+    t.after(() => server.stop());
+    const out = join(dir, "restart");
+    const launch = start([
+      "launch",
+      "--workers",
+      "2",
+      "--nats",
+      `nats://127.0.0.1:${port}`,
+      "--job",
+      "restart",
+      "--heartbeat-ms",
+      "200",
+      "--heartbeat-timeout-ms",
+      "3000",
+      "--worker-timeout-ms",
+      "10000",
+      ...trainFlags(out, steps),
+    ]);
+    t.after(() => launch.child.kill("SIGKILL"));
+    await launch.waitFor(/\[coordinator\] step 12\/60/, 90_000);
+    await server.stop();
+    await sleep(1_000); // an outage: every client sees its connection drop
+    server = await startNatsServerProcess(binary, { port });
+    assert.equal(await launch.exit, 0, launch.stderr.slice(-3000));
+    assert.match(launch.stderr, /NATS disconnected/);
+    await assertSameRun(unbroken, out, steps);
+  },
+);
