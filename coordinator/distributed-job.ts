@@ -153,6 +153,7 @@ async function coordinate(
       ...control,
       signal: stop.signal,
       checksumEverySteps: options.checksumEverySteps,
+      replyTimeoutMs: Math.max(10_000, options.workerTimeoutMs),
       recover: async (error) => {
         const recoverable =
           error instanceof WorkerLostError ||

@@ -32,6 +32,8 @@ export interface JobControl {
    * was dropped from the ring), false to fail the job with that error.
    */
   readonly recover?: (error: unknown) => Promise<boolean>;
+  /** How long recovery waits on the ranks (the worker timeout); for bringing in replacements. */
+  readonly replyTimeoutMs?: number;
 }
 
 export async function runJob(
@@ -96,6 +98,11 @@ export async function runJob(
       const done = step + 1;
       const isLast = done === totalSteps;
       const compareChecksums = isLast || (checksumEvery > 0 && done % checksumEvery === 0);
+      await ranks.admitReplacements?.(
+        join(options.outDir, "handoff"),
+        options.seed,
+        control.replyTimeoutMs ?? 60_000,
+      );
       // After a recovery the same global batch is split over the ranks that are left.
       const group = await withRecovery(() =>
         ranks.step(step, assignToRanks(plan.globalBatch(step), lengthOf, ranks.worldSize), compareChecksums),

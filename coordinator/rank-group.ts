@@ -40,6 +40,8 @@ export interface RankGroup {
   ): Promise<GroupEval>;
   /** Saves the ranks' (identical) state as a resumable checkpoint. */
   checkpoint(dir: string, seed: number): Promise<GroupCheckpoint>;
+  /** Brings in workers that joined to replace lost ones (at a step boundary), if the group has any. */
+  admitReplacements?(stateDir: string, seed: number, timeoutMs: number): Promise<void>;
   /** Ends the group; `failed` tells remote workers the job failed (they exit non-zero). */
   close(reason: string, failed?: boolean): Promise<void>;
 }

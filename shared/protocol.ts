@@ -13,9 +13,10 @@ import type { RankPhaseSeconds } from "./metrics/records.js";
 // 2: stepDone carries the rank's phase seconds; evalDone and checkpointDone their seconds.
 // 3: join carries a nonce (a retried join gets the same rank); shutdown says whether the job failed.
 // 4: the job spec carries the ring's message deadline apart from the coordinator's silence timeout.
+// 6: a replacement joins a running job: adopt {dir} (take the live ranks' state), answered by adopted.
 // 5: rings have epochs: start {epoch, position, worldSize, peers} is acknowledged with ringReady; regroup
 //    prepares a new epoch's ring; a step that failed on a healthy rank is stepFailed, not failed.
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 /** Subjects of one job; several jobs can share a NATS server under different names. */
 export function jobSubjects(job: string) {
@@ -89,6 +90,8 @@ export type WorkerMessage =
   | { type: "ringReady"; rank: number; epoch: number }
   /** Ready to join the ring of `epoch`; `dataPlaneAddress` is this rank's new ws address (ws plane). */
   | { type: "regrouped"; rank: number; epoch: number; dataPlaneAddress: string }
+  /** This replacement took the state in `adopt`'s directory: it has completed `completedSteps`. */
+  | { type: "adopted"; rank: number; completedSteps: number }
   /** The step failed on this rank because of the ring (a peer lost, a message lost): not this rank's fault. */
   | { type: "stepFailed"; rank: number; step: number; message: string }
   | { type: "failed"; rank: number; message: string }
@@ -99,6 +102,8 @@ export type CoordinatorMessage =
   | { type: "reject"; reason: string }
   /** Form the ring of `epoch`: this rank at `position` of `worldSize`; peers[p] is position p's address. */
   | { type: "start"; epoch: number; position: number; worldSize: number; peers: string[] }
+  /** A replacement: load the weights and optimizer state saved in `dir` by a live rank. */
+  | { type: "adopt"; dir: string }
   /** Drop the current ring and prepare one for `epoch` (after a lost rank). */
   | { type: "regroup"; epoch: number }
   | { type: "step"; step: number; examples: number[]; checksum: boolean }
@@ -191,6 +196,7 @@ const WORKER_FIELDS: Record<WorkerMessage["type"], Record<string, Check>> = {
   ringReady: { rank: isInt, epoch: isInt },
   regrouped: { rank: isInt, epoch: isInt, dataPlaneAddress: isString },
   stepFailed: { rank: isInt, step: isInt, message: isString },
+  adopted: { rank: isInt, completedSteps: isInt },
   failed: { rank: isInt, message: isString },
   leaving: { rank: isInt, reason: isString },
 };
@@ -200,6 +206,7 @@ const COORDINATOR_FIELDS: Record<CoordinatorMessage["type"], Record<string, Chec
   reject: { reason: isString },
   start: { epoch: isInt, position: isInt, worldSize: isInt, peers: isStringList },
   regroup: { epoch: isInt },
+  adopt: { dir: isString },
   step: { step: isInt, examples: isIntList, checksum: isBoolean },
   eval: { requestId: isInt, heldOut: isIntList, train: isIntList },
   checkpoint: { dir: isString, seed: isInt },

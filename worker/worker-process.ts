@@ -12,7 +12,7 @@ import { connect, type NatsConnection } from "nats";
 import { selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
-import { compileTrainOptions, type TrainFlags } from "../shared/options.js";
+import { compileTrainOptions, type TrainFlags, type TrainOptions } from "../shared/options.js";
 import {
   PROTOCOL_VERSION,
   decodeCoordinatorMessage,
@@ -66,6 +66,10 @@ export class Worker {
    * step blocks this event loop, so messages that arrived meanwhile are read only after it). */
   private lastHeardMs = Date.now();
   private natsDown = false;
+  /** This rank's model, optimizer and data; replaced when a replacement adopts the job's state. */
+  private trainer!: Rank;
+  private trainOptions!: TrainOptions;
+  private adopted = false;
   /** The epochs of the ring this rank has up, and of the last regroup it answered (repeats are idempotent). */
   private ringEpoch = -1;
   private regroupedEpoch = -1;
@@ -200,7 +204,8 @@ export class Worker {
       this.rankMetrics.start(this.rank, peak);
     }
     const run = await prepareRun(options, (line) => this.log(`${this.options.name}: ${line}`));
-    const rank = new Rank(options, run);
+    this.trainOptions = options;
+    this.trainer = new Rank(options, run);
     this.wsListener = job.dataPlane === "ws" ? await listenWsRing(this.options.advertiseHost, 0) : undefined;
 
     // Subscribe before announcing readiness, so `start` cannot be missed.
@@ -216,9 +221,9 @@ export class Worker {
         }
         this.lastHeardMs = Date.now();
         if (message.type === "alive") return;
-        if (message.type === "abort") return this.abort(message.reason, rank);
+        if (message.type === "abort") return this.abort(message.reason, this.trainer);
         this.commands = this.commands
-          .then(() => this.execute(message, rank, job))
+          .then(() => this.execute(message, this.trainer, job))
           .catch((error: unknown) => this.fail(error))
           .finally(() => (this.idleSinceMs = Date.now()));
       },
@@ -244,7 +249,7 @@ export class Worker {
       const now = Date.now();
       const late = now - lastTickMs > 2 * job.heartbeatMs;
       lastTickMs = now;
-      if (!late) this.checkCoordinator(job.coordinatorTimeoutMs, rank);
+      if (!late) this.checkCoordinator(job.coordinatorTimeoutMs, this.trainer);
     }, job.heartbeatMs);
     this.enter("ready");
   }
@@ -260,6 +265,20 @@ export class Worker {
         this.send({ type: "ringReady", rank: this.rank, epoch: message.epoch });
         if (this.state !== "training") this.enter("training");
         return;
+      case "adopt": {
+        // A replacement: take the live ranks' state (saved by one of them), then wait for the new ring.
+        if (!this.adopted) {
+          const options = { ...this.trainOptions, resumeDir: message.dir };
+          const run = await prepareRun(options, (line) => this.log(`${this.options.name}: ${line}`));
+          const adopted = new Rank(options, run);
+          rank.dispose();
+          this.trainer = adopted;
+          this.adopted = true;
+          this.log(`${this.options.name}: adopted the job's state at step ${adopted.completedSteps}`);
+        }
+        this.send({ type: "adopted", rank: this.rank, completedSteps: this.trainer.completedSteps });
+        return;
+      }
       case "regroup": {
         if (message.epoch === this.regroupedEpoch) {
           const dataPlaneAddress = this.wsListener?.address ?? "";

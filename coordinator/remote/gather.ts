@@ -6,7 +6,17 @@ import type { WorkerMessage } from "../../shared/protocol.js";
 
 export type Reply = Extract<
   WorkerMessage,
-  { type: "ready" | "ringReady" | "regrouped" | "stepDone" | "evalDone" | "checkpointDone" | "aborted" }
+  {
+    type:
+      | "ready"
+      | "ringReady"
+      | "regrouped"
+      | "adopted"
+      | "stepDone"
+      | "evalDone"
+      | "checkpointDone"
+      | "aborted";
+  }
 >;
 
 export function replyKey(message: Reply): number {

@@ -64,7 +64,8 @@ export class Membership {
       this.log(`worker ${message.name} asked to join again (its welcome was lost?): rank ${known} again`);
       return this.welcome(known);
     }
-    if (this.members.length >= this.workers) {
+    // Once running, a worker may join to replace a lost one (then it is given the live ranks' state).
+    if (this.liveRanks().length >= this.workers) {
       return { type: "reject", reason: `job ${this.job} already has its ${this.workers} workers` };
     }
     const rank = this.members.length;

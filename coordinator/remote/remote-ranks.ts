@@ -56,6 +56,8 @@ export class RemoteRanks implements RankGroup {
   private evalRequests = 0;
   /** The members in the current ring, by position: position p is member ring[p]. */
   private ring: number[] = [];
+  /** Replacements that joined a running job and loaded it: they enter the ring at the next step. */
+  private readonly replacements = new Set<number>();
   private epoch = 0;
   private sendFailed = false;
   /** Called when a worker announces it is leaving (SIGTERM): the job should stop after this step. */
@@ -175,12 +177,12 @@ export class RemoteRanks implements RankGroup {
    * the lost; the job then redoes the step on the same global batch. Refused (the job then salvages) when
    * fewer than --min-workers are left, or when the live ranks are not all at one step.
    */
-  async recover(minWorkers: number, timeoutMs: number): Promise<void> {
+  async recover(minWorkers: number, timeoutMs: number, joining: readonly number[] = []): Promise<void> {
     // A rank lost during recovery (it was the one that broke the ring, found only now) makes another try
     // with the rest; each try loses at least one rank, so this ends.
     for (;;) {
       try {
-        return await this.reformRing(minWorkers, timeoutMs);
+        return await this.reformRing(minWorkers, timeoutMs, joining);
       } catch (error) {
         if (!(error instanceof WorkerLostError)) throw error;
         this.log(`recovery: ${error.message}; trying again without it`);
@@ -188,8 +190,12 @@ export class RemoteRanks implements RankGroup {
     }
   }
 
-  private async reformRing(minWorkers: number, timeoutMs: number): Promise<void> {
-    const live = this.ring.filter((rank) => this.membership.isLive(rank));
+  private async reformRing(
+    minWorkers: number,
+    timeoutMs: number,
+    joining: readonly number[] = [],
+  ): Promise<void> {
+    const live = [...this.ring, ...joining].filter((rank) => this.membership.isLive(rank));
     if (live.length < minWorkers)
       throw new UserError(`${live.length} live workers is fewer than --min-workers ${minWorkers}`);
     this.log(`recovery: aborting the step on ranks ${live.join(",")}`);
@@ -218,6 +224,27 @@ export class RemoteRanks implements RankGroup {
       live.map((rank) => replies.get(rank)?.dataPlaneAddress ?? ""),
     );
     this.log(`recovery: ${live.length} ranks in the ring; redoing step ${([...steps][0] ?? 0) + 1}`);
+  }
+
+  /**
+   * Replacements that joined after a loss and loaded the job enter at a step boundary: the first live
+   * rank saves its state (weights, optimizer moments, step) into `dir`, each replacement adopts it, and the
+   * ring is re-formed with them. A replacement that fails on the way is lost; the job goes on without it.
+   */
+  async admitReplacements(dir: string, seed: number, timeoutMs: number): Promise<void> {
+    const joining = [...this.replacements].filter((rank) => this.membership.isLive(rank));
+    this.replacements.clear();
+    const writer = this.ring.find((rank) => this.membership.isLive(rank));
+    if (joining.length === 0 || writer === undefined) return;
+    this.log(`replacements ${joining.join(",")}: handing over the state of rank ${writer} through ${dir}`);
+    const saved = await this.checkpointFrom(writer, dir, seed);
+    const adopted = this.request("adopted", 0, new Set(joining), "adopting the job's state", "lose");
+    this.sendUntilAnswered(adopted as unknown as Gather<Reply>, () => ({ type: "adopt", dir }));
+    await adopted.done.catch(() => undefined);
+    const ready = joining.filter((rank) => adopted.replies.has(rank));
+    if (ready.length === 0) return;
+    this.log(`replacements ${ready.join(",")} adopted the state (rank ${saved.rank}'s); re-forming the ring`);
+    await this.recover(1, timeoutMs, ready);
   }
 
   /**
@@ -256,6 +283,17 @@ export class RemoteRanks implements RankGroup {
     switch (message.type) {
       case "heartbeat":
         return;
+      case "ready":
+        if (this.ring.length === 0 || this.ring.includes(message.rank)) break; // admission's, below
+        if (message.dataFingerprint !== this.options.dataFingerprint) {
+          this.membership.markLost(message.rank, "read different data; every node needs the same files");
+          return;
+        }
+        this.log(
+          `worker ${this.membership.nameOf(message.rank)} (rank ${message.rank}) is ready: it joins the ring at the next step`,
+        );
+        this.replacements.add(message.rank);
+        return;
       case "failed":
         return this.membership.markLost(message.rank, `failed: ${message.message}`);
       case "stepFailed": {
@@ -272,15 +310,15 @@ export class RemoteRanks implements RankGroup {
           `worker ${this.membership.nameOf(message.rank)} (rank ${message.rank}) is leaving: ${message.reason}`,
         );
         return this.onLeaving(message.rank, message.reason);
-      default: {
-        let taken = false;
-        for (const gather of this.gathers) taken = gather.offer(message.rank, message) || taken;
-        if (!taken) {
-          // A duplicate, or a reply that came after its request's deadline: never acted on twice.
-          this.log(`ignored an unexpected ${message.type} from rank ${message.rank} (late or duplicated)`);
-          this.events.dropped("unexpected");
-        }
-      }
+      default:
+        break;
+    }
+    let taken = false;
+    for (const gather of this.gathers) taken = gather.offer(message.rank, message as Reply) || taken;
+    if (!taken) {
+      // A duplicate, or a reply that came after its request's deadline: never acted on twice.
+      this.log(`ignored an unexpected ${message.type} from rank ${message.rank} (late or duplicated)`);
+      this.events.dropped("unexpected");
     }
   }
 

@@ -334,3 +334,50 @@ test(
     await assertSameRun(unbroken, out, steps);
   },
 );
+
+test(
+  "faults - a replacement joins after a loss: it adopts the live ranks' state, the ring grows back, the run matches",
+  { timeout: 240_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const steps = 100;
+    const unbroken = join(dir, "replaced-unbroken");
+    const reference = await runCli(["train", ...trainFlags(unbroken, steps)]);
+    assert.equal(reference.status, 0, reference.stderr.slice(-2000));
+
+    const out = join(dir, "replaced");
+    const name = "replaced";
+    const url = server.url;
+    const coordinator = start([
+      "coordinator",
+      "--nats",
+      url,
+      "--job",
+      name,
+      "--workers",
+      "3",
+      "--heartbeat-ms",
+      "100",
+      "--heartbeat-timeout-ms",
+      "2000",
+      "--worker-timeout-ms",
+      "30000",
+      ...trainFlags(out, steps),
+    ]);
+    const worker = (i: number) => start(["worker", "--nats", url, "--job", name, "--name", `${name}-w${i}`]);
+    const workers = [0, 1, 2].map(worker);
+    t.after(() => [coordinator, ...workers].forEach((p) => p.child.kill("SIGKILL")));
+    await coordinator.waitFor(/step 10\/100/, 90_000);
+    workers[1]?.child.kill("SIGKILL");
+    await coordinator.waitFor(/recovery: 2 ranks in the ring/, 30_000);
+    const replacement = worker(3);
+    workers.push(replacement);
+    await coordinator.waitFor(/replacements \d+ adopted the state/, 60_000);
+    await coordinator.waitFor(/recovery: 3 ranks in the ring/, 30_000);
+    assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-3000));
+    assert.deepEqual(await Promise.all([workers[0]?.exit, workers[2]?.exit, replacement.exit]), [0, 0, 0]);
+    assert.match(replacement.stderr, /adopted the job's state at step \d+/);
+    await assertSameRun(unbroken, out, steps);
+  },
+);

@@ -69,6 +69,7 @@ const WORKER_SAMPLES: Samples<WorkerMessage> = {
   heartbeat: [{ type: "heartbeat", rank: 0 }],
   ringReady: [{ type: "ringReady", rank: 1, epoch: 2 }],
   regrouped: [{ type: "regrouped", rank: 2, epoch: 1, dataPlaneAddress: "ws://10.0.0.3:4100" }],
+  adopted: [{ type: "adopted", rank: 3, completedSteps: 12 }],
   stepFailed: [{ type: "stepFailed", rank: 0, step: 7, message: "no ring message from rank 2 for 5000 ms" }],
   failed: [{ type: "failed", rank: 1, message: "out of memory: ünïcødé ✓" }],
   leaving: [{ type: "leaving", rank: 0, reason: "SIGTERM" }],
@@ -110,6 +111,7 @@ const COORDINATOR_SAMPLES: Samples<CoordinatorMessage> = {
   checkpoint: [{ type: "checkpoint", dir: "/runs/x/checkpoint", seed: 1 }],
   abort: [{ type: "abort", reason: "a worker was lost" }],
   regroup: [{ type: "regroup", epoch: 1 }],
+  adopt: [{ type: "adopt", dir: "/shared/runs/job/handoff" }],
   shutdown: [
     { type: "shutdown", reason: "job finished", failed: false },
     { type: "shutdown", reason: "job failed: worker w1 (rank 1) went silent", failed: true },
