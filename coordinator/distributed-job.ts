@@ -18,7 +18,8 @@ import { serveMetrics } from "../shared/metrics/serve.js";
 import { IMTRAIN_VERSION } from "../shared/version.js";
 import { runJob, type JobControl, type JobSummary } from "./job.js";
 import { JobMetrics } from "./job-metrics.js";
-import { appendCheckpointLine } from "./metrics-file.js";
+import { stepRecord } from "./job-records.js";
+import { appendCheckpointLine, appendStepLine } from "./metrics-file.js";
 import type { JobState } from "./job-state.js";
 import { LostReplyError, RemoteRanks, RingBrokenError, WorkerLostError } from "./remote/index.js";
 import { claimJob } from "./remote/lease.js";
@@ -143,6 +144,7 @@ async function coordinate(
         joinTimeoutMs: options.joinTimeoutMs,
         workerTimeoutMs: options.workerTimeoutMs,
         heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+        completedSteps: run.resumed?.step ?? 0,
         ...(metrics ? { events: metrics } : {}),
       },
       log,
@@ -189,11 +191,23 @@ async function coordinate(
           return undefined;
         });
       if (saved !== undefined) {
-        appendCheckpointLine(join(train.outDir, "metrics.jsonl"), saved);
-        metrics?.checkpoint(saved);
+        const metricsPath = join(train.outDir, "metrics.jsonl");
+        if (saved.applied) {
+          // Applied by the ranks that got its last ring message before the loss: on record like any step.
+          const { applied } = saved;
+          const seconds = applied.rankPhases.reduce(
+            (sum, p) => sum + p.data + p.forward_backward + p.allreduce + p.optimizer,
+            0,
+          );
+          const record = stepRecord(run, applied.step + 1, applied, seconds);
+          appendStepLine(metricsPath, record);
+          metrics?.step(record);
+        }
+        appendCheckpointLine(metricsPath, saved.checkpoint);
+        metrics?.checkpoint(saved.checkpoint);
         enter("failed");
         throw new UserError(
-          `${error.message}; saved the ${saved.step} completed steps: continue with --resume ${train.outDir}`,
+          `${error.message}; saved the ${saved.checkpoint.step} completed steps: continue with --resume ${train.outDir}`,
           { cause: error },
         );
       }

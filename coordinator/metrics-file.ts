@@ -29,9 +29,7 @@ export class MetricsFile implements MetricsSink {
   }
 
   step(record: StepRecord): void {
-    // Per-rank phases go to Prometheus; the file keeps the summary (phase_s, rank_compute_s).
-    const { rank_phase_s: _, ...line } = record;
-    this.append({ type: "step", ...line });
+    appendStepLine(this.path, record);
   }
 
   eval(record: EvalRecord): void {
@@ -48,6 +46,12 @@ export class MetricsFile implements MetricsSink {
   private append(line: object): void {
     appendFileSync(this.path, JSON.stringify(line) + "\n");
   }
+}
+
+/** A step line; per-rank phases go to Prometheus, the file keeps the summary (phase_s, rank_compute_s). */
+export function appendStepLine(path: string, record: StepRecord): void {
+  const { rank_phase_s: _, ...line } = record;
+  appendFileSync(path, JSON.stringify({ type: "step", ...line }) + "\n");
 }
 
 /** A checkpoint line, also for the one the coordinator salvages after the job loop has ended. */

@@ -26,6 +26,12 @@ import { Gather, type Reply } from "./gather.js";
 import { watchLiveness, type LivenessWatch } from "./liveness.js";
 import { Membership, NO_EVENTS, type MembershipEvents } from "./membership.js";
 
+/** What salvage saved, and the step it includes that the job had not recorded (if any). */
+export interface Salvaged {
+  readonly checkpoint: CheckpointRecord;
+  readonly applied?: GroupStep & { readonly step: number };
+}
+
 export interface RemoteRanksOptions {
   readonly job: string;
   readonly workers: number;
@@ -36,6 +42,8 @@ export interface RemoteRanksOptions {
   readonly workerTimeoutMs: number;
   /** A worker whose heartbeats stop this long is lost. */
   readonly heartbeatTimeoutMs: number;
+  /** Steps already done when this group starts (a resumed run). */
+  readonly completedSteps: number;
   readonly events?: MembershipEvents;
 }
 
@@ -56,6 +64,10 @@ export class RemoteRanks implements RankGroup {
   private evalRequests = 0;
   /** The members in the current ring, by position: position p is member ring[p]. */
   private ring: number[] = [];
+  /** Steps the job has completed (recorded) through this group. */
+  private completedSteps = 0;
+  /** A step that failed as a whole but that some ranks applied (they got every ring message first). */
+  private interruptedStep: (GroupStep & { readonly step: number }) | undefined;
   /** Replacements that joined a running job and loaded it: they enter the ring at the next step. */
   private readonly replacements = new Set<number>();
   private epoch = 0;
@@ -75,6 +87,7 @@ export class RemoteRanks implements RankGroup {
       for (const gather of this.gathers) if (gather.ranks.has(error.rank)) gather.fail(error);
     });
     this.replyTimeoutMs = 2 * options.workerTimeoutMs;
+    this.completedSteps = options.completedSteps;
   }
 
   /** Ranks in the current ring: fewer than --workers after a recovery. */
@@ -209,9 +222,12 @@ export class RemoteRanks implements RankGroup {
       reason: "re-forming the ring",
     }));
     const steps = new Set([...(await aborted.done).values()].map((m) => m.completedSteps));
-    if (steps.size !== 1)
+    const ahead = [...steps].some((completed) => completed !== this.completedSteps);
+    if (steps.size !== 1 || (this.ring.length > 0 && ahead))
+      // Some applied the step the job is about to redo (they got its last ring message before the loss):
+      // redoing it would apply it twice. The job stops and saves instead.
       throw new UserError(
-        `live workers are at different steps (${[...steps].join(", ")}); cannot re-form the ring`,
+        `live workers have completed ${[...steps].join(", ")} steps, the job ${this.completedSteps}; cannot re-form the ring`,
       );
     this.epoch++;
     this.log(`recovery: ring epoch ${this.epoch} with ranks ${live.join(",")}`);
@@ -413,7 +429,13 @@ export class RemoteRanks implements RankGroup {
         checksum: compareChecksums,
       }),
     );
-    const done = await gather.done;
+    const done = await gather.done.catch((error: unknown) => {
+      // Ranks that replied applied the step (its result is the same on every rank): keep it, in case the
+      // state saved after this failure is theirs.
+      const first = [...gather.replies.values()][0];
+      if (first) this.interruptedStep = { step, result: first.result, rankPhases: [first.phases] };
+      throw error;
+    });
     const replies = this.ring.map((rank): [number, ReplyOf<"stepDone">] => {
       const reply = done.get(rank);
       if (reply === undefined) throw new Error(`no stepDone from rank ${rank}`);
@@ -432,6 +454,7 @@ export class RemoteRanks implements RankGroup {
     }
     const first = replies[0]?.[1];
     if (first === undefined) throw new Error("no ranks");
+    this.completedSteps = step + 1;
     return { result: first.result, rankPhases: replies.map(([, m]) => m.phases), ranks: [...this.ring] };
   }
 
@@ -479,7 +502,7 @@ export class RemoteRanks implements RankGroup {
    * is lost, the ranks that received everything applied the step (all with the same bits) and the rest
    * did not; both states are true states of the run, so the later one is kept. Returns what was saved.
    */
-  async salvage(dir: string, seed: number, timeoutMs: number): Promise<CheckpointRecord> {
+  async salvage(dir: string, seed: number, timeoutMs: number): Promise<Salvaged> {
     const live = new Set(this.membership.liveRanks());
     if (live.size === 0) throw new UserError("no live worker left to save a checkpoint");
     const gather = this.expect("aborted", 0, live).deadline(timeoutMs, (missing) => {
@@ -500,7 +523,12 @@ export class RemoteRanks implements RankGroup {
       throw new UserError(`live workers are more than one step apart (${[...steps].join(", ")}); not saving`);
     const writer = replies.find(([, m]) => m.completedSteps === furthest)?.[0] ?? 0;
     const saved = await this.checkpointFrom(writer, dir, seed);
-    return { step: furthest, checkpoint_s: saved.seconds, rank: saved.rank };
+    const checkpoint = { step: furthest, checkpoint_s: saved.seconds, rank: saved.rank };
+    // The state saved includes a step the job never recorded: hand its result over so it is.
+    const interrupted = this.interruptedStep;
+    const applied =
+      furthest > this.completedSteps && interrupted?.step === this.completedSteps ? interrupted : undefined;
+    return applied ? { checkpoint, applied } : { checkpoint };
   }
 
   /** Shuts every worker down; `failed` makes them exit non-zero. */

@@ -5,6 +5,7 @@
 import type { RankPhaseSeconds } from "../../shared/metrics/records.js";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
 import { connect, type NatsConnection } from "nats";
@@ -415,6 +416,7 @@ test(
     await Promise.all(workers.map((w) => w.started()));
     await Promise.all(workers.map((w) => w.next("step"))); // w2 goes silent now
     // w1 received the whole sum before the ring broke and applied the step; w0 did not.
+    w1.send({ type: "stepDone", rank: 1, step: 0, result: RESULT, phases: PHASES, checksum: 1 });
     await Promise.all([w0.next("abort"), w1.next("abort")]);
     w0.send({ type: "aborted", rank: 0, completedSteps: 0 });
     w1.send({ type: "aborted", rank: 1, completedSteps: 1 });
@@ -427,6 +429,16 @@ test(
       /worker apart-w2 \(rank 2\) sent no heartbeat for \d+ ms.*saved the 1 completed steps/,
     );
     assert.equal(w0.received.filter((m) => m.type === "checkpoint").length, 0, "not from the rank behind");
+    // The step w1 applied is on record before the checkpoint that holds it, so a resume has no gap.
+    const lines = readFileSync(join(dir, job, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { type: string; step: number; train_loss?: number });
+    assert.deepEqual(
+      lines.map((line) => `${line.type} ${line.step}`),
+      ["step 1", "checkpoint 1"],
+    );
+    assert.equal(lines[0]?.train_loss, RESULT.trainLoss);
   },
 );
 
