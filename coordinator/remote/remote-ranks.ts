@@ -95,11 +95,6 @@ export class RemoteRanks implements RankGroup {
     return this.ring.length;
   }
 
-  /** Member ids by ring position, for labels that follow a worker across recoveries. */
-  get members(): readonly number[] {
-    return this.ring;
-  }
-
   /** Waits for `workers` workers to join and load the job, then starts them. */
   static async gather(nc: NatsConnection, options: RemoteRanksOptions, log: Log): Promise<RemoteRanks> {
     const ranks = new RemoteRanks(nc, options, log);
@@ -173,7 +168,7 @@ export class RemoteRanks implements RankGroup {
       "lose",
     );
     const epoch = this.epoch;
-    this.sendUntilAnswered(ready as unknown as Gather<Reply>, (rank) => ({
+    this.sendUntilAnswered(ready, (rank) => ({
       type: "start",
       epoch,
       position: members.indexOf(rank),
@@ -212,16 +207,11 @@ export class RemoteRanks implements RankGroup {
     if (live.length < minWorkers)
       throw new UserError(`${live.length} live workers is fewer than --min-workers ${minWorkers}`);
     this.log(`recovery: aborting the step on ranks ${live.join(",")}`);
-    const aborted = this.expect("aborted", 0, new Set(live)).deadline(
-      timeoutMs,
-      (missing) =>
-        new UserError(`ranks ${missing.join(",")} did not confirm the abort within ${timeoutMs} ms`),
-    );
-    this.sendUntilAnswered(aborted as unknown as Gather<Reply>, () => ({
-      type: "abort",
-      reason: "re-forming the ring",
-    }));
-    const steps = new Set([...(await aborted.done).values()].map((m) => m.completedSteps));
+    const aborted = await this.abortStep(live, timeoutMs, "re-forming the ring");
+    const silent = live.find((rank) => !aborted.has(rank));
+    if (silent !== undefined)
+      throw this.membership.lostError(silent) ?? new UserError(`rank ${silent} did not confirm the abort`);
+    const steps = new Set([...aborted.values()].map((m) => m.completedSteps));
     const ahead = [...steps].some((completed) => completed !== this.completedSteps);
     if (steps.size !== 1 || (this.ring.length > 0 && ahead))
       // Some applied the step the job is about to redo (they got its last ring message before the loss):
@@ -233,7 +223,7 @@ export class RemoteRanks implements RankGroup {
     this.log(`recovery: ring epoch ${this.epoch} with ranks ${live.join(",")}`);
     const regrouped = this.request("regrouped", this.epoch, new Set(live), `regroup ${this.epoch}`, "lose");
     const epoch = this.epoch;
-    this.sendUntilAnswered(regrouped as unknown as Gather<Reply>, () => ({ type: "regroup", epoch }));
+    this.sendUntilAnswered(regrouped, () => ({ type: "regroup", epoch }));
     const replies = await regrouped.done;
     await this.formRing(
       live,
@@ -255,7 +245,7 @@ export class RemoteRanks implements RankGroup {
     this.log(`replacements ${joining.join(",")}: handing over the state of rank ${writer} through ${dir}`);
     const saved = await this.checkpointFrom(writer, dir, seed);
     const adopted = this.request("adopted", 0, new Set(joining), "adopting the job's state", "lose");
-    this.sendUntilAnswered(adopted as unknown as Gather<Reply>, () => ({ type: "adopt", dir }));
+    this.sendUntilAnswered(adopted, () => ({ type: "adopt", dir }));
     await adopted.done.catch(() => undefined);
     const ready = joining.filter((rank) => adopted.replies.has(rank));
     if (ready.length === 0) return;
@@ -387,7 +377,10 @@ export class RemoteRanks implements RankGroup {
    * have not replied, until it settles: recovery's commands must survive a message lost to an outage of
    * the bus (core NATS drops what a disconnected subscriber misses). Workers answer repeats idempotently.
    */
-  private sendUntilAnswered(gather: Gather<Reply>, message: (rank: number) => CoordinatorMessage): void {
+  private sendUntilAnswered<T extends Reply>(
+    gather: Gather<T>,
+    message: (rank: number) => CoordinatorMessage,
+  ): void {
     const sendMissing = () => {
       for (const rank of gather.ranks) if (!gather.replies.has(rank)) this.send(rank, message(rank));
     };
@@ -497,6 +490,25 @@ export class RemoteRanks implements RankGroup {
   }
 
   /**
+   * Asks `ranks` to drop the step in flight (re-sent until answered) and returns the answers: how many
+   * steps each has applied. A rank that does not answer within `timeoutMs` is lost, as hung.
+   */
+  private async abortStep(
+    ranks: readonly number[],
+    timeoutMs: number,
+    reason: string,
+  ): Promise<ReadonlyMap<number, ReplyOf<"aborted">>> {
+    const gather = this.expect("aborted", 0, new Set(ranks)).deadline(timeoutMs, (missing) => {
+      for (const rank of missing)
+        this.membership.markLost(rank, `did not confirm the abort within ${timeoutMs} ms (hung?)`);
+      return new UserError(`ranks ${missing.join(",")} did not confirm the abort within ${timeoutMs} ms`);
+    });
+    this.sendUntilAnswered(gather, () => ({ type: "abort", reason }));
+    await gather.done.catch(() => undefined);
+    return gather.replies;
+  }
+
+  /**
    * After a failure mid-step: the live ranks drop the unfinished step and report how many steps they
    * have applied, and one of the furthest saves. Ranks can differ by one: when an exchange's last message
    * is lost, the ranks that received everything applied the step (all with the same bits) and the rest
@@ -505,16 +517,9 @@ export class RemoteRanks implements RankGroup {
   async salvage(dir: string, seed: number, timeoutMs: number): Promise<Salvaged> {
     const live = new Set(this.membership.liveRanks());
     if (live.size === 0) throw new UserError("no live worker left to save a checkpoint");
-    const gather = this.expect("aborted", 0, live).deadline(timeoutMs, (missing) => {
-      for (const rank of missing)
-        this.membership.markLost(rank, `did not confirm the abort within ${timeoutMs} ms (hung?)`);
-      return new UserError(`ranks ${missing.join(",")} did not confirm the abort within ${timeoutMs} ms`);
-    });
-    for (const rank of live)
-      this.send(rank, { type: "abort", reason: "the job is stopping: saving what it has" });
-    // Whoever answered in time can save; the rest were marked lost above.
-    await gather.done.catch(() => undefined);
-    const replies = [...gather.replies.entries()].sort(([a], [b]) => a - b);
+    // Whoever answers in time can save; the rest are lost.
+    const answered = await this.abortStep([...live], timeoutMs, "the job is stopping: saving what it has");
+    const replies = [...answered.entries()].sort(([a], [b]) => a - b);
     if (replies.length === 0)
       throw new UserError(`no live worker confirmed the abort within ${timeoutMs} ms`);
     const furthest = Math.max(...replies.map(([, m]) => m.completedSteps));
