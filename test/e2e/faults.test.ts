@@ -41,33 +41,43 @@ function trainFlags(out: string, steps = 40): string[] {
   ];
 }
 
+interface JobShape {
+  /** Default 2. */
+  readonly workers?: number;
+  /** Default 3000 ms. */
+  readonly heartbeatTimeoutMs?: number;
+  /** More coordinator flags. */
+  readonly extra?: readonly string[];
+}
+
 /**
- * A short heartbeat timeout (heartbeats come from their own thread, so a loaded machine's slow step is not
- * a loss) and a long worker timeout (the longest compute a step may take).
+ * A coordinator and its workers (`${name}-wI`) on the shared nats-server. A short heartbeat timeout
+ * (heartbeats come from their own thread, so a loaded machine's slow step is not a loss) and a long worker
+ * timeout (the longest compute a step may take). `startWorker(i)` starts one more, e.g. a replacement.
  */
-function job(name: string, out: string, steps = 40, extra: readonly string[] = []) {
+function job(name: string, out: string, steps = 40, shape: JobShape = {}) {
   const url = nats()?.url ?? "";
   const coordinator = start([
-    ...extra,
     "coordinator",
     "--nats",
     url,
     "--job",
     name,
     "--workers",
-    "2",
+    String(shape.workers ?? 2),
     "--heartbeat-ms",
     "100",
     "--heartbeat-timeout-ms",
-    "3000",
+    String(shape.heartbeatTimeoutMs ?? 3000),
     "--worker-timeout-ms",
     "30000",
+    ...(shape.extra ?? []),
     ...trainFlags(out, steps),
   ]);
-  const workers = [0, 1].map((i) =>
-    start(["worker", "--nats", url, "--job", name, "--name", `${name}-w${i}`]),
-  );
-  return { coordinator, workers };
+  const startWorker = (i: number) =>
+    start(["worker", "--nats", url, "--job", name, "--name", `${name}-w${i}`]);
+  const workers = Array.from({ length: shape.workers ?? 2 }, (_, i) => startWorker(i));
+  return { coordinator, workers, startWorker };
 }
 
 test(
@@ -77,7 +87,7 @@ test(
     const server = nats();
     if (server === undefined) return t.skip("nats-server not installed");
     const out = join(dir, "killed");
-    const { coordinator, workers } = job("killed", out, 40, ["--max-restarts", "0"]); // fail-stop
+    const { coordinator, workers } = job("killed", out, 40, { extra: ["--max-restarts", "0"] }); // fail-stop
     await coordinator.waitFor(/step 4\/40/);
     workers[1]?.child.kill("SIGKILL");
     const killed = Date.now();
@@ -253,28 +263,11 @@ for (const plane of ["nats", "ws"]) {
 
       const out = join(dir, `elastic-${plane}`);
       const name = `elastic-${plane}`;
-      const url = server.url;
-      const coordinator = start([
-        "coordinator",
-        "--nats",
-        url,
-        "--job",
-        name,
-        "--data-plane",
-        plane,
-        "--workers",
-        "3",
-        "--heartbeat-ms",
-        "100",
-        "--heartbeat-timeout-ms",
-        "2000",
-        "--worker-timeout-ms",
-        "30000",
-        ...trainFlags(out, steps),
-      ]);
-      const workers = [0, 1, 2].map((i) =>
-        start(["worker", "--nats", url, "--job", name, "--name", `${name}-w${i}`]),
-      );
+      const { coordinator, workers } = job(name, out, steps, {
+        workers: 3,
+        heartbeatTimeoutMs: 2000,
+        extra: ["--data-plane", plane],
+      });
       t.after(() => [coordinator, ...workers].forEach((p) => p.child.kill("SIGKILL")));
       await coordinator.waitFor(/step 6\/30/, 90_000);
       workers[1]?.child.kill("SIGKILL");
@@ -348,30 +341,15 @@ test(
 
     const out = join(dir, "replaced");
     const name = "replaced";
-    const url = server.url;
-    const coordinator = start([
-      "coordinator",
-      "--nats",
-      url,
-      "--job",
-      name,
-      "--workers",
-      "3",
-      "--heartbeat-ms",
-      "100",
-      "--heartbeat-timeout-ms",
-      "2000",
-      "--worker-timeout-ms",
-      "30000",
-      ...trainFlags(out, steps),
-    ]);
-    const worker = (i: number) => start(["worker", "--nats", url, "--job", name, "--name", `${name}-w${i}`]);
-    const workers = [0, 1, 2].map(worker);
+    const { coordinator, workers, startWorker } = job(name, out, steps, {
+      workers: 3,
+      heartbeatTimeoutMs: 2000,
+    });
     t.after(() => [coordinator, ...workers].forEach((p) => p.child.kill("SIGKILL")));
     await coordinator.waitFor(/step 10\/100/, 90_000);
     workers[1]?.child.kill("SIGKILL");
     await coordinator.waitFor(/recovery: 2 ranks in the ring/, 30_000);
-    const replacement = worker(3);
+    const replacement = startWorker(3);
     workers.push(replacement);
     await coordinator.waitFor(/replacements \d+ adopted the state/, 60_000);
     await coordinator.waitFor(/recovery: 3 ranks in the ring/, 30_000);
