@@ -268,6 +268,12 @@ export function coordinatorFlags<T>(yargs: Argv<T>) {
       default: 3,
       describe: "Most recoveries a job makes before a further loss stops it (with a checkpoint)",
     })
+    .option("replacement-timeout-ms", {
+      type: "number",
+      default: 300_000,
+      describe:
+        "Fewer than --min-workers left after a loss: how long to wait for replacement workers (imtrain worker --job …) before stopping with a checkpoint (0: stop at once)",
+    })
     .option("join-timeout-ms", {
       type: "number",
       default: 600_000,

@@ -43,6 +43,8 @@ export interface CoordinatorOptions {
   readonly minWorkers: number;
   /** ...for at most this many recoveries. */
   readonly maxRestarts: number;
+  /** Fewer than minWorkers left: how long recovery waits for replacements (0: it gives up at once). */
+  readonly replacementTimeoutMs: number;
   readonly joinTimeoutMs: number;
   readonly metrics: MetricsOptions;
 }
@@ -165,7 +167,13 @@ async function coordinate(
         restarts++;
         enter("recovering");
         try {
-          await ranks.recover(options.minWorkers, Math.max(10_000, options.workerTimeoutMs));
+          await ranks.recover({
+            minWorkers: options.minWorkers,
+            replacementTimeoutMs: options.replacementTimeoutMs,
+            handoffDir: join(train.outDir, "handoff"),
+            seed: train.seed,
+            timeoutMs: Math.max(10_000, options.workerTimeoutMs),
+          });
         } catch (recoveryError) {
           log(`recovery ${restarts} failed: ${(recoveryError as Error).message}`);
           return false;

@@ -14,9 +14,11 @@ import type { RankPhaseSeconds } from "./metrics/records.js";
 // 3: join carries a nonce (a retried join gets the same rank); shutdown says whether the job failed.
 // 4: the job spec carries the ring's message deadline apart from the coordinator's silence timeout.
 // 6: a replacement joins a running job: adopt {dir} (take the live ranks' state), answered by adopted.
+// 7: adopt carries the step of the state it hands over (adopting is idempotent by step); it also brings
+//    a rank that missed a step's last ring message up to the ranks that applied it.
 // 5: rings have epochs: start {epoch, position, worldSize, peers} is acknowledged with ringReady; regroup
 //    prepares a new epoch's ring; a step that failed on a healthy rank is stepFailed, not failed.
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 /** Subjects of one job; several jobs can share a NATS server under different names. */
 export function jobSubjects(job: string) {
@@ -90,7 +92,7 @@ export type WorkerMessage =
   | { type: "ringReady"; rank: number; epoch: number }
   /** Ready to join the ring of `epoch`; `dataPlaneAddress` is this rank's new ws address (ws plane). */
   | { type: "regrouped"; rank: number; epoch: number; dataPlaneAddress: string }
-  /** This replacement took the state in `adopt`'s directory: it has completed `completedSteps`. */
+  /** This rank took the state in `adopt`'s directory: it has completed `completedSteps`. */
   | { type: "adopted"; rank: number; completedSteps: number }
   /** The step failed on this rank because of the ring (a peer lost, a message lost): not this rank's fault. */
   | { type: "stepFailed"; rank: number; step: number; message: string }
@@ -102,8 +104,9 @@ export type CoordinatorMessage =
   | { type: "reject"; reason: string }
   /** Form the ring of `epoch`: this rank at `position` of `worldSize`; peers[p] is position p's address. */
   | { type: "start"; epoch: number; position: number; worldSize: number; peers: string[] }
-  /** A replacement: load the weights and optimizer state saved in `dir` by a live rank. */
-  | { type: "adopt"; dir: string }
+  /** Load the weights and optimizer state a live rank saved in `dir` after `step` steps (a replacement,
+   * or a rank one step behind the others). */
+  | { type: "adopt"; dir: string; step: number }
   /** Drop the current ring and prepare one for `epoch` (after a lost rank). */
   | { type: "regroup"; epoch: number }
   | { type: "step"; step: number; examples: number[]; checksum: boolean }
@@ -206,7 +209,7 @@ const COORDINATOR_FIELDS: Record<CoordinatorMessage["type"], Record<string, Chec
   reject: { reason: isString },
   start: { epoch: isInt, position: isInt, worldSize: isInt, peers: isStringList },
   regroup: { epoch: isInt },
-  adopt: { dir: isString },
+  adopt: { dir: isString, step: isInt },
   step: { step: isInt, examples: isIntList, checksum: isBoolean },
   eval: { requestId: isInt, heldOut: isIntList, train: isIntList },
   checkpoint: { dir: isString, seed: isInt },

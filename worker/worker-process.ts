@@ -2,13 +2,18 @@
 // machine, logged at every transition:
 //
 //   connecting → joining → loading → ready → training → stopped
-//                                               ↘ draining (SIGTERM: finish the step, tell the coordinator)
+//                   ↑                             ↘ draining (SIGTERM: finish the step, tell the coordinator)
+//                   └── rejoining ←── the coordinator went silent (killed, restarted with --resume)
+//
+// A worker outlives its coordinator: when the coordinator goes silent it drops its ring and replica and asks
+// for a coordinator again for up to --join-timeout-ms, so a coordinator restarted with --resume takes its
+// workers back (they load the checkpoint it resumes from). Nobody answering in time fails the worker.
 //
 // Commands arrive on the rank's subject and run one at a time, except `abort`, which cancels the step in
 // flight (a peer was lost) so this rank can still save the last completed step.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
-import { connect, type NatsConnection } from "nats";
+import { connect, type NatsConnection, type Subscription } from "nats";
 import { selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
@@ -38,7 +43,15 @@ import { Rank } from "./rank.js";
 import { trainStep } from "./train-step.js";
 
 export type WorkerState =
-  "connecting" | "joining" | "loading" | "ready" | "training" | "regrouping" | "draining" | "stopped";
+  | "connecting"
+  | "joining"
+  | "loading"
+  | "ready"
+  | "training"
+  | "regrouping"
+  | "draining"
+  | "rejoining"
+  | "stopped";
 
 export interface WorkerOptions {
   readonly natsUrl: string;
@@ -46,7 +59,7 @@ export interface WorkerOptions {
   /** "cpu" or "gpu:K" (sets CUDA_VISIBLE_DEVICES=K before the GPU backend loads). */
   readonly device: string;
   readonly job: string;
-  /** How long to keep asking for a coordinator before giving up. */
+  /** How long to keep asking for a coordinator before giving up: at start, and after losing one. */
   readonly joinTimeoutMs: number;
   /** Address other workers reach this one on, for the ws data plane. */
   readonly advertiseHost: string;
@@ -66,10 +79,9 @@ export class Worker {
    * step blocks this event loop, so messages that arrived meanwhile are read only after it). */
   private lastHeardMs = Date.now();
   private natsDown = false;
-  /** This rank's model, optimizer and data; replaced when a replacement adopts the job's state. */
+  /** This rank's model, optimizer and data; replaced when this rank adopts the job's state. */
   private trainer!: Rank;
   private trainOptions!: TrainOptions;
-  private adopted = false;
   /** The epochs of the ring this rank has up, and of the last regroup it answered (repeats are idempotent). */
   private ringEpoch = -1;
   private regroupedEpoch = -1;
@@ -78,13 +90,21 @@ export class Worker {
   private idleSinceMs = Date.now();
   private failure: UserError | undefined;
   private stopping = false;
+  /** SIGTERM before this worker has a job: stop asking for one. */
+  private drainRequested = false;
+  /** This coordinator session's subscription to the rank's subject. */
+  private commandSubscription: Subscription | undefined;
+  /** Ends the current coordinator session: the coordinator went silent. */
+  private coordinatorLost: (() => void) | undefined;
   private commands: Promise<void> = Promise.resolve();
   private stopped!: () => void;
   private readonly finished = new Promise<void>((resolve) => (this.stopped = resolve));
 
   private readonly rankMetrics: RankMetrics | undefined;
-  /** Identifies this process's join, so a retried request (its reply lost) gets the same rank. */
-  private readonly nonce = randomUUID();
+  /** Identifies this join, so a retried request (its reply lost) gets the same rank; new for a rejoin. */
+  private nonce = randomUUID();
+  /** A command has come from this session's coordinator (until then `ready` is repeated). */
+  private commanded = false;
 
   /** `served`: this process's metrics endpoint, started before joining so /healthz answers from the start. */
   constructor(
@@ -112,13 +132,44 @@ export class Worker {
       });
     });
     this.watchConnection(this.nc);
-    this.enter("joining");
-    const welcome = await this.join(this.nc);
-    this.rank = welcome.rank;
-    this.enter("loading");
-    await this.load(this.nc, welcome.job, welcome.worldSize);
-    await this.finished;
+    for (let session = 0; ; session++) {
+      this.enter("joining");
+      const welcome = await this.join(this.nc, session > 0);
+      if (welcome === undefined) {
+        await this.stop(undefined);
+        return;
+      }
+      this.rank = welcome.rank;
+      this.lastHeardMs = Date.now();
+      this.enter("loading");
+      const lost = new Promise<"lost">((resolve) => (this.coordinatorLost = () => resolve("lost")));
+      await this.load(this.nc, welcome.job, welcome.worldSize);
+      if ((await Promise.race([lost, this.finished])) !== "lost") break;
+      await this.endSession();
+    }
+    await this.stop(this.trainer); // already stopped unless SIGTERM came while loading
     if (this.failure) throw this.failure;
+  }
+
+  /** The coordinator is gone: drop everything of its job (ring, heartbeats, replica) before asking again. */
+  private async endSession(): Promise<void> {
+    this.enter("rejoining");
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.heartbeats?.stop();
+    this.commandSubscription?.unsubscribe();
+    this.aborted = true;
+    this.ring?.abort("the coordinator was lost");
+    await this.transport?.close().catch(() => undefined);
+    // Every command has its own deadline (a ring wait fails at once after the abort above).
+    await this.commands.catch(() => undefined);
+    await this.wsListener?.close().catch(() => undefined);
+    this.trainer.dispose();
+    this.heartbeat = this.heartbeats = this.commandSubscription = undefined;
+    this.ring = this.transport = this.wsListener = this.pendingStepFailure = undefined;
+    this.aborted = this.commanded = false;
+    this.nonce = randomUUID(); // a new member: this worker dropped its state
+    this.ringEpoch = this.regroupedEpoch = this.rank = -1;
+    this.commands = Promise.resolve();
   }
 
   /**
@@ -151,7 +202,14 @@ export class Worker {
     })();
   }
 
-  private async join(nc: NatsConnection): Promise<Extract<CoordinatorMessage, { type: "welcome" }>> {
+  /**
+   * The coordinator's welcome, or undefined if SIGTERM came first. A refusal ends a first join; a rejoin
+   * keeps asking (a coordinator that is alive after all refuses until it has lost this worker's old rank).
+   */
+  private async join(
+    nc: NatsConnection,
+    rejoin: boolean,
+  ): Promise<Extract<CoordinatorMessage, { type: "welcome" }> | undefined> {
     const subjects = jobSubjects(this.options.job);
     const request: WorkerMessage = {
       type: "join",
@@ -163,14 +221,18 @@ export class Worker {
       nonce: this.nonce,
     };
     const deadline = Date.now() + this.options.joinTimeoutMs;
+    let lastRefusal = "";
     for (;;) {
+      if (this.drainRequested) return undefined;
       try {
         const reply = await nc.request(subjects.join, encodeMessage(request), { timeout: 5000 });
         const message = decodeCoordinatorMessage(reply.data, subjects.join);
         if (message.type === "welcome") return message;
-        throw new UserError(
-          `coordinator refused ${this.options.name}: ${message.type === "reject" ? message.reason : message.type}`,
-        );
+        const refusal = `coordinator refused ${this.options.name}: ${message.type === "reject" ? message.reason : message.type}`;
+        if (!rejoin || Date.now() > deadline) throw new UserError(refusal);
+        if (refusal !== lastRefusal) this.log(`${refusal}; asking again`);
+        lastRefusal = refusal;
+        await new Promise((resolve) => setTimeout(resolve, JOIN_RETRY_MS));
       } catch (error) {
         if (error instanceof UserError) throw error;
         if (nc.isClosed())
@@ -209,7 +271,7 @@ export class Worker {
     this.wsListener = job.dataPlane === "ws" ? await listenWsRing(this.options.advertiseHost, 0) : undefined;
 
     // Subscribe before announcing readiness, so `start` cannot be missed.
-    nc.subscribe(subjects.rank(this.rank), {
+    this.commandSubscription = nc.subscribe(subjects.rank(this.rank), {
       callback: (_, msg) => {
         let message: CoordinatorMessage;
         try {
@@ -221,6 +283,7 @@ export class Worker {
         }
         this.lastHeardMs = Date.now();
         if (message.type === "alive") return;
+        this.commanded = true;
         if (message.type === "abort") return this.abort(message.reason, this.trainer);
         this.commands = this.commands
           .then(() => this.execute(message, this.trainer, job))
@@ -236,19 +299,23 @@ export class Worker {
       periodMs: job.heartbeatMs,
       name: this.options.name,
     });
-    this.send({
+    // Said again every period until the first command: a lost `ready` must not stall admission.
+    const ready: WorkerMessage = {
       type: "ready",
       rank: this.rank,
       dataFingerprint: run.dataFingerprint,
       dataPlaneAddress: this.wsListener?.address ?? "",
-    });
+    };
+    this.send(ready);
     // Between commands (this thread is free then), check that the coordinator is still there. A late tick
     // means this thread was busy or starved, with the coordinator's pings still unread: judge next time.
     let lastTickMs = Date.now();
+    this.lastHeardMs = lastTickMs; // loading took a while, with nobody to hear from
     this.heartbeat = setInterval(() => {
       const now = Date.now();
       const late = now - lastTickMs > 2 * job.heartbeatMs;
       lastTickMs = now;
+      if (!this.commanded) this.send(ready);
       if (!late) this.checkCoordinator(job.coordinatorTimeoutMs, this.trainer);
     }, job.heartbeatMs);
     this.enter("ready");
@@ -267,13 +334,19 @@ export class Worker {
         return;
       case "adopt": {
         // A replacement: take the live ranks' state (saved by one of them), then wait for the new ring.
-        if (!this.adopted) {
+        // A repeat (its `adopted` was lost) finds this rank at that step already.
+        if (this.trainer.completedSteps !== message.step) {
           const options = { ...this.trainOptions, resumeDir: message.dir };
           const run = await prepareRun(options, (line) => this.log(`${this.options.name}: ${line}`));
           const adopted = new Rank(options, run);
+          if (adopted.completedSteps !== message.step) {
+            adopted.dispose();
+            throw new Error(
+              `${message.dir} holds step ${adopted.completedSteps}, not step ${message.step} as the coordinator said`,
+            );
+          }
           rank.dispose();
           this.trainer = adopted;
-          this.adopted = true;
           this.log(`${this.options.name}: adopted the job's state at step ${adopted.completedSteps}`);
         }
         this.send({ type: "adopted", rank: this.rank, completedSteps: this.trainer.completedSteps });
@@ -420,20 +493,31 @@ export class Worker {
       this.enter("draining");
       void this.commands.then(() => this.send({ type: "leaving", rank: this.rank, reason: "SIGTERM" }));
     } else {
-      this.stopped();
+      this.drainRequested = true;
+      if (this.state !== "joining" && this.state !== "rejoining") this.stopped();
     }
   }
 
-  /** A coordinator that is gone would leave this worker waiting forever: stop instead. */
+  /**
+   * A coordinator that is gone would leave this worker waiting forever: ask for a new one (a coordinator
+   * restarted with --resume), or stop if this worker was draining anyway.
+   */
   private checkCoordinator(timeoutMs: number, rank: Rank): void {
     const silentMs = Date.now() - Math.max(this.lastHeardMs, this.idleSinceMs);
     if (silentMs <= timeoutMs || this.natsDown || this.state === "stopped" || this.failure) return;
-    this.failure = new UserError(
-      `${this.options.name}: the coordinator went silent for ${Math.round(silentMs)} ms; stopping`,
-    );
-    this.served?.health.failed(this.failure.message);
-    this.log(this.failure.message);
-    void this.stop(rank);
+    const silence = `${this.options.name}: the coordinator went silent for ${Math.round(silentMs)} ms`;
+    if (this.state === "draining") {
+      this.failure = new UserError(`${silence}; stopping`);
+      this.served?.health.failed(this.failure.message);
+      this.log(this.failure.message);
+      void this.stop(rank);
+      return;
+    }
+    const lost = this.coordinatorLost;
+    if (lost === undefined) return; // already rejoining
+    this.coordinatorLost = undefined;
+    this.log(`${silence}; asking for a coordinator for up to ${this.options.joinTimeoutMs} ms`);
+    lost();
   }
 
   private fail(error: unknown): void {
@@ -448,14 +532,14 @@ export class Worker {
     this.nc?.publish(jobSubjects(this.options.job).coordinator, encodeMessage(message));
   }
 
-  private async stop(rank: Rank): Promise<void> {
+  private async stop(rank: Rank | undefined): Promise<void> {
     if (this.state === "stopped" || this.stopping) return;
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     await this.heartbeats?.stop();
     this.served?.health.stopping("job over");
     await this.transport?.close().catch(() => undefined);
-    rank.dispose();
+    rank?.dispose();
     await this.nc?.drain().catch(() => undefined);
     this.enter("stopped");
     this.stopped();

@@ -21,6 +21,7 @@ export interface CoordinatorFlags extends TrainFlags, MetricsFlags {
   workerTimeoutMs: number;
   minWorkers: number;
   maxRestarts: number;
+  replacementTimeoutMs: number;
   joinTimeoutMs: number;
 }
 
@@ -72,6 +73,7 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
         heartbeatTimeoutMs: heartbeatTimeout(argv.heartbeatTimeoutMs, argv.heartbeatMs),
         minWorkers: positiveInt("min-workers", argv.minWorkers),
         maxRestarts: nonNegativeInt("max-restarts", argv.maxRestarts),
+        replacementTimeoutMs: nonNegativeInt("replacement-timeout-ms", argv.replacementTimeoutMs),
         workerTimeoutMs: positiveInt("worker-timeout-ms", argv.workerTimeoutMs),
         joinTimeoutMs: positiveInt("join-timeout-ms", argv.joinTimeoutMs),
         metrics: compileMetricsOptions(argv),

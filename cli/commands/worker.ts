@@ -67,7 +67,8 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
       .option("join-timeout-ms", {
         type: "number",
         default: 600_000,
-        describe: "How long to wait for a coordinator",
+        describe:
+          "How long to wait for a coordinator: at start, and after losing one (a coordinator restarted with --resume takes its workers back)",
       })
       .option("advertise-host", {
         type: "string",

@@ -28,6 +28,10 @@ export function replyKey(message: Reply): number {
     case "ringReady":
     case "regrouped":
       return message.epoch;
+    case "adopted":
+      return message.completedSteps;
+    case "checkpointDone":
+      return message.step;
     default:
       return 0;
   }

@@ -47,6 +47,22 @@ export interface RemoteRanksOptions {
   readonly events?: MembershipEvents;
 }
 
+/** How a recovery goes: see RemoteRanks.recover. */
+export interface RecoveryOptions {
+  /** The ring needs at least this many ranks (--min-workers)... */
+  readonly minWorkers: number;
+  /** ...and waits this long for replacements to make it up (0: it gives up at once). */
+  readonly replacementTimeoutMs: number;
+  /** Where a live rank saves its state for replacements to adopt, and the run's seed (saved with it). */
+  readonly handoffDir: string;
+  readonly seed: number;
+  /** How long the live ranks may take to confirm the abort. */
+  readonly timeoutMs: number;
+}
+
+/** How often recovery looks for replacements while it waits for them. */
+const REPLACEMENT_POLL_MS = 200;
+
 type ReplyOf<K extends Reply["type"]> = Extract<Reply, { type: K }>;
 
 export class RemoteRanks implements RankGroup {
@@ -68,8 +84,15 @@ export class RemoteRanks implements RankGroup {
   private completedSteps = 0;
   /** A step that failed as a whole but that some ranks applied (they got every ring message first). */
   private interruptedStep: (GroupStep & { readonly step: number }) | undefined;
+  /**
+   * A step every live rank applied though the job saw it fail (a reply was lost on the way): recovery
+   * completes it with the result they all share, and the job's retry of that step returns it.
+   */
+  private completedInRecovery: (GroupStep & { readonly step: number }) | undefined;
   /** Replacements that joined a running job and loaded it: they enter the ring at the next step. */
   private readonly replacements = new Set<number>();
+  /** Ranks whose `ready` has come: workers repeat it until their first command, and repeats are expected. */
+  private readonly readied = new Set<number>();
   private epoch = 0;
   private sendFailed = false;
   /** Called when a worker announces it is leaving (SIGTERM): the job should stop after this step. */
@@ -120,6 +143,14 @@ export class RemoteRanks implements RankGroup {
       }),
     );
     await this.nc.flush();
+    // Pinged from the start, so a worker that is ready first does not take the wait for the others as
+    // the coordinator's silence; judged only once all are in (loading a model may take minutes).
+    this.liveness = watchLiveness(
+      this.membership,
+      { heartbeatMs: this.options.spec.heartbeatMs, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
+      (rank, message) => this.send(rank, message),
+    );
+    this.liveness.pause();
     this.log(`waiting for ${workers} workers on ${this.subjects.join} (timeout ${joinTimeoutMs / 1000} s)`);
     try {
       for (const [rank, message] of await ready.done) {
@@ -133,23 +164,20 @@ export class RemoteRanks implements RankGroup {
         const member = this.membership.members[rank];
         if (member) member.dataPlaneAddress = message.dataPlaneAddress;
       }
+      // The join subscription stays: a late worker gets a clear "already has its workers" reply.
+      await this.formRing(
+        this.membership.members.map((_, rank) => rank),
+        this.membership.members.map((m) => m.dataPlaneAddress ?? ""),
+      );
     } catch (error) {
       // Whoever joined must not wait forever for a job that will not start.
+      this.liveness.stop();
       this.membership.members.forEach((_, rank) =>
         this.send(rank, { type: "shutdown", reason: (error as Error).message, failed: true }),
       );
       throw error;
     }
-    // The join subscription stays: a late worker gets a clear "already has its workers" reply.
-    await this.formRing(
-      this.membership.members.map((_, rank) => rank),
-      this.membership.members.map((m) => m.dataPlaneAddress ?? ""),
-    );
-    this.liveness = watchLiveness(
-      this.membership,
-      { heartbeatMs: this.options.spec.heartbeatMs, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
-      (rank, message) => this.send(rank, message),
-    );
+    this.liveness.resume();
     this.watchConnection();
     const started = this.membership.members.map((m, r) => `${r}=${m.name}@${m.host}`).join(", ");
     this.log(`started ${workers} workers: ${started}`);
@@ -182,15 +210,16 @@ export class RemoteRanks implements RankGroup {
   /**
    * Elastic recovery after a lost rank, as a logged sequence: the live ranks drop the step in flight (their
    * state is the last completed step's, identical on all), leave their ring, and form a new one without
-   * the lost; the job then redoes the step on the same global batch. Refused (the job then salvages) when
-   * fewer than --min-workers are left, or when the live ranks are not all at one step.
+   * the lost; the job then redoes the step on the same global batch. With fewer than --min-workers left it
+   * waits (bounded) for replacements, which adopt the live ranks' state. Refused (the job then salvages)
+   * when that wait ends without them, or when the live ranks are not all at one step.
    */
-  async recover(minWorkers: number, timeoutMs: number, joining: readonly number[] = []): Promise<void> {
+  async recover(options: RecoveryOptions, joining: readonly number[] = []): Promise<void> {
     // A rank lost during recovery (it was the one that broke the ring, found only now) makes another try
     // with the rest; each try loses at least one rank, so this ends.
     for (;;) {
       try {
-        return await this.reformRing(minWorkers, timeoutMs, joining);
+        return await this.reformRing(options, joining);
       } catch (error) {
         if (!(error instanceof WorkerLostError)) throw error;
         this.log(`recovery: ${error.message}; trying again without it`);
@@ -198,27 +227,42 @@ export class RemoteRanks implements RankGroup {
     }
   }
 
-  private async reformRing(
-    minWorkers: number,
-    timeoutMs: number,
-    joining: readonly number[] = [],
-  ): Promise<void> {
-    const live = [...this.ring, ...joining].filter((rank) => this.membership.isLive(rank));
-    if (live.length < minWorkers)
+  private async reformRing(options: RecoveryOptions, joining: readonly number[]): Promise<void> {
+    const { minWorkers, timeoutMs } = options;
+    let live = [...this.ring, ...joining].filter((rank) => this.membership.isLive(rank));
+    if (live.length === 0 || (live.length < minWorkers && options.replacementTimeoutMs === 0))
       throw new UserError(`${live.length} live workers is fewer than --min-workers ${minWorkers}`);
     this.log(`recovery: aborting the step on ranks ${live.join(",")}`);
     const aborted = await this.abortStep(live, timeoutMs, "re-forming the ring");
     const silent = live.find((rank) => !aborted.has(rank));
     if (silent !== undefined)
       throw this.membership.lostError(silent) ?? new UserError(`rank ${silent} did not confirm the abort`);
-    const steps = new Set([...aborted.values()].map((m) => m.completedSteps));
-    const ahead = [...steps].some((completed) => completed !== this.completedSteps);
-    if (steps.size !== 1 || (this.ring.length > 0 && ahead))
-      // Some applied the step the job is about to redo (they got its last ring message before the loss):
-      // redoing it would apply it twice. The job stops and saves instead.
+    const done = this.completedSteps;
+    const stepOf = (rank: number) => aborted.get(rank)?.completedSteps ?? -1;
+    const steps = new Set(live.map(stepOf));
+    const applied = this.interruptedStep;
+    if (this.ring.length > 0 && applied?.step === done && steps.has(done + 1) && !steps.has(done + 2)) {
+      // Ranks that got the step's whole all-reduce applied it (the same update on each); only a reply, or
+      // the last ring message to the others, was lost. The step is complete: a rank that did not apply it
+      // adopts the state of one that did (its checksum, if due, is compared at the next checksum step).
+      const behind = live.filter((rank) => stepOf(rank) === done);
+      const writer = live.find((rank) => stepOf(rank) === done + 1) ?? -1;
+      this.log(`recovery: step ${done + 1} was applied by rank ${writer}; it is complete, not redone`);
+      const caughtUp = await this.handOver(writer, done + 1, behind, options.handoffDir, options.seed);
+      const missed = behind.find((rank) => !caughtUp.includes(rank));
+      if (missed !== undefined)
+        throw (
+          this.membership.lostError(missed) ?? new UserError(`rank ${missed} did not adopt step ${done + 1}`)
+        );
+      this.completedInRecovery = applied;
+      this.completedSteps = done + 1;
+    } else if (steps.size !== 1 || (this.ring.length > 0 && !steps.has(done)))
+      // Not one step everywhere, with no record of the step ahead: redoing it could apply it twice. The job
+      // stops and saves instead.
       throw new UserError(
-        `live workers have completed ${[...steps].join(", ")} steps, the job ${this.completedSteps}; cannot re-form the ring`,
+        `live workers have completed ${[...steps].join(", ")} steps, the job ${done}; cannot re-form the ring`,
       );
+    if (live.length < minWorkers) live = await this.awaitReplacements(live, options);
     this.epoch++;
     this.log(`recovery: ring epoch ${this.epoch} with ranks ${live.join(",")}`);
     const regrouped = this.request("regrouped", this.epoch, new Set(live), `regroup ${this.epoch}`, "lose");
@@ -229,7 +273,8 @@ export class RemoteRanks implements RankGroup {
       live,
       live.map((rank) => replies.get(rank)?.dataPlaneAddress ?? ""),
     );
-    this.log(`recovery: ${live.length} ranks in the ring; redoing step ${([...steps][0] ?? 0) + 1}`);
+    const next = this.completedInRecovery ? "going on with" : "redoing";
+    this.log(`recovery: ${live.length} ranks in the ring; ${next} step ${this.completedSteps + 1}`);
   }
 
   /**
@@ -238,19 +283,76 @@ export class RemoteRanks implements RankGroup {
    * ring is re-formed with them. A replacement that fails on the way is lost; the job goes on without it.
    */
   async admitReplacements(dir: string, seed: number, timeoutMs: number): Promise<void> {
-    const joining = [...this.replacements].filter((rank) => this.membership.isLive(rank));
-    this.replacements.clear();
     const writer = this.ring.find((rank) => this.membership.isLive(rank));
-    if (joining.length === 0 || writer === undefined) return;
-    this.log(`replacements ${joining.join(",")}: handing over the state of rank ${writer} through ${dir}`);
-    const saved = await this.checkpointFrom(writer, dir, seed);
-    const adopted = this.request("adopted", 0, new Set(joining), "adopting the job's state", "lose");
-    this.sendUntilAnswered(adopted, () => ({ type: "adopt", dir }));
-    await adopted.done.catch(() => undefined);
-    const ready = joining.filter((rank) => adopted.replies.has(rank));
+    if (writer === undefined) return;
+    const ready = await this.handOver(writer, this.completedSteps, this.takeReplacements(), dir, seed);
     if (ready.length === 0) return;
-    this.log(`replacements ${ready.join(",")} adopted the state (rank ${saved.rank}'s); re-forming the ring`);
-    await this.recover(1, timeoutMs, ready);
+    const options = { minWorkers: 1, replacementTimeoutMs: 0, handoffDir: dir, seed, timeoutMs };
+    await this.recover(options, ready);
+  }
+
+  /** The live replacements waiting to enter the ring, taken off the waiting list. */
+  private takeReplacements(): number[] {
+    const waiting = [...this.replacements].filter((rank) => this.membership.isLive(rank));
+    this.replacements.clear();
+    return waiting;
+  }
+
+  /**
+   * `writer` saves its state (`step` steps) through `dir` and each of `ranks` adopts it; returns those that did (one
+   * that does not answer in time is lost, as hung).
+   */
+  private async handOver(
+    writer: number,
+    step: number,
+    ranks: readonly number[],
+    dir: string,
+    seed: number,
+  ): Promise<number[]> {
+    if (ranks.length === 0) return [];
+    this.log(
+      `ranks ${ranks.join(",")}: handing over the state of rank ${writer} at step ${step} through ${dir}`,
+    );
+    const saved = await this.checkpointFrom(writer, step, dir, seed);
+    const adopted = this.request("adopted", step, new Set(ranks), "adopting the job's state", "lose");
+    this.sendUntilAnswered(adopted, () => ({ type: "adopt", dir, step }));
+    await adopted.done.catch(() => undefined);
+    const ready = ranks.filter((rank) => adopted.replies.has(rank));
+    if (ready.length > 0)
+      this.log(`ranks ${ready.join(",")} adopted the state of step ${step} (rank ${saved.rank}'s)`);
+    return ready;
+  }
+
+  /**
+   * Fewer than --min-workers are live (their step aborted, all at the job's step): wait for replacements
+   * to join and load the job, up to --replacement-timeout-ms, and hand them the live ranks' state. Returns
+   * the ranks of the new ring; a live rank lost meanwhile fails the wait (recovery tries again without it).
+   */
+  private async awaitReplacements(live: readonly number[], options: RecoveryOptions): Promise<number[]> {
+    const { minWorkers, replacementTimeoutMs } = options;
+    const deadline = Date.now() + replacementTimeoutMs;
+    let ring = [...live];
+    this.log(
+      `recovery: ${ring.length} live workers, fewer than --min-workers ${minWorkers}: waiting up to ${replacementTimeoutMs / 1000} s for ${minWorkers - ring.length} replacements (imtrain worker --job ${this.options.job})`,
+    );
+    while (ring.length < minWorkers) {
+      const lost = ring.find((rank) => !this.membership.isLive(rank));
+      if (lost !== undefined) throw this.membership.lostError(lost) ?? new UserError(`rank ${lost} was lost`);
+      const waiting = [...this.replacements].filter((rank) => this.membership.isLive(rank));
+      if (ring.length + waiting.length >= minWorkers) {
+        const joining = this.takeReplacements();
+        const { handoffDir, seed } = options;
+        const writer = ring[0] ?? -1;
+        ring = [...ring, ...(await this.handOver(writer, this.completedSteps, joining, handoffDir, seed))];
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new UserError(
+          `${ring.length} live workers is fewer than --min-workers ${minWorkers}, and no replacement came within ${replacementTimeoutMs} ms (--replacement-timeout-ms)`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, REPLACEMENT_POLL_MS));
+    }
+    return ring;
   }
 
   /**
@@ -290,6 +392,8 @@ export class RemoteRanks implements RankGroup {
       case "heartbeat":
         return;
       case "ready":
+        if (this.readied.has(message.rank)) return;
+        this.readied.add(message.rank);
         if (this.ring.length === 0 || this.ring.includes(message.rank)) break; // admission's, below
         if (message.dataFingerprint !== this.options.dataFingerprint) {
           this.membership.markLost(message.rank, "read different data; every node needs the same files");
@@ -321,6 +425,12 @@ export class RemoteRanks implements RankGroup {
     }
     let taken = false;
     for (const gather of this.gathers) taken = gather.offer(message.rank, message as Reply) || taken;
+    if (!taken && message.type === "stepDone" && message.step === this.completedSteps) {
+      // A step's result that came after its gather failed: the rank applied it. Recovery can complete the
+      // step with it rather than stop (see reformRing).
+      if (this.interruptedStep?.step !== message.step)
+        this.interruptedStep = { step: message.step, result: message.result, rankPhases: [message.phases] };
+    }
     if (!taken) {
       // A duplicate, or a reply that came after its request's deadline: never acted on twice.
       this.log(`ignored an unexpected ${message.type} from rank ${message.rank} (late or duplicated)`);
@@ -413,6 +523,9 @@ export class RemoteRanks implements RankGroup {
     assignments: readonly (readonly number[])[],
     compareChecksums: boolean,
   ): Promise<GroupStep> {
+    const completed = this.completedInRecovery;
+    this.completedInRecovery = undefined;
+    if (completed?.step === step) return completed;
     const gather = this.request("stepDone", step, this.ringRanks(), `step ${step + 1}`);
     assignments.forEach((examples, position) =>
       this.send(this.ring[position] ?? -1, {
@@ -479,11 +592,18 @@ export class RemoteRanks implements RankGroup {
   async checkpoint(dir: string, seed: number): Promise<GroupCheckpoint> {
     const writer = this.ring.find((rank) => this.membership.isLive(rank));
     if (writer === undefined) throw new UserError("no live worker left to write a checkpoint");
-    return this.checkpointFrom(writer, dir, seed);
+    return this.checkpointFrom(writer, this.completedSteps, dir, seed);
   }
 
-  private async checkpointFrom(writer: number, dir: string, seed: number): Promise<GroupCheckpoint> {
-    const gather = this.request("checkpointDone", 0, new Set([writer]), "a checkpoint");
+  /** `writer`, which has completed `step` steps, saves them into `dir`. */
+  private async checkpointFrom(
+    writer: number,
+    step: number,
+    dir: string,
+    seed: number,
+  ): Promise<GroupCheckpoint> {
+    // Keyed by the step, so a late copy of an earlier checkpoint's reply cannot stand for this one.
+    const gather = this.request("checkpointDone", step, new Set([writer]), `a checkpoint of step ${step}`);
     this.send(writer, { type: "checkpoint", dir, seed });
     const reply = (await gather.done).get(writer);
     return { rank: writer, seconds: reply?.seconds ?? 0 };
@@ -527,7 +647,7 @@ export class RemoteRanks implements RankGroup {
     if (furthest - Math.min(...steps) > 1)
       throw new UserError(`live workers are more than one step apart (${[...steps].join(", ")}); not saving`);
     const writer = replies.find(([, m]) => m.completedSteps === furthest)?.[0] ?? 0;
-    const saved = await this.checkpointFrom(writer, dir, seed);
+    const saved = await this.checkpointFrom(writer, furthest, dir, seed);
     const checkpoint = { step: furthest, checkpoint_s: saved.seconds, rank: saved.rank };
     // The state saved includes a step the job never recorded: hand its result over so it is.
     const interrupted = this.interruptedStep;

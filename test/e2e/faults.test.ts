@@ -48,6 +48,8 @@ interface JobShape {
   readonly heartbeatTimeoutMs?: number;
   /** More coordinator flags. */
   readonly extra?: readonly string[];
+  /** More worker flags. */
+  readonly workerExtra?: readonly string[];
 }
 
 /**
@@ -57,37 +59,43 @@ interface JobShape {
  */
 function job(name: string, out: string, steps = 40, shape: JobShape = {}) {
   const url = nats()?.url ?? "";
-  const coordinator = start([
-    "coordinator",
-    "--nats",
-    url,
-    "--job",
-    name,
-    "--workers",
-    String(shape.workers ?? 2),
-    "--heartbeat-ms",
-    "100",
-    "--heartbeat-timeout-ms",
-    String(shape.heartbeatTimeoutMs ?? 3000),
-    "--worker-timeout-ms",
-    "30000",
-    ...(shape.extra ?? []),
-    ...trainFlags(out, steps),
-  ]);
+  const startCoordinator = (more: readonly string[] = []) =>
+    start([
+      "coordinator",
+      "--nats",
+      url,
+      "--job",
+      name,
+      "--workers",
+      String(shape.workers ?? 2),
+      "--heartbeat-ms",
+      "100",
+      "--heartbeat-timeout-ms",
+      String(shape.heartbeatTimeoutMs ?? 3000),
+      "--worker-timeout-ms",
+      "30000",
+      ...(shape.extra ?? []),
+      ...more,
+      ...trainFlags(out, steps),
+    ]);
+  const coordinator = startCoordinator();
   const startWorker = (i: number) =>
-    start(["worker", "--nats", url, "--job", name, "--name", `${name}-w${i}`]);
+    start(["worker", "--nats", url, "--job", name, "--name", `${name}-w${i}`, ...(shape.workerExtra ?? [])]);
   const workers = Array.from({ length: shape.workers ?? 2 }, (_, i) => startWorker(i));
-  return { coordinator, workers, startWorker };
+  return { coordinator, workers, startWorker, startCoordinator };
 }
 
 test(
-  "faults - a killed worker stops the job naming it, the completed steps are saved, and --resume finishes",
+  "faults - a killed worker with no replacement below --min-workers stops the job naming it; the steps are saved; --resume finishes",
   { timeout: 180_000 },
   async (t) => {
     const server = nats();
     if (server === undefined) return t.skip("nats-server not installed");
     const out = join(dir, "killed");
-    const { coordinator, workers } = job("killed", out, 40, { extra: ["--max-restarts", "0"] }); // fail-stop
+    // Recovery needs 2 workers, and waits 2 s for a replacement that never comes.
+    const { coordinator, workers } = job("killed", out, 40, {
+      extra: ["--min-workers", "2", "--replacement-timeout-ms", "2000"],
+    });
     await coordinator.waitFor(/step 4\/40/);
     workers[1]?.child.kill("SIGKILL");
     const killed = Date.now();
@@ -98,6 +106,8 @@ test(
     assert.ok(detectedMs < 8_000, `detected after ${detectedMs} ms`);
     const status = await coordinator.exit;
     assert.equal(status, 2, coordinator.stderr.slice(-2000));
+    assert.match(coordinator.stderr, /waiting up to 2 s for 1 replacements/);
+    assert.match(coordinator.stderr, /no replacement came within 2000 ms \(--replacement-timeout-ms\)/);
     const errorLine = coordinator.stderr.split("\n").find((line) => line.startsWith("imtrain: ")) ?? "";
     assert.match(errorLine, /worker killed-w1 \(rank [01]\)/); // ranks go by join order
     assert.match(errorLine, /--resume/, coordinator.stderr.slice(-3000));
@@ -215,18 +225,56 @@ test(
 );
 
 test(
-  "faults - workers whose coordinator is killed notice the silence and exit with an error",
+  "faults - workers whose coordinator is killed ask for a new one, and exit with an error when none comes",
   { timeout: 180_000 },
   async (t) => {
     const server = nats();
     if (server === undefined) return t.skip("nats-server not installed");
-    const { coordinator, workers } = job("orphans", join(dir, "orphans"));
+    const { coordinator, workers } = job("orphans", join(dir, "orphans"), 40, {
+      workerExtra: ["--join-timeout-ms", "4000"],
+    });
     await coordinator.waitFor(/step 4\/40/);
     coordinator.child.kill("SIGKILL");
     const statuses = await Promise.all(workers.map((w) => w.exit));
     assert.deepEqual(statuses, [2, 2], workers.map((w) => w.stderr.slice(-500)).join("\n"));
-    for (const worker of workers)
-      assert.match(worker.stderr, /the coordinator went silent for \d+ ms; stopping/);
+    for (const worker of workers) {
+      assert.match(
+        worker.stderr,
+        /the coordinator went silent for \d+ ms; asking for a coordinator for up to 4000 ms/,
+      );
+      assert.match(worker.stderr, /no coordinator answered on imtrain\.orphans\.join within 4000 ms/);
+    }
+  },
+);
+
+test(
+  "faults - the coordinator killed and restarted with --resume takes its running workers back; the run matches",
+  { timeout: 240_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const steps = 40;
+    const unbroken = join(dir, "coordinator-restart-unbroken");
+    const reference = await runCli(["train", ...trainFlags(unbroken, steps)]);
+    assert.equal(reference.status, 0, reference.stderr.slice(-2000));
+
+    const out = join(dir, "coordinator-restart");
+    const { coordinator, workers, startCoordinator } = job("c-restart", out, steps, {
+      extra: ["--checkpoint-every", "5"],
+    });
+    t.after(() => [coordinator, ...workers].forEach((p) => p.child.kill("SIGKILL")));
+    await coordinator.waitFor(/step 12\/40/, 90_000);
+    coordinator.child.kill("SIGKILL");
+    const restarted = startCoordinator(["--resume", out]);
+    t.after(() => restarted.child.kill("SIGKILL"));
+    assert.equal(await restarted.exit, 0, restarted.stderr.slice(-3000));
+    assert.match(restarted.stderr, /resum/i);
+    assert.deepEqual(await Promise.all(workers.map((w) => w.exit)), [0, 0]);
+    for (const worker of workers) {
+      assert.match(worker.stderr, /the coordinator went silent for \d+ ms; asking for a coordinator/);
+      assert.match(worker.stderr, /rejoining → joining/);
+    }
+    await assertSameRun(unbroken, out, steps);
   },
 );
 
@@ -329,6 +377,37 @@ test(
 );
 
 test(
+  "faults - below --min-workers after a loss, recovery waits for a replacement, which adopts the state; the run matches",
+  { timeout: 240_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const steps = 40;
+    const unbroken = join(dir, "min-workers-unbroken");
+    const reference = await runCli(["train", ...trainFlags(unbroken, steps)]);
+    assert.equal(reference.status, 0, reference.stderr.slice(-2000));
+
+    const out = join(dir, "min-workers");
+    const name = "min-workers";
+    const { coordinator, workers, startWorker } = job(name, out, steps, {
+      heartbeatTimeoutMs: 2000,
+      extra: ["--min-workers", "2", "--replacement-timeout-ms", "60000"],
+    });
+    t.after(() => [coordinator, ...workers].forEach((p) => p.child.kill("SIGKILL")));
+    await coordinator.waitFor(/step 6\/40/, 90_000);
+    workers[1]?.child.kill("SIGKILL");
+    await coordinator.waitFor(/waiting up to 60 s for 1 replacements/, 30_000);
+    const replacement = startWorker(2);
+    workers.push(replacement);
+    await coordinator.waitFor(/recovery: 2 ranks in the ring; redoing step \d+/, 60_000);
+    assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-3000));
+    assert.deepEqual(await Promise.all([workers[0]?.exit, replacement.exit]), [0, 0]);
+    assert.match(replacement.stderr, /adopted the job's state at step \d+/);
+    await assertSameRun(unbroken, out, steps);
+  },
+);
+
+test(
   "faults - a replacement joins after a loss: it adopts the live ranks' state, the ring grows back, the run matches",
   { timeout: 240_000 },
   async (t) => {
@@ -351,7 +430,7 @@ test(
     await coordinator.waitFor(/recovery: 2 ranks in the ring/, 30_000);
     const replacement = startWorker(3);
     workers.push(replacement);
-    await coordinator.waitFor(/replacements \d+ adopted the state/, 60_000);
+    await coordinator.waitFor(/ranks \d+ adopted the state of step \d+/, 60_000);
     await coordinator.waitFor(/recovery: 3 ranks in the ring/, 30_000);
     assert.equal(await coordinator.exit, 0, coordinator.stderr.slice(-3000));
     assert.deepEqual(await Promise.all([workers[0]?.exit, workers[2]?.exit, replacement.exit]), [0, 0, 0]);

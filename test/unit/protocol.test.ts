@@ -111,7 +111,7 @@ const COORDINATOR_SAMPLES: Samples<CoordinatorMessage> = {
   checkpoint: [{ type: "checkpoint", dir: "/runs/x/checkpoint", seed: 1 }],
   abort: [{ type: "abort", reason: "a worker was lost" }],
   regroup: [{ type: "regroup", epoch: 1 }],
-  adopt: [{ type: "adopt", dir: "/shared/runs/job/handoff" }],
+  adopt: [{ type: "adopt", dir: "/shared/runs/job/handoff", step: 12 }],
   shutdown: [
     { type: "shutdown", reason: "job finished", failed: false },
     { type: "shutdown", reason: "job failed: worker w1 (rank 1) went silent", failed: true },
