@@ -72,7 +72,8 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
   private rises = 0;
   private joinedCount = 0;
   private stepsSeen = 0;
-  private worldSize = 1;
+  /** The ranks in the ring (by the last step: after a recovery, not simply 0..N-1). */
+  private ringRanks: readonly number[] = [0];
   private hasHeldOut = true;
   private readonly lostRanks = new Set<number>();
 
@@ -215,7 +216,7 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     this.gauges.checkpointEverySeconds.set(facts.checkpointEverySeconds);
     this.lastCheckpointStep.set(facts.completedSteps);
     this.lastCheckpointMs = Date.now();
-    this.worldSize = facts.workersExpected;
+    this.ringRanks = Array.from({ length: facts.workersExpected }, (_, rank) => rank);
     this.hasHeldOut = facts.heldOutExamples > 0;
   }
 
@@ -239,6 +240,7 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
     this.stepSeconds.observe(record.step_s);
     this.lastStepTime.set(Date.now() / 1000);
     const rankAt = (position: number) => record.rank_ids?.[position] ?? position;
+    this.ringRanks = record.rank_compute_s.map((_, position) => rankAt(position));
     (record.rank_phase_s ?? []).forEach((phases, position) => {
       for (const phase of STEP_PHASES) this.observePhase(rankAt(position), phase, phases[phase]);
     });
@@ -269,8 +271,7 @@ export class JobMetrics implements MetricsSink, MembershipEvents {
   checkpoint(record: CheckpointRecord): void {
     this.lastCheckpointMs = Date.now();
     this.lastCheckpointStep.set(record.step);
-    for (let rank = 0; rank < this.worldSize; rank++)
-      this.observePhase(rank, "checkpoint", record.checkpoint_s);
+    for (const rank of this.ringRanks) this.observePhase(rank, "checkpoint", record.checkpoint_s);
   }
 
   async close(): Promise<void> {}

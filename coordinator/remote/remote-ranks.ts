@@ -429,7 +429,12 @@ export class RemoteRanks implements RankGroup {
       // A step's result that came after its gather failed: the rank applied it. Recovery can complete the
       // step with it rather than stop (see reformRing).
       if (this.interruptedStep?.step !== message.step)
-        this.interruptedStep = { step: message.step, result: message.result, rankPhases: [message.phases] };
+        this.interruptedStep = {
+          step: message.step,
+          result: message.result,
+          rankPhases: [message.phases],
+          ranks: [message.rank],
+        };
     }
     if (!taken) {
       // A duplicate, or a reply that came after its request's deadline: never acted on twice.
@@ -538,8 +543,9 @@ export class RemoteRanks implements RankGroup {
     const done = await gather.done.catch((error: unknown) => {
       // Ranks that replied applied the step (its result is the same on every rank): keep it, in case the
       // state saved after this failure is theirs.
-      const first = [...gather.replies.values()][0];
-      if (first) this.interruptedStep = { step, result: first.result, rankPhases: [first.phases] };
+      const [rank, first] = [...gather.replies.entries()][0] ?? [];
+      if (rank !== undefined && first)
+        this.interruptedStep = { step, result: first.result, rankPhases: [first.phases], ranks: [rank] };
       throw error;
     });
     const replies = this.ring.map((rank): [number, ReplyOf<"stepDone">] => {

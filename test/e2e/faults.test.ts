@@ -438,3 +438,72 @@ test(
     await assertSameRun(unbroken, out, steps);
   },
 );
+
+test(
+  "faults - under launch, each of 3 ranks killed in turn at a random moment, each replaced: launch exits 0 and the run matches",
+  { timeout: 300_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    // Long enough for three losses and replacements. The unbroken run has the same 3 ranks (with 1 rank,
+    // float sums in another order drift past 1e-4 in the weights over 200 Adam steps).
+    const steps = 200;
+    const unbroken = join(dir, "each-rank-unbroken");
+    const reference = await runCli([
+      ...["launch", "--workers", "3", "--nats", server.url, "--job", "each-rank-unbroken"],
+      ...trainFlags(unbroken, steps),
+    ]);
+    assert.equal(reference.status, 0, reference.stderr.slice(-2000));
+
+    const out = join(dir, "each-rank");
+    const name = "each-rank";
+    const launch = start([
+      ...["launch", "--workers", "3", "--nats", server.url, "--job", name, "--max-restarts", "5"],
+      ...["--heartbeat-ms", "100", "--heartbeat-timeout-ms", "2000", "--worker-timeout-ms", "30000"],
+      ...trainFlags(out, steps),
+    ]);
+    const replacements: ReturnType<typeof start>[] = [];
+    t.after(() => [launch, ...replacements].forEach((p) => p.child.kill("SIGKILL")));
+    /** The pid of the worker that joined as `rank`, from the coordinator's log. */
+    const pidOf = (rank: number): number => {
+      const joined = new RegExp(
+        `\\[coordinator\\] worker \\S+ \\([^,]+, pid (\\d+), [^)]+\\) joined as rank ${rank}\\b`,
+      );
+      return Number(joined.exec(launch.stderr)?.[1] ?? 0);
+    };
+    await launch.waitFor(/\[coordinator\] started 3 workers/, 60_000);
+    for (const rank of [0, 1, 2]) {
+      await sleep(500 + Math.random() * 1500); // a random moment, so a random point of a step
+      const pid = pidOf(rank);
+      assert.ok(pid > 0, `no pid for rank ${rank}`);
+      process.kill(pid, "SIGKILL");
+      const killedAtMs = Date.now();
+      await launch.waitFor(new RegExp(`\\(rank ${rank}\\) sent no heartbeat for \\d+ ms`), 30_000);
+      const detectedMs = Date.now() - killedAtMs;
+      t.diagnostic(`rank ${rank} killed; lost after ${detectedMs} ms`);
+      assert.ok(detectedMs < 10_000, `rank ${rank}: loss detected after ${detectedMs} ms`);
+      const recoveries = (launch.stderr.match(/recovery: 3 ranks in the ring/g) ?? []).length;
+      const replacement = start([
+        "worker",
+        "--nats",
+        server.url,
+        "--job",
+        name,
+        "--name",
+        `${name}-r${rank}`,
+      ]);
+      replacements.push(replacement);
+      // The replacement adopts the live ranks' state and the ring grows back to 3.
+      await replacement.waitFor(/adopted the job's state at step \d+/, 60_000);
+      const grown = new RegExp(`(recovery: 3 ranks in the ring[\\s\\S]*){${recoveries + 1}}`);
+      await launch.waitFor(grown, 60_000);
+    }
+    assert.equal(await launch.exit, 0, launch.stderr.slice(-3000));
+    assert.match(
+      launch.stderr,
+      /launch: the job finished \((w\d was killed by SIGKILL(, )?){3} along the way\)/,
+    );
+    assert.deepEqual(await Promise.all(replacements.map((r) => r.exit)), [0, 0, 0]);
+    await assertSameRun(unbroken, out, steps);
+  },
+);

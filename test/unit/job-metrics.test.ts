@@ -76,6 +76,20 @@ test("job metrics - a checkpoint is charged to every rank, and its step and age 
   assert.ok(age !== undefined && age >= 0 && age < 5, `${age}`);
 });
 
+test("job metrics - after a recovery a checkpoint is charged to the ranks in the ring, not to 0..N-1", async () => {
+  const { metrics, value } = jobMetrics();
+  const phases = { data: 0, forward_backward: 0, allreduce: 0, wait: 0, optimizer: 0 };
+  metrics.step({
+    ...{ step: 11, lr: 1e-3, train_loss: 2, train_output_loss: 2, tokens: 10, loss_tokens: 10, examples: 4 },
+    ...{ grad_norm: 1, tokens_per_s: 10, step_s: 1, flops: 1, phase_s: phases },
+    ...{ rank_compute_s: [0.5, 0.5], rank_ids: [0, 2] }, // rank 1 was lost
+  });
+  metrics.checkpoint({ step: 11, checkpoint_s: 4, rank: 0 });
+  const charged = async (rank: string) =>
+    await value("imtrain_step_phase_seconds", { rank, phase: "checkpoint", le: "5" });
+  assert.deepEqual(await Promise.all(["0", "1", "2"].map(charged)), [1, undefined, 1]);
+});
+
 test("job metrics - the state is one-hot, and entering running stamps the last-step time", async () => {
   const { metrics, value } = jobMetrics();
   assert.equal(await value("imtrain_job_state", { state: "preparing" }), 1);
