@@ -279,21 +279,31 @@ test(
 );
 
 test(
-  "faults - SIGTERM to train finishes the step in progress, checkpoints and exits 0 within seconds",
-  { timeout: 120_000 },
+  "faults - SIGTERM to train finishes the step in progress, checkpoints and exits 0 within seconds; --resume matches an unbroken run",
+  { timeout: 180_000 },
   async (t) => {
+    const steps = 400;
+    const unbroken = join(dir, "train-sigterm-unbroken");
+    const reference = await runCli(["train", ...trainFlags(unbroken, steps)]);
+    assert.equal(reference.status, 0, reference.stderr.slice(-2000));
+
     const out = join(dir, "train-sigterm");
-    const train = start(["train", ...trainFlags(out, 100_000)]);
+    const train = start(["train", ...trainFlags(out, steps)]);
     t.after(() => train.child.kill("SIGKILL"));
     // Off a terminal progress prints the first step, then every 5% or 30 s.
-    await train.waitFor(/step 1\/100000 /);
+    await train.waitFor(/step 1\/400 /);
     const signalled = Date.now();
     train.child.kill("SIGTERM");
     assert.equal(await train.exit, 0, train.stderr.slice(-2000));
     assert.ok(Date.now() - signalled < 30_000, "acted on between steps, not at the end of the run");
     assert.match(train.stderr, /stopped after step \d+; checkpoint saved: continue with --resume/);
+    assert.doesNotMatch(train.stderr, /^\s+at /m, "no stack trace");
     const saved = (await loadCheckpoint(join(out, "checkpoint"))).trainer?.step ?? 0;
-    assert.ok(saved >= 1 && saved < 100_000, `saved step ${saved}`);
+    assert.ok(saved >= 1 && saved < steps, `saved step ${saved}`);
+
+    const resumed = await runCli(["train", ...trainFlags(out, steps), "--resume", out]);
+    assert.equal(resumed.status, 0, resumed.stderr.slice(-2000));
+    await assertSameRun(unbroken, out, steps);
   },
 );
 

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test, type TestContext } from "node:test";
 import { loadCheckpoint } from "../../shared/model/checkpoint.js";
-import { CLI } from "../support/cli.js";
+import { CLI, runCli } from "../support/cli.js";
+import { assertSameRun } from "../support/same-run.js";
 import { requireNatsServer } from "../support/nats.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
@@ -171,6 +172,37 @@ test(
   async (t) => {
     if (requireNatsServer(t) === undefined) return;
     await drainsOnGroupSignal(t, "SIGTERM", []);
+  },
+);
+
+test(
+  "launch - Ctrl-C (SIGINT to its process group), then --resume: the run matches an unbroken one",
+  { timeout: 3 * TEST_TIMEOUT_MS },
+  async (t) => {
+    if (requireNatsServer(t) === undefined) return;
+    // Both runs with 2 workers, so float sums go in one order and the match is to the bit.
+    const steps = 300;
+    const flags = (out: string) => [
+      ...["launch", "--workers", "2", "--job", "launch-resume", "--data", data, "--model", modelConfig],
+      ...["--steps", String(steps), "--batch-size", "4", "--seed", "1", "--eval-fraction", "0"],
+      ...["--backend", "wasm", "--out", out],
+    ];
+    const unbroken = join(dir, "resume-unbroken");
+    const reference = await runCli(flags(unbroken));
+    assert.equal(reference.status, 0, reference.stderr.slice(-2000));
+
+    const out = join(dir, "resume-interrupted");
+    const run = startLaunch(t, out, [], steps);
+    await run.waitFor(/\[coordinator\] step 1\//);
+    run.signalGroup("SIGINT");
+    assert.equal((await run.exit).status, 0, run.output.slice(-3000));
+    assertNoCrash(run.output);
+    const saved = (await loadCheckpoint(join(out, "checkpoint"))).trainer?.step ?? 0;
+    assert.ok(saved >= 1 && saved < steps, `saved step ${saved}`);
+
+    const resumed = await runCli([...flags(out), "--resume", out]);
+    assert.equal(resumed.status, 0, resumed.stderr.slice(-2000));
+    await assertSameRun(unbroken, out, steps);
   },
 );
 
