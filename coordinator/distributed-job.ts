@@ -117,8 +117,10 @@ async function coordinate(
     await nc.close();
     throw error;
   });
-  const spec: JobSpec = {
-    flags: workerFlags(flags),
+    const spec: JobSpec = {
+    job: options.job,
+        // The run directory as this coordinator resolved it (a default is not recomputed by each worker).
+    flags: { ...workerFlags(flags), out: train.outDir },
     totalSteps: run.totalSteps,
     dataPlane: options.dataPlane,
     checksumEverySteps: options.checksumEverySteps,

@@ -7,7 +7,9 @@
 //   coordinator ──start/regroup/step/eval/checkpoint/abort/shutdown/alive──► rank subject
 //   rank r ──ring chunks──► rank (r+1) mod N                (NATS ring subject, or a WebSocket)
 import { Packr } from "msgpackr";
+import type { ZodType } from "zod";
 import { UserError } from "./errors.js";
+import { COORDINATOR_MESSAGE, LEASE_CLAIM, WORKER_MESSAGE } from "./protocol-schemas.js";
 import type { RankPhaseSeconds } from "./metrics/records.js";
 
 // 2: stepDone carries the rank's phase seconds; evalDone and checkpointDone their seconds.
@@ -16,9 +18,10 @@ import type { RankPhaseSeconds } from "./metrics/records.js";
 // 6: a replacement joins a running job: adopt {dir} (take the live ranks' state), answered by adopted.
 // 7: adopt carries the step of the state it hands over (adopting is idempotent by step); it also brings
 //    a rank that missed a step's last ring message up to the ranks that applied it.
+// 8: the job spec carries the job's name, and every message is checked against a schema (protocol-schemas.ts).
 // 5: rings have epochs: start {epoch, position, worldSize, peers} is acknowledged with ringReady; regroup
 //    prepares a new epoch's ring; a step that failed on a healthy rank is stepFailed, not failed.
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 
 /** Subjects of one job; several jobs can share a NATS server under different names. */
 export function jobSubjects(job: string) {
@@ -38,6 +41,8 @@ export type DataPlane = (typeof DATA_PLANES)[number];
 
 /** What every worker needs to build the identical job: the raw train flags it compiles itself. */
 export interface JobSpec {
+  /** The job's name (--job): a worker checks it is the job it asked to join. */
+  readonly job: string;
   readonly flags: Record<string, unknown>;
   readonly totalSteps: number;
   readonly dataPlane: DataPlane;
@@ -139,6 +144,8 @@ export class ProtocolError extends UserError {
   constructor(
     readonly subject: string,
     reason: string,
+    /** How a receiver counts the dropped message. */
+    readonly kind: "malformed" | "oversized" = "malformed",
   ) {
     super(`protocol error on ${subject}: ${reason}`);
   }
@@ -166,102 +173,63 @@ function decodeObject(bytes: Uint8Array, subject: string): Record<string, unknow
   return value as Record<string, unknown>;
 }
 
-type Check = (value: unknown) => boolean;
-const isInt: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 0;
-const isNumber: Check = (v) => typeof v === "number";
-const isString: Check = (v) => typeof v === "string" && v.length <= 4096;
-const isIntList: Check = (v) => Array.isArray(v) && v.every(isInt);
-const isNullableNumber: Check = (v) => v === null || isNumber(v);
-const isSums: Check = (v) => Array.isArray(v) && v.length === 2 && v.every(isNumber);
-const isObject: Check = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
-const isStringList: Check = (v) => Array.isArray(v) && v.every(isString);
-const isBoolean: Check = (v) => typeof v === "boolean";
-const isSeconds: Check = (v) => typeof v === "number" && Number.isFinite(v) && v >= 0;
-const isPhases: Check = (v) =>
-  isObject(v) &&
-  ["data", "forward_backward", "allreduce", "optimizer"].every((k) =>
-    isSeconds((v as Record<string, unknown>)[k]),
-  );
-const isResult: Check = (v) =>
-  isObject(v) &&
-  ["lr", "trainLoss", "trainOutputLoss", "tokens", "lossTokens", "examples", "gradNorm"].every((k) =>
-    isNumber((v as Record<string, unknown>)[k]),
-  );
+/** The largest control message accepted (NATS's default max_payload); a larger one is dropped unread. */
+export const MAX_CONTROL_MESSAGE_BYTES = 1024 * 1024;
 
-const WORKER_FIELDS: Record<WorkerMessage["type"], Record<string, Check>> = {
-  join: { protocol: isInt, name: isString, device: isString, host: isString, pid: isInt, nonce: isString },
-  ready: { rank: isInt, dataFingerprint: isString, dataPlaneAddress: isString },
-  stepDone: { rank: isInt, step: isInt, result: isResult, phases: isPhases, checksum: isNullableNumber },
-  evalDone: { rank: isInt, requestId: isInt, heldOut: isSums, train: isSums, seconds: isSeconds },
-  checkpointDone: { rank: isInt, step: isInt, seconds: isSeconds },
-  aborted: { rank: isInt, completedSteps: isInt },
-  heartbeat: { rank: isInt },
-  ringReady: { rank: isInt, epoch: isInt },
-  regrouped: { rank: isInt, epoch: isInt, dataPlaneAddress: isString },
-  stepFailed: { rank: isInt, step: isInt, message: isString },
-  adopted: { rank: isInt, completedSteps: isInt },
-  failed: { rank: isInt, message: isString },
-  leaving: { rank: isInt, reason: isString },
-};
-
-const COORDINATOR_FIELDS: Record<CoordinatorMessage["type"], Record<string, Check>> = {
-  welcome: { rank: isInt, worldSize: isInt, job: isObject },
-  reject: { reason: isString },
-  start: { epoch: isInt, position: isInt, worldSize: isInt, peers: isStringList },
-  regroup: { epoch: isInt },
-  adopt: { dir: isString, step: isInt },
-  step: { step: isInt, examples: isIntList, checksum: isBoolean },
-  eval: { requestId: isInt, heldOut: isIntList, train: isIntList },
-  checkpoint: { dir: isString, seed: isInt },
-  abort: { reason: isString },
-  shutdown: { reason: isString, failed: isBoolean },
-  alive: {},
-};
-
+/** Decodes and checks one message against `schema` (protocol-schemas.ts), naming the first bad field. */
 function validate<T>(
-  fieldsByType: Record<string, Record<string, Check>>,
+  schema: ZodType<T>,
+  knownTypes: ReadonlySet<string>,
   bytes: Uint8Array,
   subject: string,
 ): T {
+  if (bytes.length > MAX_CONTROL_MESSAGE_BYTES)
+    throw new ProtocolError(
+      subject,
+      `message of ${bytes.length} bytes is larger than ${MAX_CONTROL_MESSAGE_BYTES}`,
+      "oversized",
+    );
   const message = decodeObject(bytes, subject);
   const type = message["type"];
   // Own keys only: "toString" or "__proto__" must not find an inherited member.
-  const fields =
-    typeof type === "string" && Object.hasOwn(fieldsByType, type) ? fieldsByType[type] : undefined;
-  if (fields === undefined) throw new ProtocolError(subject, `unknown message type ${JSON.stringify(type)}`);
-  for (const [field, check] of Object.entries(fields)) {
-    if (!check(message[field]))
-      throw new ProtocolError(subject, `${type}: field "${field}" is missing or malformed`);
-  }
-  return message as T;
+  if (typeof type !== "string" || !knownTypes.has(type))
+    throw new ProtocolError(subject, `unknown message type ${JSON.stringify(type)}`);
+  const parsed = schema.safeParse(message);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const [field, ...inner] = issue?.path ?? [];
+  const detail = inner.length > 0 ? ` (${[field, ...inner].join(".")}: ${issue?.message ?? ""})` : "";
+  throw new ProtocolError(subject, `${type}: field "${String(field)}" is missing or malformed${detail}`);
 }
 
+const WORKER_TYPES = new Set(WORKER_MESSAGE.options.map((option) => option.shape.type.value));
+const COORDINATOR_TYPES = new Set(COORDINATOR_MESSAGE.options.map((option) => option.shape.type.value));
+
 export function decodeWorkerMessage(bytes: Uint8Array, subject: string): WorkerMessage {
-  return validate<WorkerMessage>(WORKER_FIELDS, bytes, subject);
+  return validate(WORKER_MESSAGE, WORKER_TYPES, bytes, subject);
 }
 
 export function decodeCoordinatorMessage(bytes: Uint8Array, subject: string): CoordinatorMessage {
-  return validate<CoordinatorMessage>(COORDINATOR_FIELDS, bytes, subject);
+  return validate(COORDINATOR_MESSAGE, COORDINATOR_TYPES, bytes, subject);
 }
 
 export function decodeLeaseClaim(bytes: Uint8Array, subject: string): LeaseClaim {
-  return validate<LeaseClaim>(
-    { lease: { host: isString, pid: isInt, startedAtMs: isInt, id: isString } },
-    bytes,
-    subject,
-  );
+  return validate(LEASE_CLAIM, new Set(["lease"]), bytes, subject);
 }
 
+const isIndex = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/** Ring chunks are checked by hand, not by zod: they are the hot path, and three fields. */
 export function decodeRingChunk(bytes: Uint8Array, subject: string): RingChunk {
   const chunk = decodeObject(bytes, subject);
   const data = chunk["data"];
   if (
-    !isInt(chunk["tag"]) ||
-    !isInt(chunk["offset"]) ||
+    !isIndex(chunk["tag"]) ||
+    !isIndex(chunk["offset"]) ||
     !(data instanceof Uint8Array) ||
     data.length % 4 !== 0
   ) {
     throw new ProtocolError(subject, "ring chunk needs integer tag and offset and float32 bytes");
   }
-  return chunk as unknown as RingChunk;
+  return { tag: chunk["tag"] as number, offset: chunk["offset"] as number, data };
 }

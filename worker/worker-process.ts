@@ -13,6 +13,7 @@
 // flight (a peer was lost) so this rank can still save the last completed step.
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import { isAbsolute, relative, resolve } from "node:path";
 import { connect, type NatsConnection, type Subscription } from "nats";
 import { selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
@@ -20,6 +21,7 @@ import { UserError } from "../shared/errors.js";
 import { compileTrainOptions, type TrainFlags, type TrainOptions } from "../shared/options.js";
 import {
   PROTOCOL_VERSION,
+  ProtocolError,
   decodeCoordinatorMessage,
   encodeMessage,
   jobSubjects,
@@ -227,6 +229,10 @@ export class Worker {
       try {
         const reply = await nc.request(subjects.join, encodeMessage(request), { timeout: 5000 });
         const message = decodeCoordinatorMessage(reply.data, subjects.join);
+        if (message.type === "welcome" && message.job.job !== this.options.job)
+          throw new UserError(
+            `the coordinator on ${subjects.join} answered for job "${message.job.job}", not "${this.options.job}"`,
+          );
         if (message.type === "welcome") return message;
         const refusal = `coordinator refused ${this.options.name}: ${message.type === "reject" ? message.reason : message.type}`;
         if (!rejoin || Date.now() > deadline) throw new UserError(refusal);
@@ -278,7 +284,18 @@ export class Worker {
           message = decodeCoordinatorMessage(msg.data, msg.subject);
         } catch (error) {
           this.log(`${this.options.name}: ignored a bad command: ${(error as Error).message}`);
-          this.served?.process.messageDropped("malformed");
+          this.served?.process.messageDropped(error instanceof ProtocolError ? error.kind : "malformed");
+          return;
+        }
+        // A worker writes only under its run's directory, whatever a message says.
+        if (
+          (message.type === "checkpoint" || message.type === "adopt") &&
+          !isInside(options.outDir, message.dir)
+        ) {
+          this.log(
+            `${this.options.name}: ignored a ${message.type} naming ${message.dir}: outside the run directory ${options.outDir}`,
+          );
+          this.served?.process.messageDropped("forbidden");
           return;
         }
         this.lastHeardMs = Date.now();
@@ -544,4 +561,10 @@ export class Worker {
     this.enter("stopped");
     this.stopped();
   }
+}
+
+/** Whether `path` is `dir` or below it (both resolved against the working directory). */
+function isInside(dir: string, path: string): boolean {
+  const fromDir = relative(resolve(dir), resolve(path));
+  return !fromDir.startsWith("..") && !isAbsolute(fromDir);
 }

@@ -5,6 +5,7 @@ import type { Log } from "../../shared/data/load.js";
 import type { DropReason } from "../../shared/metrics/process-metrics.js";
 import {
   PROTOCOL_VERSION,
+  ProtocolError,
   decodeWorkerMessage,
   type CoordinatorMessage,
   type JobSpec,
@@ -49,10 +50,15 @@ export class Membership {
     try {
       message = decodeWorkerMessage(bytes, subject);
     } catch (error) {
-      this.events.dropped("malformed");
+      this.log(`refused a join: ${(error as Error).message}`);
+      this.events.dropped(error instanceof ProtocolError ? error.kind : "malformed");
       return { type: "reject", reason: (error as Error).message };
     }
-    if (message.type !== "join") return { type: "reject", reason: `expected join, got ${message.type}` };
+    if (message.type !== "join") {
+      this.log(`refused a join: expected join, got ${message.type}`);
+      this.events.dropped("malformed");
+      return { type: "reject", reason: `expected join, got ${message.type}` };
+    }
     if (message.protocol !== PROTOCOL_VERSION) {
       return {
         type: "reject",

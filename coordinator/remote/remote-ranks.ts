@@ -5,6 +5,7 @@ import type { NatsConnection, Subscription } from "nats";
 import type { Log } from "../../shared/data/load.js";
 import { UserError } from "../../shared/errors.js";
 import {
+  ProtocolError,
   decodeWorkerMessage,
   encodeMessage,
   jobSubjects,
@@ -171,7 +172,7 @@ export class RemoteRanks implements RankGroup {
       message = decodeWorkerMessage(bytes, subject);
     } catch (error) {
       this.log(`ignored a bad message: ${(error as Error).message}`);
-      this.events.dropped("malformed");
+      this.events.dropped(error instanceof ProtocolError ? error.kind : "malformed");
       return;
     }
     if (message.type === "join") return;

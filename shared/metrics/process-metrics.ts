@@ -3,10 +3,13 @@
 // work from the first scrape.
 import { Counter, Gauge, type Registry } from "prom-client";
 
-/** malformed, from an unknown rank, unexpected (late, duplicated or stale control message); ring chunks:
+/** malformed (fails the protocol's schema), oversized, forbidden (valid, but names a path outside the run
+ * directory), from an unknown rank, unexpected (late, duplicated or stale control message); ring chunks:
  * duplicate (a second copy), stale (of a finished exchange), abandoned (of a failed one). */
 export const DROP_REASONS = [
   "malformed",
+  "oversized",
+  "forbidden",
   "unknown_rank",
   "unexpected",
   "duplicate",

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { Packr, Unpackr } from "msgpackr";
 import { UserError } from "../../shared/errors.js";
 import {
+  MAX_CONTROL_MESSAGE_BYTES,
   PROTOCOL_VERSION,
   ProtocolError,
   decodeCoordinatorMessage,
@@ -82,6 +83,7 @@ const COORDINATOR_SAMPLES: Samples<CoordinatorMessage> = {
       rank: 1,
       worldSize: 2,
       job: {
+        job: "run1",
         flags: { data: "train.jsonl", batchSize: 4, lr: 0.001, dropEmptyOutputs: false },
         totalSteps: 40,
         dataPlane: "nats",
@@ -401,4 +403,45 @@ test("protocol - decodeRingChunk rejects data that is not whole float32s, and a 
     ["an offset as a string", { tag: 0, offset: "0", data }],
   ];
   for (const [what, value] of bad) assertRejects(decodeRingChunk, bytesOf(value), reason, what);
+});
+
+test("protocol - the whole job spec in a welcome is checked: a missing or out-of-range field is named", () => {
+  const welcome = COORDINATOR_SAMPLES.welcome[0];
+  assert.ok(welcome);
+  const { heartbeatMs: _heartbeatMs, ...withoutHeartbeat } = welcome.job;
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ["no heartbeatMs", withoutHeartbeat, /field "job" is missing or malformed \(job\.heartbeatMs: /],
+    ["a 1 ms heartbeat", { ...welcome.job, heartbeatMs: 1 }, /\(job\.heartbeatMs: /],
+    ["a fractional timeout", { ...welcome.job, coordinatorTimeoutMs: 1.5 }, /\(job\.coordinatorTimeoutMs: /],
+    ["no steps", { ...welcome.job, totalSteps: 0 }, /\(job\.totalSteps: /],
+    ["an unknown data plane", { ...welcome.job, dataPlane: "carrier-pigeon" }, /\(job\.dataPlane: /],
+    ["no job name", { ...welcome.job, job: undefined }, /\(job\.job: /],
+    ["a flag holding a map", { ...welcome.job, flags: { lr: { $gt: 0 } } }, /\(job\.flags\.lr: /],
+  ];
+  for (const [what, job, reason] of cases)
+    assertRejects(decodeCoordinatorMessage, bytesOf({ ...welcome, job }), reason, what);
+});
+
+test("protocol - unknown keys, __proto__ and constructor included, are dropped and Object.prototype is untouched", () => {
+  const hostile = JSON.parse(
+    '{"type":"heartbeat","rank":1,"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"extra":1}',
+  ) as Record<string, unknown>;
+  const decoded = decodeWorkerMessage(bytesOf(hostile), SUBJECT);
+  assert.deepEqual(Object.keys(decoded).sort(), ["rank", "type"]);
+  assert.equal(Object.getPrototypeOf(decoded), Object.prototype);
+  assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
+});
+
+test("protocol - a control message larger than the limit is rejected as oversized before it is decoded", () => {
+  const huge = bytesOf({ type: "failed", rank: 0, message: "x".repeat(MAX_CONTROL_MESSAGE_BYTES) });
+  assert.throws(
+    () => decodeWorkerMessage(huge, SUBJECT),
+    (error: unknown) =>
+      error instanceof ProtocolError && error.kind === "oversized" && /larger than/.test(error.message),
+  );
+  // Anything that fails its schema is counted as malformed.
+  assert.throws(
+    () => decodeWorkerMessage(bytesOf({ type: "heartbeat", rank: -1 }), SUBJECT),
+    (error: unknown) => error instanceof ProtocolError && error.kind === "malformed",
+  );
 });

@@ -350,7 +350,7 @@ test(
         /^rank 1 dropped chunk \[0, 3\) from rank 0, exchange 0 \(mod 2\^20\), bucket 0, reduce-scatter step 0 .*: its exchange has finished/,
       );
     }
-    assert.deepEqual(rings[1]?.dropped, { duplicate: 0, stale: 2, abandoned: 0 });
+    assert.deepEqual(rings[1]?.dropped, { duplicate: 0, stale: 2, abandoned: 0, malformed: 0 });
     for (const allReduce of rings) assert.equal(allReduce.heldChunks, 0);
     // An exchange number is used once: reusing one would make its late copies indistinguishable.
     await assert.rejects(

@@ -15,7 +15,7 @@ import type { RingChunk } from "../../shared/protocol.js";
 import { exchangeSlotOf } from "./tag.js";
 
 /** Why the ring dropped a message: a small fixed set, for a metric label. */
-export const RING_DROP_REASONS = ["duplicate", "stale", "abandoned"] as const;
+export const RING_DROP_REASONS = ["duplicate", "stale", "abandoned", "malformed"] as const;
 export type RingDropReason = (typeof RING_DROP_REASONS)[number];
 
 /**

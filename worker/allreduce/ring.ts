@@ -370,8 +370,13 @@ export class RingAllReduce {
     try {
       chunk = decodeRingChunk(bytes, `ring ${this.previousRank}→${rank}`);
     } catch (error) {
-      const reason = `malformed message from rank ${this.previousRank}: ${message(error)}`;
-      this.fail(new RingError(rank, undefined, reason, { cause: error }));
+      // Dropped, not fatal: anyone on the bus can publish on a ring subject. Had it been a real chunk
+      // mangled on the way, the exchange misses it and fails by name at its deadline.
+      this.dropCounts.malformed++;
+      this.onDropped?.(
+        "malformed",
+        `rank ${rank} dropped a malformed message from rank ${this.previousRank}: ${message(error)}`,
+      );
       return;
     }
     this.mailbox.deliver(chunk);
