@@ -161,6 +161,12 @@ export function trainFlags<T>(yargs: Argv<T>) {
       default: 0,
       describe: "Checkpoint every K steps (always at the end)",
     })
+    .option("keep-checkpoints", {
+      type: "number",
+      default: 2,
+      describe:
+        "Checkpoints kept: the newest in OUT/checkpoint, older ones as OUT/checkpoint.step-N; a resume skips a damaged newest one",
+    })
     .option("checkpoint-every-minutes", {
       type: "number",
       default: 10,

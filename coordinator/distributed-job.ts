@@ -117,9 +117,9 @@ async function coordinate(
     await nc.close();
     throw error;
   });
-    const spec: JobSpec = {
+  const spec: JobSpec = {
     job: options.job,
-        // The run directory as this coordinator resolved it (a default is not recomputed by each worker).
+    // The run directory as this coordinator resolved it (a default is not recomputed by each worker).
     flags: { ...workerFlags(flags), out: train.outDir },
     totalSteps: run.totalSteps,
     dataPlane: options.dataPlane,
@@ -149,6 +149,7 @@ async function coordinate(
         workerTimeoutMs: options.workerTimeoutMs,
         heartbeatTimeoutMs: options.heartbeatTimeoutMs,
         completedSteps: run.resumed?.step ?? 0,
+        keepCheckpoints: train.keepCheckpoints,
         ...(metrics ? { events: metrics } : {}),
       },
       log,

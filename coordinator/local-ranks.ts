@@ -40,7 +40,7 @@ export class LocalRanks implements RankGroup {
 
   async checkpoint(dir: string, seed: number): Promise<GroupCheckpoint> {
     const started = performance.now();
-    await this.rank.saveCheckpoint(dir, seed);
+    await this.rank.saveCheckpoint(dir, seed, this.rank.options.keepCheckpoints);
     return { rank: 0, seconds: secondsSince(started) };
   }
 

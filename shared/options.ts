@@ -64,6 +64,7 @@ export interface TrainFlags extends DataFlags {
   evalEvery: number;
   checkpointEvery: number;
   checkpointEveryMinutes: number;
+  keepCheckpoints?: number;
   out: string;
 }
 
@@ -104,6 +105,8 @@ export interface TrainOptions {
   readonly checkpointEverySteps: number;
   /** Also checkpoint when this long has passed since the last one (0 = no time schedule). */
   readonly checkpointEveryMs: number;
+  /** How many checkpoints the run keeps: the newest, and older ones to fall back on if it is damaged. */
+  readonly keepCheckpoints: number;
   readonly outDir: string;
 }
 
@@ -196,6 +199,7 @@ export function compileTrainOptions(flags: TrainFlags): TrainOptions {
     seed: inRange("seed", flags.seed, 0, 2 ** 31 - 1, true),
     evalEverySteps: inRange("eval-every", flags.evalEvery, 0, 1e9, true),
     checkpointEverySteps: inRange("checkpoint-every", flags.checkpointEvery, 0, 1e9, true),
+    keepCheckpoints: inRange("keep-checkpoints", flags.keepCheckpoints ?? 2, 1, 1000, true),
     checkpointEveryMs:
       inRange("checkpoint-every-minutes", flags.checkpointEveryMinutes ?? 10, 0, 1e6) * 60_000,
     outDir: flags.out,

@@ -117,7 +117,12 @@ export const COORDINATOR_MESSAGE = z.discriminatedUnion("type", [
   z.object({ type: z.literal("regroup"), epoch: count }),
   z.object({ type: z.literal("step"), step: count, examples: indices, checksum: z.boolean() }),
   z.object({ type: z.literal("eval"), requestId: count, heldOut: indices, train: indices }),
-  z.object({ type: z.literal("checkpoint"), dir: text, seed: count }),
+  z.object({
+    type: z.literal("checkpoint"),
+    dir: text,
+    seed: count,
+    keep: z.number().int().min(1).max(1000),
+  }),
   z.object({ type: z.literal("abort"), reason: text }),
   z.object({ type: z.literal("shutdown"), reason: text, failed: z.boolean() }),
   z.object({ type: z.literal("alive") }),

@@ -116,7 +116,8 @@ export type CoordinatorMessage =
   | { type: "regroup"; epoch: number }
   | { type: "step"; step: number; examples: number[]; checksum: boolean }
   | { type: "eval"; requestId: number; heldOut: number[]; train: number[] }
-  | { type: "checkpoint"; dir: string; seed: number }
+  /** Save into `dir`, keeping `keep` checkpoints there (the run's --keep-checkpoints; 1 for a handoff). */
+  | { type: "checkpoint"; dir: string; seed: number; keep: number }
   | { type: "abort"; reason: string }
   /** `failed`: the job failed, so the worker exits non-zero. */
   | { type: "shutdown"; reason: string; failed: boolean }

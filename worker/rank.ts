@@ -34,7 +34,7 @@ export class Rank {
     const { config } = run.model;
     const weights = run.model.weights();
     this.model = new Gpt(config, weights);
-    this.reference = options.klWeight > 0 ? new Gpt(config, weights, false) : undefined;
+    this.reference = run.referenceWeights && new Gpt(config, run.referenceWeights, false);
     this.optimizer = new AdamW(this.model.params, options);
     const optimizerState = run.model.checkpoint?.optimizer;
     if (run.resumed && optimizerState) this.optimizer.loadState(optimizerState, run.resumed.step);
@@ -67,15 +67,20 @@ export class Rank {
     };
   }
 
-  async saveCheckpoint(dir: string, seed: number): Promise<void> {
+  /** `keep`: how many checkpoints `dir` keeps (a handoff keeps 1). */
+  async saveCheckpoint(dir: string, seed: number, keep: number): Promise<void> {
     const step = this.completedSteps;
-    await saveCheckpoint(dir, {
-      config: this.model.config,
-      weights: this.model.snapshot(),
-      tokenizer: this.run.tokenizer.name,
-      optimizer: this.optimizer.state(),
-      trainer: { step, seed, tokenizer: this.run.tokenizer.name },
-    });
+    await saveCheckpoint(
+      dir,
+      {
+        config: this.model.config,
+        weights: this.model.snapshot(),
+        tokenizer: this.run.tokenizer.name,
+        optimizer: this.optimizer.state(),
+        trainer: { step, seed, tokenizer: this.run.tokenizer.name, trajectory: this.run.trajectory },
+      },
+      keep,
+    );
   }
 
   /** FNV-1a over every parameter's float32 bits: equal on all ranks iff their weights are bit-identical. */

@@ -429,7 +429,7 @@ export class Worker {
       }
       case "checkpoint": {
         const started = performance.now();
-        await rank.saveCheckpoint(message.dir, message.seed);
+        await rank.saveCheckpoint(message.dir, message.seed, message.keep);
         const seconds = (performance.now() - started) / 1000;
         this.send({ type: "checkpointDone", rank: this.rank, step: rank.completedSteps, seconds });
         return;

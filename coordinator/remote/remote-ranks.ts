@@ -40,6 +40,8 @@ export interface RemoteRanksOptions {
   readonly heartbeatTimeoutMs: number;
   /** Steps already done when this group starts (a resumed run). */
   readonly completedSteps: number;
+  /** The run's --keep-checkpoints. */
+  readonly keepCheckpoints: number;
   readonly events?: MembershipEvents;
 }
 
@@ -71,7 +73,8 @@ export class RemoteRanks implements RankGroup {
       { job: options.job, replyTimeoutMs: 2 * options.workerTimeoutMs, resendMs: options.spec.heartbeatMs },
       log,
     );
-    this.ring = new Ring(this.requests, this.membership, options.job, options.completedSteps, log);
+    const { job, completedSteps, keepCheckpoints } = options;
+    this.ring = new Ring(this.requests, this.membership, job, completedSteps, keepCheckpoints, log);
   }
 
   /** Ranks in the current ring: fewer than --workers after a recovery. */
@@ -290,7 +293,8 @@ export class RemoteRanks implements RankGroup {
   async checkpoint(dir: string, seed: number): Promise<GroupCheckpoint> {
     const writer = this.ring.writer;
     if (writer === undefined) throw new UserError("no live worker left to write a checkpoint");
-    return this.requests.checkpoint(writer, this.ring.completedSteps, dir, seed);
+    const keep = this.options.keepCheckpoints;
+    return this.requests.checkpoint(writer, this.ring.completedSteps, { dir, seed, keep });
   }
 
   recover(options: RecoveryOptions): Promise<void> {

@@ -125,11 +125,16 @@ export class Requests {
     for (const gather of this.gathers) if (waitsOn(gather)) gather.fail(error);
   }
 
-  /** `writer`, which has completed `step` steps, saves them into `dir`. */
-  async checkpoint(writer: number, step: number, dir: string, seed: number): Promise<GroupCheckpoint> {
+  /** `writer`, which has completed `step` steps, saves them into `dir` (which keeps `keep` checkpoints). */
+  async checkpoint(
+    writer: number,
+    step: number,
+    target: { readonly dir: string; readonly seed: number; readonly keep: number },
+  ): Promise<GroupCheckpoint> {
+    const { dir, seed, keep } = target;
     // Keyed by the step, so a late copy of an earlier checkpoint's reply cannot stand for this one.
     const gather = this.request("checkpointDone", step, new Set([writer]), `a checkpoint of step ${step}`);
-    this.send(writer, { type: "checkpoint", dir, seed });
+    this.send(writer, { type: "checkpoint", dir, seed, keep });
     const reply = (await gather.done).get(writer);
     return { rank: writer, seconds: reply?.seconds ?? 0 };
   }

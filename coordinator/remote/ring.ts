@@ -65,6 +65,8 @@ export class Ring {
     private readonly membership: Membership,
     private readonly job: string,
     completedSteps: number,
+    /** The run's --keep-checkpoints, for what salvage saves. */
+    private readonly keepCheckpoints: number,
     private readonly log: Log,
   ) {
     this.completed = completedSteps;
@@ -260,7 +262,7 @@ export class Ring {
     this.log(
       `ranks ${ranks.join(",")}: handing over the state of rank ${writer} at step ${step} through ${dir}`,
     );
-    const saved = await this.requests.checkpoint(writer, step, dir, options.seed);
+    const saved = await this.requests.checkpoint(writer, step, { dir, seed: options.seed, keep: 1 });
     const adopted = this.requests.request(
       "adopted",
       step,
@@ -333,7 +335,7 @@ export class Ring {
     if (furthest - Math.min(...steps) > 1)
       throw new UserError(`live workers are more than one step apart (${[...steps].join(", ")}); not saving`);
     const writer = replies.find(([, m]) => m.completedSteps === furthest)?.[0] ?? 0;
-    const saved = await this.requests.checkpoint(writer, furthest, dir, seed);
+    const saved = await this.requests.checkpoint(writer, furthest, { dir, seed, keep: this.keepCheckpoints });
     const checkpoint = { step: furthest, checkpoint_s: saved.seconds, rank: saved.rank };
     // The state saved includes a step the job never recorded: hand its result over so it is.
     const interrupted = this.interrupted;

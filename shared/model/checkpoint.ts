@@ -2,11 +2,15 @@
 //   DIR/config.json          GPT-2 config (+ "imtrain": tokenizer and trainer state)
 //   DIR/model.safetensors    transformer.* tensors, Conv1D weights stored [in, out]
 //   DIR/optimizer.safetensors AdamW moments m.<name>, v.<name> (absent in exported models)
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+//   DIR/manifest.json        size and SHA-256 of each file above (checkpoint-manifest.ts)
+import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { CheckpointError } from "../errors.js";
 import { configFromHuggingFace, configToHuggingFace, type GptConfig } from "./config.js";
 import { parameterShapes } from "./gpt.js";
+import type { Trajectory } from "../train/trajectory.js";
+import { pruneCheckpoints, retireCheckpoint } from "./checkpoint-history.js";
+import { syncDirectory, writeFileSynced, writeManifest } from "./checkpoint-manifest.js";
 import { readSafetensors, writeSafetensors, type HostTensor } from "./safetensors.js";
 
 /** What a resumed job needs beyond weights and moments. */
@@ -15,6 +19,8 @@ export interface TrainerState {
   readonly step: number;
   readonly seed: number;
   readonly tokenizer: string;
+  /** What determined the run's trajectory (trajectory.ts); absent in checkpoints of older versions. */
+  readonly trajectory?: Trajectory;
 }
 
 export interface LoadedCheckpoint {
@@ -115,8 +121,12 @@ function hostTensors(
   return tensors;
 }
 
-/** Writes a checkpoint into a fresh sibling directory, then swaps it in: a crash never leaves half of one. */
-export async function saveCheckpoint(dir: string, contents: CheckpointContents): Promise<void> {
+/**
+ * Writes a checkpoint into a fresh sibling directory (every file synced, then a manifest of their
+ * checksums), then swaps it in: a crash never leaves half of one. The one it replaces is kept as
+ * DIR.step-N while fewer than `keep` are kept (checkpoint-history.ts).
+ */
+export async function saveCheckpoint(dir: string, contents: CheckpointContents, keep = 1): Promise<void> {
   const staging = `${dir}.partial`;
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
@@ -125,7 +135,7 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
     ...configToHuggingFace(contents.config),
     imtrain: { tokenizer: contents.tokenizer, ...(contents.trainer ? { trainer: contents.trainer } : {}) },
   };
-  await writeFile(join(staging, "config.json"), JSON.stringify(config, null, 2) + "\n");
+  await writeFileSynced(join(staging, "config.json"), JSON.stringify(config, null, 2) + "\n");
   const weights = hostTensors(contents.weights, (name) => shapes.get(name));
   await writeSafetensors(join(staging, "model.safetensors"), weights, { format: "pt" });
   if (contents.optimizer) {
@@ -133,9 +143,15 @@ export async function saveCheckpoint(dir: string, contents: CheckpointContents):
     const moments = hostTensors(contents.optimizer, (name) => shapes.get(name.slice(2)));
     await writeSafetensors(join(staging, "optimizer.safetensors"), moments);
   }
-  const previous = `${dir}.previous`;
-  await rm(previous, { recursive: true, force: true });
-  if (await exists(dir)) await rename(dir, previous);
+  const files = [
+    "config.json",
+    "model.safetensors",
+    ...(contents.optimizer ? ["optimizer.safetensors"] : []),
+  ];
+  await writeManifest(staging, files);
+  await syncDirectory(staging);
+  await retireCheckpoint(dir, keep);
   await rename(staging, dir);
-  await rm(previous, { recursive: true, force: true });
+  await syncDirectory(dirname(dir));
+  await pruneCheckpoints(dir, keep);
 }

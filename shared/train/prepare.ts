@@ -7,11 +7,13 @@ import { analyzeDataset } from "../data/analyze.js";
 import { fixedSubset, splitHeldOut } from "../data/eval-sets.js";
 import { encodingOptions, loadDataTokenizer, loadEncoded, type Log } from "../data/load.js";
 import type { Tokenizer } from "../data/tokenizer.js";
-import { CheckpointError, OptionError } from "../errors.js";
+import { CheckpointError, OptionError, UserError } from "../errors.js";
 import { isCheckpointDir, type TrainerState } from "../model/checkpoint.js";
+import { newestWholeCheckpoint } from "../model/checkpoint-history.js";
 import { resolveModel, type ModelSource } from "../model/source.js";
 import type { TrainOptions } from "../options.js";
 import { BatchPlan } from "./plan.js";
+import { trajectoryDifferences, trajectoryOf, weightsFingerprint, type Trajectory } from "./trajectory.js";
 
 export interface PreparedRun {
   readonly tokenizer: Tokenizer;
@@ -27,6 +29,10 @@ export interface PreparedRun {
   readonly totalSteps: number;
   /** A hash of every encoded id and weight, to check all ranks read the same data. */
   readonly dataFingerprint: string;
+  /** The frozen reference of a KL term: the starting model's weights, also when resuming. */
+  readonly referenceWeights: Map<string, Float32Array> | undefined;
+  /** What determines this run's trajectory, recorded in each checkpoint. */
+  readonly trajectory: Trajectory;
   readonly dataStats: DataStats;
 }
 
@@ -40,13 +46,10 @@ export interface DataStats {
   readonly droppedExamples: number;
 }
 
-async function resumeCheckpointDir(dir: string): Promise<string> {
-  if (await isCheckpointDir(dir)) return dir;
-  if (await isCheckpointDir(join(dir, "checkpoint"))) return join(dir, "checkpoint");
-  throw new CheckpointError(
-    dir,
-    "not a checkpoint (no config.json + model.safetensors here or in checkpoint/)",
-  );
+/** A run directory's newest whole checkpoint (or the given checkpoint's), checked against its manifest. */
+async function resumeCheckpointDir(dir: string, log: Log): Promise<string> {
+  const looksLikeCheckpoint = await isCheckpointDir(dir);
+  return newestWholeCheckpoint(looksLikeCheckpoint ? dir : join(dir, "checkpoint"), log);
 }
 
 /** FNV-1a over the examples' ids and weights. */
@@ -74,7 +77,7 @@ export function fingerprint(sets: readonly (readonly Example[])[]): string {
 
 export async function prepareRun(options: TrainOptions, log: Log): Promise<PreparedRun> {
   const tokenizer = await loadDataTokenizer(options.data);
-  const modelSpec = options.resumeDir ? await resumeCheckpointDir(options.resumeDir) : options.model;
+  const modelSpec = options.resumeDir ? await resumeCheckpointDir(options.resumeDir, log) : options.model;
   const model = await resolveModel(modelSpec, tokenizer, options.seed);
   const resumed = options.resumeDir ? model.checkpoint?.trainer : undefined;
   if (options.resumeDir && (resumed === undefined || model.checkpoint?.optimizer === undefined)) {
@@ -112,16 +115,38 @@ export async function prepareRun(options: TrainOptions, log: Log): Promise<Prepa
       `${totalSteps} is fewer than the ${resumed.step} steps the resumed run completed`,
     );
   }
+  const dataFingerprint = fingerprint([split.train, heldOut, trainEval]);
+  // A resume rebuilds the KL reference from --model: the model the run started from, not the checkpoint.
+  const referenceWeights =
+    options.klWeight <= 0
+      ? undefined
+      : resumed
+        ? (await resolveModel(options.model, tokenizer, options.seed)).weights()
+        : model.weights();
+  const trajectory = trajectoryOf(
+    options,
+    dataFingerprint,
+    totalSteps,
+    referenceWeights && weightsFingerprint(referenceWeights),
+  );
+  const recorded = resumed?.trajectory;
+  const differences = recorded ? trajectoryDifferences(recorded, trajectory) : [];
+  if (differences.length > 0)
+    throw new UserError(
+      `cannot resume from ${modelSpec}: its run was trained differently, and would not continue the same trajectory: ${differences.join("; ")}`,
+    );
   return {
     tokenizer,
     model,
     resumed,
+    referenceWeights,
+    trajectory,
     train: split.train,
     heldOut,
     trainEval,
     plan,
     totalSteps,
-    dataFingerprint: fingerprint([split.train, heldOut, trainEval]),
+    dataFingerprint,
     dataStats: {
       instructionOutputRatio: analyzeDataset(trainFile).instruction_output_ratio,
       truncatedTokens: trainFile.examples.reduce((sum, example) => sum + example.truncatedTokens, 0),

@@ -139,7 +139,7 @@ function hostileMessage(random: Random, target: "coordinator" | "rank" | "join" 
       // Valid in every field, but names a directory outside the run: refused.
       return raw.pack(
         pick(random, [
-          { type: "checkpoint", dir: outside, seed: 1 },
+          { type: "checkpoint", dir: outside, seed: 1, keep: 1 },
           { type: "adopt", dir: outside, step: 0 },
         ]),
       );

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parseTrainFlags } from "../../cli/flags.js";
@@ -13,17 +13,11 @@ const dir = tempDir("resume");
 const data = writeSyntheticData(dir, 40);
 const quiet = () => {};
 
+/** The run's flags; a flag in `extra` replaces the default one. */
 function flags(out: string, extra: string[] = [], steps = "6") {
-  return compileTrainOptions(
-    parseTrainFlags([
-      "--data",
-      data,
-      "--steps",
-      steps,
-      "--batch-size",
-      "4",
-      "--micro-batch-size",
-      "2",
+  const defaults = [
+    ...["--data", data, "--steps", steps, "--batch-size", "4", "--micro-batch-size", "2"],
+    ...[
       "--loss-mode",
       "im",
       "--neftune-alpha",
@@ -34,9 +28,13 @@ function flags(out: string, extra: string[] = [], steps = "6") {
       "2",
       "--out",
       out,
-      ...extra,
-    ]),
+    ],
+  ];
+  const given = new Set(extra.filter((arg) => arg.startsWith("--")));
+  const kept = defaults.flatMap((arg, i) =>
+    i % 2 === 0 && !given.has(arg) ? [arg, defaults[i + 1] ?? ""] : [],
   );
+  return compileTrainOptions(parseTrainFlags([...kept, ...extra]));
 }
 
 test("resume - stopping after step 3 and resuming gives bit-identical weights, optimizer state and losses", async () => {
@@ -95,4 +93,90 @@ test("checkpoint - --checkpoint-every-minutes saves by time during the run, and 
   const a = await loadCheckpoint(join(out, "checkpoint"));
   const b = await loadCheckpoint(join(untimed, "checkpoint"));
   for (const [name, values] of a.weights) assert.deepEqual(b.weights.get(name), values, name);
+});
+
+/** Trains `out` to step `stopAt` of 6 (a checkpoint then), as a stopped run leaves it. */
+async function stoppedRun(out: string, stopAt: number, extra: string[] = []): Promise<void> {
+  const stop = new AbortController();
+  await runTrainJob(flags(out, extra), quiet, {
+    signal: stop.signal,
+    onStep: (record) => record.step === stopAt && stop.abort(),
+  });
+}
+
+/** Fails unless `other` ended with `reference`'s weights and losses, to the bit. */
+async function assertIdentical(reference: string, other: string): Promise<void> {
+  const a = await loadCheckpoint(join(reference, "checkpoint"));
+  const b = await loadCheckpoint(join(other, "checkpoint"));
+  for (const [name, values] of a.weights) assert.deepEqual(b.weights.get(name), values, name);
+  assert.deepEqual(stepLosses(other), stepLosses(reference));
+}
+
+test("resume - with --kl-weight the KL reference stays the starting model, so a resumed run is the straight run", async () => {
+  const straight = join(dir, "kl-straight");
+  await runTrainJob(flags(straight, ["--kl-weight", "0.5"]), quiet);
+  const interrupted = join(dir, "kl-interrupted");
+  await stoppedRun(interrupted, 3, ["--kl-weight", "0.5"]);
+  await runTrainJob(flags(interrupted, ["--kl-weight", "0.5", "--resume", interrupted]), quiet);
+  await assertIdentical(straight, interrupted);
+});
+
+test("resume - a run trained differently is refused with one message naming each difference", async () => {
+  const out = join(dir, "changed");
+  await stoppedRun(out, 2);
+  const otherData = writeSyntheticData(join(dir, "other-data"), 40, 7);
+  const changes: [string[], RegExp][] = [
+    [["--batch-size", "8"], /--batch-size: 4 in the run, 8 now/],
+    [["--lr", "0.01"], /--lr: 0\.001 in the run, 0\.01 now/],
+    [["--data", otherData], /the encoded data \(a different data file/],
+    [["--model", "small"], /--model: tiny in the run, small now/],
+    [["--loss-mode", "it"], /--prompt-loss-weight: 1 in the run, 0 now/],
+    [["--kl-weight", "0.1"], /--kl-weight: 0 in the run, 0\.1 now/],
+  ];
+  for (const [change, named] of changes)
+    await assert.rejects(runTrainJob(flags(out, ["--resume", out, ...change]), quiet), (error: Error) => {
+      assert.match(error.message, /^cannot resume from .*checkpoint: its run was trained differently/);
+      assert.match(error.message, named, change.join(" "));
+      return true;
+    });
+  // Every difference at once, in one message.
+  await assert.rejects(
+    runTrainJob(flags(out, ["--resume", out, "--batch-size", "8", "--lr", "0.01"]), quiet),
+    /--batch-size: 4 in the run, 8 now; --lr: 0\.001 in the run, 0\.01 now/,
+  );
+});
+
+test("resume - a truncated, bit-flipped or half-swapped newest checkpoint is skipped; an older whole one continues the run", async () => {
+  const straight = join(dir, "straight");
+  const damage: [string, (checkpoint: string) => void][] = [
+    ["truncated", (c) => truncateSync(join(c, "model.safetensors"), 1000)],
+    [
+      "bit-flipped",
+      (c) => {
+        const file = join(c, "optimizer.safetensors");
+        const bytes = readFileSync(file);
+        bytes[bytes.length - 5] = (bytes[bytes.length - 5] ?? 0) ^ 0x10;
+        writeFileSync(file, bytes);
+      },
+    ],
+  ];
+  for (const [what, harm] of damage) {
+    const out = join(dir, `damaged-${what}`);
+    await stoppedRun(out, 5, ["--checkpoint-every", "2"]); // keeps checkpoint (step 5) and checkpoint.step-4
+    assert.equal((await loadCheckpoint(join(out, "checkpoint.step-4"))).trainer?.step, 4);
+    harm(join(out, "checkpoint"));
+    const lines: string[] = [];
+    await runTrainJob(flags(out, ["--resume", out]), (line) => lines.push(line));
+    assert.ok(
+      lines.some((line) => /skipping checkpoint .*checkpoint: .*(truncated|corrupted)/.test(line)),
+      `${what}: ${lines.join("\n")}`,
+    );
+    await assertIdentical(straight, out);
+  }
+  // A crash between the two renames of a save leaves checkpoint.previous and no checkpoint.
+  const out = join(dir, "half-swapped");
+  await stoppedRun(out, 3);
+  renameSync(join(out, "checkpoint"), join(out, "checkpoint.previous"));
+  await runTrainJob(flags(out, ["--resume", out]), quiet);
+  await assertIdentical(straight, out);
 });

@@ -110,7 +110,7 @@ const COORDINATOR_SAMPLES: Samples<CoordinatorMessage> = {
     { type: "step", step: 9, examples: [], checksum: false },
   ],
   eval: [{ type: "eval", requestId: 1, heldOut: [0, 1], train: [] }],
-  checkpoint: [{ type: "checkpoint", dir: "/runs/x/checkpoint", seed: 1 }],
+  checkpoint: [{ type: "checkpoint", dir: "/runs/x/checkpoint", seed: 1, keep: 2 }],
   abort: [{ type: "abort", reason: "a worker was lost" }],
   regroup: [{ type: "regroup", epoch: 1 }],
   adopt: [{ type: "adopt", dir: "/shared/runs/job/handoff", step: 12 }],
