@@ -35,6 +35,8 @@ export interface ChildServerOptions {
   readonly killAfterMs: number;
   /** Start it in a process group of its own, out of reach of signals sent to ours. */
   readonly ownProcessGroup?: boolean;
+  /** Its environment; default ours. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 /** How the server ended: an exit code, or the signal that killed it. */
@@ -59,6 +61,7 @@ export async function startChildServer(options: ChildServerOptions): Promise<Chi
   const child = spawn(options.binary, [...options.args], {
     stdio: ["ignore", "ignore", "pipe"],
     detached: options.ownProcessGroup ?? false,
+    ...(options.env ? { env: options.env } : {}),
   });
   let stderr = "";
   child.stderr.setEncoding("utf8");

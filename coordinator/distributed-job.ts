@@ -6,9 +6,10 @@
 //                                        ↘ salvaging (a worker was lost) → failed
 //   (SIGTERM, or a worker leaving: `running` finishes the step, checkpoints, then `stopped`)
 // With --metrics-port it serves the job's metrics; the workers serve their ranks'.
-import { connect } from "nats";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
+import { connectToNats } from "../shared/nats/connect.js";
+import { describeNatsAuth, type NatsConnectionSettings } from "../shared/nats/settings.js";
 import type { TrainFlags, TrainOptions } from "../shared/options.js";
 import type { DataPlane, JobSpec } from "../shared/protocol.js";
 import { prepareRun } from "../shared/train/prepare.js";
@@ -28,7 +29,8 @@ import { join } from "node:path";
 export type CoordinatorState = JobState;
 
 export interface CoordinatorOptions {
-  readonly natsUrl: string;
+  /** The server, credentials and TLS (compiled from the NATS flags). */
+  readonly nats: NatsConnectionSettings;
   readonly workers: number;
   /** Job name: the subject prefix, so several jobs can share one NATS server. */
   readonly job: string;
@@ -53,7 +55,12 @@ export interface CoordinatorOptions {
 export function workerFlags(flags: TrainFlags): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(flags).filter(
-      ([key, value]) => !key.includes("-") && !["_", "$0", "config"].includes(key) && value !== undefined,
+      // The NATS flags stay here: the spec travels over NATS to every worker, and may hold secrets.
+      ([key, value]) =>
+        !key.includes("-") &&
+        !key.startsWith("nats") &&
+        !["_", "$0", "config"].includes(key) &&
+        value !== undefined,
     ),
   );
 }
@@ -93,20 +100,14 @@ async function coordinate(
   metrics: JobMetrics | undefined,
   health: Health | undefined,
 ): Promise<JobSummary> {
-  const nc = await connect({ servers: options.natsUrl, name: `imtrain-coordinator-${options.job}` }).catch(
-    (error: unknown) => {
-      throw new UserError(`cannot reach NATS at ${options.natsUrl}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    },
-  );
+  const nc = await connectToNats(options.nats, { name: `imtrain-coordinator-${options.job}` });
   let state: CoordinatorState = "preparing";
   const enter = (next: CoordinatorState) => {
     log(`coordinator: ${state} → ${next}`);
     state = next;
     metrics?.enter(next);
   };
-  log(`coordinator for job "${options.job}" on ${options.natsUrl}`);
+  log(`coordinator for job "${options.job}" on ${options.nats.url} (${describeNatsAuth(options.nats.auth)})`);
   // Before anything else: a second coordinator for the job would drive its workers into two trajectories.
   const lease = await claimJob(nc, options.job).catch(async (error: unknown) => {
     await nc.close();

@@ -8,18 +8,23 @@
 //                 ↘ draining (a signal: the coordinator finishes the step, checkpoints, stops the workers) ↗
 //   (a second signal: everything is killed and launch exits at once)
 //
+// A nats-server launch starts admits only clients with its random token, which the children get in their
+// environment, as they get credentials for a server given by URL: never on a command line, which ps shows.
+//
 // Every child and nats-server run in process groups of their own, so Ctrl-C or a SIGTERM to launch's
 // group reaches launch alone, and each child is told exactly once what to do: a child that got the
 // group's signal and then launch's would take the second as "exit now". NATS is stopped last, after
 // everyone who talks over it has exited, so no one sees its connection drop in an orderly shutdown.
 import type { Log } from "../shared/data/load.js";
+import { checkNatsConnection } from "../shared/nats/connect.js";
+import { childNatsEnvironment, type NatsConnectionSettings } from "../shared/nats/settings.js";
 import type { ChildServerExit } from "./child-server.js";
 import type { LaunchDeadlines } from "./launch-deadlines.js";
 import { launchOutcome, type EndedProcess } from "./launch-outcome.js";
 import { describeEnd, exitStatus, LaunchedProcess, within, type ProcessEnd } from "./launched-process.js";
 import { scrapeHost, writeMetricsTargets } from "./metrics-targets.js";
 import { EmbeddedNatsServer } from "./nats/embedded-server.js";
-import { findNatsServer, startNatsServerProcess } from "./nats/server-process.js";
+import { findNatsServer, newServerToken, startNatsServerProcess } from "./nats/server-process.js";
 import { constants } from "node:os";
 
 export type LaunchState =
@@ -28,9 +33,12 @@ export type LaunchState =
 export interface LaunchOptions {
   readonly cliPath: string;
   readonly workers: number;
-  /** A NATS URL to use (--nats or $NATS_URL); undefined = start one; "embedded" = the in-process bus. */
-  readonly natsUrl: string | undefined;
-  /** Arguments for the coordinator (train and coordinator flags, without --nats). */
+  /**
+   * A NATS server to use (--nats or $NATS_URL, with its credentials); undefined = start one;
+   * "embedded" = the in-process bus.
+   */
+  readonly nats: NatsConnectionSettings | "embedded" | undefined;
+  /** Arguments for the coordinator (train and coordinator flags, without --nats and its credentials). */
   readonly coordinatorArgs: readonly string[];
   readonly job: string;
   /** "cpu", or "gpu" to give worker i the device gpu:i. */
@@ -79,7 +87,8 @@ function metricsArgs(metrics: LaunchMetrics, port: number): string[] {
 }
 
 interface Bus {
-  readonly url: string;
+  /** How the children connect to it. */
+  readonly connection: NatsConnectionSettings;
   /** A nats-server launch started: settles when it exits. */
   readonly exit?: Promise<ChildServerExit>;
   stop(): Promise<void>;
@@ -88,21 +97,38 @@ interface Bus {
 }
 
 async function startBus(options: LaunchOptions, log: Log): Promise<Bus> {
-  if (options.natsUrl !== undefined && options.natsUrl !== "embedded")
-    return { url: options.natsUrl, stop: async () => {}, kill: () => {} };
-  const binary = options.natsUrl === "embedded" ? undefined : findNatsServer();
+  const { nats } = options;
+  if (nats !== undefined && nats !== "embedded") {
+    // Refused credentials or an untrusted certificate: one line from launch, not one from every child.
+    await checkNatsConnection(nats, "imtrain-launch");
+    return { connection: nats, stop: async () => {}, kill: () => {} };
+  }
+  const binary = nats === "embedded" ? undefined : findNatsServer();
   if (binary !== undefined) {
+    const token = newServerToken();
     const server = await startNatsServerProcess(binary, {
       ownProcessGroup: true,
       killAfterMs: options.deadlines.killAfterMs,
+      token,
     });
     log(`launch: started ${binary} (pid ${server.pid}) at ${server.url}`);
-    return server;
+    const auth = { kind: "token", token, from: "launch's nats-server" } as const;
+    return {
+      connection: { url: server.url, auth, tls: undefined },
+      exit: server.exit,
+      stop: () => server.stop(),
+      kill: () => server.kill(),
+    };
   }
+  // In-process and on loopback: nothing else shares it, so it asks for no credentials.
   const embedded = await EmbeddedNatsServer.start();
-  const why = options.natsUrl === "embedded" ? "--nats embedded" : "no nats-server on the PATH";
+  const why = nats === "embedded" ? "--nats embedded" : "no nats-server on the PATH";
   log(`launch: ${why}: using the in-process NATS bus at ${embedded.url}`);
-  return { url: embedded.url, stop: () => embedded.close(), kill: () => void embedded.close() };
+  return {
+    connection: { url: embedded.url, auth: { kind: "none" }, tls: undefined },
+    stop: () => embedded.close(),
+    kill: () => void embedded.close(),
+  };
 }
 
 function signalStatus(signal: unknown): number {
@@ -170,7 +196,7 @@ class Launch {
       return signalStatus(this.signals.drain.reason);
     }
     this.logMetrics();
-    const coordinator = this.spawnChildren(bus.url);
+    const coordinator = this.spawnChildren(bus.connection);
     this.enter("running");
     onAbort(this.signals.drain, () => this.drain(String(this.signals.drain.reason)));
     for (const worker of this.workers) void worker.ended.then((end) => this.workerEnded(worker, end));
@@ -194,9 +220,11 @@ class Launch {
     return outcome.status;
   }
 
-  private spawnChildren(url: string): LaunchedProcess {
+  private spawnChildren(nats: NatsConnectionSettings): LaunchedProcess {
     const { options } = this;
     const { metrics } = options;
+    const { url } = nats;
+    const env = childNatsEnvironment(process.env, nats);
     const write = (text: string) => process.stderr.write(text);
     const coordinator = new LaunchedProcess({
       name: "coordinator",
@@ -210,6 +238,7 @@ class Launch {
       ],
       passStdout: options.printSummary,
       write,
+      env,
     });
     this.coordinator = coordinator;
     this.workers = Array.from(
@@ -233,6 +262,7 @@ class Launch {
           ],
           passStdout: false,
           write,
+          env,
         }),
     );
     const pids = this.workers.map((w) => `${w.name} ${w.pid ?? "?"}`).join(", ");

@@ -32,6 +32,8 @@ export interface LaunchedProcessOptions {
   readonly passStdout: boolean;
   /** Where its prefixed stderr lines go. */
   readonly write: (text: string) => void;
+  /** Its environment (launch puts NATS credentials there, not in argv); default ours. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export class LaunchedProcess {
@@ -54,6 +56,7 @@ export class LaunchedProcess {
     this.child = spawn(process.execPath, [...options.args], {
       stdio: ["ignore", options.passStdout ? "inherit" : "ignore", "pipe"],
       detached: true,
+      ...(options.env ? { env: options.env } : {}),
     });
     let settle!: (end: ProcessEnd) => void;
     this.ended = new Promise((resolve) => (settle = resolve));

@@ -109,3 +109,25 @@ export { BatchPlan, assignToRanks, splitEvenly } from "./train/plan.js";
 export { prepareRun, fingerprint, type PreparedRun } from "./train/prepare.js";
 export { fixedSubset, splitHeldOut, type EvalSplit } from "./data/eval-sets.js";
 export { scoreExamples, meanOutputLoss, type ExampleScore } from "./train/score.js";
+// NATS connections: flags → settings → ConnectionOptions, and refusals in one line
+export { splitNatsUrl, redactNatsUrl, type SplitNatsUrl, type UrlCredentials } from "./nats/url.js";
+export {
+  NATS_ENV,
+  compileNatsSettings,
+  childNatsEnvironment,
+  describeNatsAuth,
+  type Environment,
+  type FileSetting,
+  type NatsAuth,
+  type NatsConnectionSettings,
+  type NatsFlags,
+  type NatsSecurityFlags,
+  type NatsTls,
+} from "./nats/settings.js";
+export {
+  checkNatsConnection,
+  connectToNats,
+  natsConnectionOptions,
+  type NatsClientOptions,
+} from "./nats/connect.js";
+export { NatsConnectError, explainConnectError, type NatsRefusal } from "./nats/connect-error.js";

@@ -1,6 +1,9 @@
 // What a worker's main thread and its heartbeat thread (heartbeat-thread.ts) say to each other.
+import type { NatsConnectionSettings } from "../shared/nats/settings.js";
+
 export interface HeartbeatThreadInput {
-  readonly natsUrl: string;
+  /** Plain data (a thread gets a structured clone): the thread builds its authenticator from it. */
+  readonly nats: NatsConnectionSettings;
   /** The coordinator's subject. */
   readonly subject: string;
   readonly rank: number;

@@ -4,17 +4,17 @@
 // after the longest compute. From this thread they keep coming while the process lives, and stop within a
 // period of its death (kill -9, OOM kill): the coordinator notices in --heartbeat-timeout-ms.
 import { parentPort, workerData } from "node:worker_threads";
-import { connect } from "nats";
+import { connectToNats } from "../shared/nats/connect.js";
 import { encodeMessage } from "../shared/protocol.js";
 import type { HeartbeatThreadInput, HeartbeatThreadMessage } from "./heartbeat-messages.js";
 
-const { natsUrl, subject, rank, periodMs, name } = workerData as HeartbeatThreadInput;
+const { nats, subject, rank, periodMs, name } = workerData as HeartbeatThreadInput;
 const parent = parentPort;
 if (parent === null) throw new Error("heartbeat-thread.ts runs only as a worker thread");
 const post = (message: HeartbeatThreadMessage) => parent.postMessage(message);
 
 try {
-  const nc = await connect({ servers: natsUrl, name: `${name}-heartbeat`, maxReconnectAttempts: -1 });
+  const nc = await connectToNats(nats, { name: `${name}-heartbeat`, maxReconnectAttempts: -1 });
   const beat = encodeMessage({ type: "heartbeat", rank });
   const timer = setInterval(() => nc.publish(subject, beat), periodMs);
   nc.publish(subject, beat);

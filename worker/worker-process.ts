@@ -14,10 +14,12 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { isAbsolute, relative, resolve } from "node:path";
-import { connect, type NatsConnection, type Subscription } from "nats";
+import type { NatsConnection, Subscription } from "nats";
 import { selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
+import { connectToNats } from "../shared/nats/connect.js";
+import type { NatsConnectionSettings } from "../shared/nats/settings.js";
 import { compileTrainOptions, type TrainFlags, type TrainOptions } from "../shared/options.js";
 import {
   PROTOCOL_VERSION,
@@ -56,7 +58,8 @@ export type WorkerState =
   | "stopped";
 
 export interface WorkerOptions {
-  readonly natsUrl: string;
+  /** The server, credentials and TLS (compiled from the NATS flags). */
+  readonly nats: NatsConnectionSettings;
   readonly name: string;
   /** "cpu" or "gpu:K" (sets CUDA_VISIBLE_DEVICES=K before the GPU backend loads). */
   readonly device: string;
@@ -124,15 +127,7 @@ export class Worker {
 
   /** Runs until the coordinator shuts the job down. */
   async run(): Promise<void> {
-    this.nc = await connect({
-      servers: this.options.natsUrl,
-      name: this.options.name,
-      maxReconnectAttempts: 10,
-    }).catch((error: unknown) => {
-      throw new UserError(`cannot reach NATS at ${this.options.natsUrl}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    });
+    this.nc = await connectToNats(this.options.nats, { name: this.options.name, maxReconnectAttempts: 10 });
     this.watchConnection(this.nc);
     for (let session = 0; ; session++) {
       this.enter("joining");
@@ -310,7 +305,7 @@ export class Worker {
     });
     await nc.flush();
     this.heartbeats = await startHeartbeats({
-      natsUrl: this.options.natsUrl,
+      nats: this.options.nats,
       subject: subjects.coordinator,
       rank: this.rank,
       periodMs: job.heartbeatMs,

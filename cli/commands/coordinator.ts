@@ -5,12 +5,15 @@ import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/o
 import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
 import type { DataPlane } from "../../shared/protocol.js";
 import { coordinatorFlags, DEFAULT_NATS_URL } from "../flags.js";
+import { natsSecurityFlags } from "../nats-flags.js";
+import { redactNatsUrl } from "../../shared/nats/url.js";
+import { compileNatsSettings, type NatsSecurityFlags } from "../../shared/nats/settings.js";
 import { finishedLine } from "../finished-line.js";
 import { writeReportOrSay } from "../run-report.js";
 import { terminalStyle } from "../../shared/terminal.js";
 import { stopOnSignals } from "../signals.js";
 
-export interface CoordinatorFlags extends TrainFlags, MetricsFlags {
+export interface CoordinatorFlags extends TrainFlags, MetricsFlags, NatsSecurityFlags {
   nats: string;
   workers: number;
   job: string;
@@ -52,9 +55,10 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
   command: "coordinator",
   describe: "Run a job over NATS: plan the data, drive N workers, evaluate, checkpoint",
   builder: (yargs: Argv) =>
-    coordinatorFlags(yargs).option("nats", {
+    natsSecurityFlags(coordinatorFlags(yargs)).option("nats", {
       type: "string",
       default: DEFAULT_NATS_URL,
+      defaultDescription: redactNatsUrl(DEFAULT_NATS_URL), // --help must not show its credentials
       describe: "NATS server URL (default $NATS_URL)",
     }) as unknown as Argv<CoordinatorFlags>,
   handler: async (argv: ArgumentsCamelCase<CoordinatorFlags>) => {
@@ -64,7 +68,7 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
       options,
       argv,
       {
-        natsUrl: argv.nats,
+        nats: compileNatsSettings(argv, process.env),
         workers: positiveInt("workers", argv.workers),
         job: argv.job,
         dataPlane: argv.dataPlane as DataPlane,

@@ -10,6 +10,7 @@ import { launchDeadlines } from "../../coordinator/launch-deadlines.js";
 import { generateSynthetic, writeSyntheticJsonl } from "../../shared/data/synth.js";
 import { UserError } from "../../shared/errors.js";
 import { writeReportOrSay } from "../run-report.js";
+import { compileLaunchNats } from "../nats-flags.js";
 import { launchSignals } from "./launch.js";
 
 interface DemoFlags {
@@ -100,7 +101,7 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
         {
           cliPath: CLI_PATH,
           workers: flags.workers,
-          natsUrl: flags.nats ?? process.env["NATS_URL"],
+          nats: compileLaunchNats(flags.nats ?? process.env["NATS_URL"], {}, process.env),
           coordinatorArgs: [
             "--workers",
             String(flags.workers),

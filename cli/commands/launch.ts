@@ -7,6 +7,7 @@ import { OptionError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsOptions } from "../../shared/metrics/options.js";
 import { compileTrainOptions } from "../../shared/options.js";
 import { coordinatorFlags, peakFlopsFlag } from "../flags.js";
+import { compileLaunchNats, NATS_SECURITY_FLAGS, natsSecurityFlags } from "../nats-flags.js";
 import type { CoordinatorFlags } from "./coordinator.js";
 
 interface LaunchFlags extends Omit<CoordinatorFlags, "nats"> {
@@ -17,7 +18,11 @@ interface LaunchFlags extends Omit<CoordinatorFlags, "nats"> {
 const CLI_PATH = fileURLToPath(new URL("../main.js", import.meta.url));
 
 /** Flags launch consumes itself (each takes a value) rather than forwarding to the coordinator. */
-const LAUNCH_ONLY = ["nats", "devices", "metrics-port", "metrics-host", "metrics-linger-s", "peak-tflops"];
+const LAUNCH_ONLY = [
+  ...["nats", "devices", "metrics-port", "metrics-host", "metrics-linger-s", "peak-tflops"],
+  // Compiled here and handed to the children in their environment, where ps does not show them.
+  ...NATS_SECURITY_FLAGS,
+];
 
 /** "metrics-port" → "metricsPort": yargs accepts both spellings. */
 function camel(flag: string): string {
@@ -80,7 +85,7 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
   command: "launch",
   describe: "One node: start a coordinator and N workers (and NATS if none is given), like torchrun",
   builder: (yargs: Argv) =>
-    peakFlopsFlag(coordinatorFlags(yargs))
+    natsSecurityFlags(peakFlopsFlag(coordinatorFlags(yargs)))
       .option("nats", {
         type: "string",
         describe:
@@ -106,7 +111,7 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
       {
         cliPath: CLI_PATH,
         workers: argv.workers,
-        natsUrl: argv.nats ?? process.env["NATS_URL"],
+        nats: compileLaunchNats(argv.nats ?? process.env["NATS_URL"], argv, process.env),
         coordinatorArgs: forwardedArgs(process.argv.slice(process.argv.indexOf("launch") + 1)),
         job: argv.job,
         devices: argv.devices === "gpu" ? "gpu" : "cpu",

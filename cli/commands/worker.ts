@@ -7,6 +7,9 @@ import { serveMetrics } from "../../shared/metrics/serve.js";
 import { IMTRAIN_VERSION } from "../../shared/version.js";
 import { Worker } from "../../worker/worker-process.js";
 import { DEFAULT_NATS_URL, metricsEndpointFlags, peakFlopsFlag } from "../flags.js";
+import { natsSecurityFlags } from "../nats-flags.js";
+import { redactNatsUrl } from "../../shared/nats/url.js";
+import { compileNatsSettings, type NatsSecurityFlags } from "../../shared/nats/settings.js";
 
 /** A lost NATS connection is an event to report in one line, not a bug to show a stack trace for. */
 function asUserError(error: unknown, name: string): unknown {
@@ -34,7 +37,7 @@ function exitOnStrayErrors(name: string): void {
   process.on("unhandledRejection", exit);
 }
 
-interface WorkerFlags extends MetricsFlags {
+interface WorkerFlags extends MetricsFlags, NatsSecurityFlags {
   nats: string;
   device: string;
   name: string;
@@ -47,10 +50,11 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
   command: "worker",
   describe: "Join a job as one rank (one per GPU, or per CPU core) and train until it ends",
   builder: (yargs: Argv) =>
-    peakFlopsFlag(metricsEndpointFlags(yargs))
+    natsSecurityFlags(peakFlopsFlag(metricsEndpointFlags(yargs)))
       .option("nats", {
         type: "string",
         default: DEFAULT_NATS_URL,
+        defaultDescription: redactNatsUrl(DEFAULT_NATS_URL), // --help must not show its credentials
         describe: "NATS server URL (default $NATS_URL)",
       })
       .option("device", {
@@ -92,7 +96,7 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
     );
     const worker = new Worker(
       {
-        natsUrl: argv.nats,
+        nats: compileNatsSettings(argv, process.env),
         name: argv.name,
         device: argv.device,
         job: argv.job,

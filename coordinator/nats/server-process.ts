@@ -1,9 +1,13 @@
 // A real nats-server child process on a free loopback port, for `imtrain launch` when the binary is
 // installed (the embedded broker is the fallback). Started with `-a 127.0.0.1 -p PORT`, ready once it
-// accepts a TCP connection, stopped with SIGTERM.
+// accepts a TCP connection, stopped with SIGTERM. With a token it admits only clients that give it: the
+// token reaches nats-server in its environment, named by a config file, so neither its command line nor
+// a file holds it.
 
-import { existsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { startChildServer, type ChildServerExit } from "../child-server.js";
 import { freePorts } from "../free-ports.js";
@@ -31,6 +35,8 @@ export interface NatsServerProcessOptions {
   ownProcessGroup?: boolean;
   /** A loopback port to use (e.g. to restart a server where its clients reconnect); default a free one. */
   port?: number;
+  /** Require this token of every client (newServerToken()); not with `configFile`. */
+  token?: string;
 }
 
 /** nats-server could not be started (one kind of failed child server). */
@@ -38,6 +44,15 @@ export { ChildServerStartError as NatsServerStartError } from "../child-server.j
 
 const FALLBACK_BINARY = "/usr/sbin/nats-server";
 const POLL_INTERVAL_MS = 25;
+const TOKEN_VARIABLE = "IMTRAIN_NATS_SERVER_TOKEN";
+
+/**
+ * A random token for a server of our own. nats-server parses a variable's value as a config value, so
+ * "123…" would be a number and "-…" an error: a letter first and hex after keep it a plain string.
+ */
+export function newServerToken(): string {
+  return `imtrain-${randomBytes(24).toString("hex")}`;
+}
 
 /** The nats-server on PATH, else /usr/sbin/nats-server (Debian's package puts it there), else undefined. */
 export function findNatsServer(): string | undefined {
@@ -54,16 +69,24 @@ export async function startNatsServerProcess(
   const readyTimeoutMs = options.readyTimeoutMs ?? 10_000;
   const killAfterMs = options.killAfterMs ?? 5_000;
   const port = options.port ?? (await freeLoopbackPort());
-  const config = options.configFile === undefined ? [] : ["-c", options.configFile];
+  if (options.token !== undefined && options.configFile !== undefined)
+    throw new Error("startNatsServerProcess: give a token or a config file, not both");
+  const tokenConfig = options.token === undefined ? undefined : writeTokenConfig();
+  const configFile = options.configFile ?? tokenConfig?.file;
+  const config = configFile === undefined ? [] : ["-c", configFile];
   const server = await startChildServer({
     binary,
     args: ["-a", "127.0.0.1", "-p", String(port), ...config],
+    ...(options.token === undefined ? {} : { env: { ...process.env, [TOKEN_VARIABLE]: options.token } }),
     isReady: () => accepts(port),
     readyWhat: `accepting connections on 127.0.0.1:${port}`,
     readyTimeoutMs,
     pollMs: POLL_INTERVAL_MS,
     killAfterMs,
     ownProcessGroup: options.ownProcessGroup ?? false,
+  }).finally(() => {
+    // nats-server has read its config by the time it accepts connections (or has failed).
+    if (tokenConfig) rmSync(tokenConfig.dir, { recursive: true, force: true });
   });
   return {
     url: `nats://127.0.0.1:${port}`,
@@ -72,6 +95,14 @@ export async function startNatsServerProcess(
     stop: () => server.stop(),
     kill: () => server.kill(),
   };
+}
+
+/** A config file that names the token's variable (it holds no secret), in a directory of its own. */
+function writeTokenConfig(): { dir: string; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), "imtrain-nats-server-"));
+  const file = join(dir, "nats.conf");
+  writeFileSync(file, `authorization {\n  token: $${TOKEN_VARIABLE}\n}\n`);
+  return { dir, file };
 }
 
 /** A port the OS just handed out; another process could take it before nats-server binds, which fails fast. */
