@@ -64,7 +64,8 @@ export interface TrainFlags extends DataFlags {
   evalEvery: number;
   checkpointEvery: number;
   checkpointEveryMinutes: number;
-  out: string;
+  /** The run directory; the CLI fills it in (a fresh default, or --resume's) before compiling. */
+  out?: string | undefined;
 }
 
 export interface TrainOptions {
@@ -168,6 +169,7 @@ export function compileDataOptions(flags: DataFlags): DataOptions {
 }
 
 export function compileTrainOptions(flags: TrainFlags): TrainOptions {
+  if (!flags.out) throw new OptionError("out", "a run directory is required");
   if (flags.steps !== undefined && flags.epochs !== undefined) {
     throw new OptionError("steps", "give --steps or --epochs, not both");
   }
