@@ -5,11 +5,11 @@
 //     add a later 1 to a number);
 //   - a boolean written as a word yargs silently reads as false ("--json=yes", or "maybe" in a config);
 //   - a value that is not one of a flag's choices (yargs would say "Invalid values: Argument: format, …");
-//   - a config key that is no flag of the command, and a list or mapping where one value belongs.
+//   - a flag, or a config key, that is no flag of the command, and a list or mapping where one value belongs.
 import type { Argv } from "yargs";
 import { UserError } from "../shared/errors.js";
 import type { ConfigFile } from "./config-file.js";
-import { camelCase, lastRawFlag } from "./raw-args.js";
+import { camelCase, lastRawFlag, rawFlagNames } from "./raw-args.js";
 
 /** What yargs knows of the running command's options (its getOptions(), which @types/yargs leaves out). */
 export interface DeclaredOptions {
@@ -79,8 +79,13 @@ export function checkFlagValues(
   const command = String((argv["_"] as unknown[] | undefined)?.[0] ?? "imtrain");
   const spellings = (flag: string) => [flag, camelCase(flag), ...(declared.alias[flag] ?? [])];
 
+  const known = new Set(Object.keys(declared.key).flatMap(spellings));
+  for (const name of rawFlagNames(args)) {
+    const negated = name.startsWith("no-") && declared.boolean.includes(name.slice(3));
+    if (!known.has(name) && !negated)
+      throw flagError(name, `not a flag of ${command} (see imtrain ${command} --help)`);
+  }
   if (config !== undefined) {
-    const known = new Set(Object.keys(declared.key).flatMap(spellings));
     for (const key of Object.keys(config.values))
       if (!known.has(key)) throw configError(config, key, `not a flag of ${command}`);
   }

@@ -55,3 +55,11 @@ export function lastRawFlag(args: readonly string[], flag: string): RawFlag | un
   }
   return found;
 }
+
+/** The names of the long flags on the command line ("--batch-size=4" → "batch-size"), in order. */
+export function rawFlagNames(args: readonly string[]): string[] {
+  return args
+    .slice(0, optionsEnd(args))
+    .map((arg) => /^--([^=]+)/.exec(arg)?.[1])
+    .filter((name): name is string => name !== undefined);
+}

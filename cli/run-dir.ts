@@ -121,11 +121,13 @@ export async function openRunDir(
   const existing: string[] = [];
   for (const run of runs) if (await holdsRun(run)) existing.push(run);
   const [first] = existing;
-  if (first !== undefined && flags.overwrite !== true)
+  if (first !== undefined && flags.overwrite !== true) {
+    const resumable = first === flags.out ? `, --resume ${first} to continue it` : "";
     throw new OptionError(
       "out",
-      `${first} already holds a run; pass --overwrite to replace it, --resume ${first} to continue it, or choose another --out`,
+      `${first} already holds a run; pass --overwrite to replace it${resumable}, or choose another --out`,
     );
+  }
   return { dir: flags.out, origin: "out", replacesRun: first !== undefined };
 }
 
