@@ -158,7 +158,7 @@ async function plannedSteps(runDir: string, options: TrainOptions): Promise<numb
 export function announceRunDir(runDir: RunDir, log: Log): void {
   const how = {
     default: "new",
-    out: runDir.replacesRun ? "replacing the run there (--overwrite)" : "new",
+    out: runDir.replacesRun ? "--overwrite: replacing the run in it" : "new",
     resume: "resuming",
   }[runDir.origin];
   log(`run directory ${runDir.dir} (${how})`);

@@ -490,7 +490,7 @@ test(
       "--overwrite",
     ]);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(nonEmptyLines(result.stderr)[0] ?? "", /replacing the run there \(--overwrite\)/);
+    assert.match(nonEmptyLines(result.stderr)[0] ?? "", /\(--overwrite: replacing the run in it\)/);
     const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as {
       completed_steps: number;
     };
