@@ -91,7 +91,8 @@ export function trainFlags<T>(yargs: Argv<T>) {
     })
     .option("resume", {
       type: "string",
-      describe: "Continue a run from its checkpoint (a run's --out directory or its checkpoint/)",
+      describe:
+        "Continue a run from its checkpoint, in its own directory (a run directory or its checkpoint/; no --out needed)",
     })
     .option("steps", { type: "number", describe: "Optimizer steps (default 100 unless --epochs)" })
     .option("epochs", { type: "number", describe: "Passes over the training data, instead of --steps" })
@@ -174,8 +175,14 @@ export function trainFlags<T>(yargs: Argv<T>) {
     })
     .option("out", {
       type: "string",
-      default: "runs/latest",
-      describe: "Run directory: metrics.jsonl, summary.json, checkpoint/",
+      describe:
+        "Run directory: metrics.jsonl, summary.json, checkpoint/ (default: a new runs/<UTC time>-<command or --job>; with --resume, the resumed run's)",
+    })
+    .option("overwrite", {
+      type: "boolean",
+      default: false,
+      describe:
+        "Replace the run already in --out (its checkpoint, metrics and summary are deleted as the new run starts); without it such an --out is refused",
     });
 }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// imtrain's command line: parse → compile options → call one function. User errors print one line.
-import { readFileSync } from "node:fs";
+// imtrain's command line: parse → compile options → call one function. User errors print one line
+// (exit-on-error.ts); flags come from the command line and an optional --config file (config-file.ts), and
+// their values are checked by flag-values.ts before yargs' own validation.
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { parse as parseYaml } from "yaml";
 import { UserError } from "../shared/errors.js";
+import { oneLine, reportAndExit } from "./exit-on-error.js";
 import { analyzeCommand } from "./commands/analyze.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
 import { launchCommand } from "./commands/launch.js";
@@ -16,34 +17,28 @@ import { scoreCommand } from "./commands/score.js";
 import { reportCommand } from "./commands/report.js";
 import { synthCommand } from "./commands/synth.js";
 import { trainCommand } from "./commands/train.js";
-
-function readConfig(path: string): Record<string, unknown> {
-  try {
-    const parsed: unknown = parseYaml(readFileSync(path, "utf8"));
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
-      throw new Error("not a mapping of flags");
-    return parsed as Record<string, unknown>;
-  } catch (error) {
-    throw new UserError(`--config ${path}: ${(error as Error).message}`, { cause: error });
-  }
-}
-
-function reportAndExit(error: unknown): never {
-  if (error instanceof UserError) {
-    process.stderr.write(`imtrain: ${error.message}\n`);
-    process.exit(2);
-  }
-  process.stderr.write(`imtrain: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
-  process.exit(1);
-}
+import { configPath, readConfigFile } from "./config-file.js";
+import { checkFlagValues, declaredOptions } from "./flag-values.js";
+import { joinNegativeNumbers } from "./raw-args.js";
 
 try {
-  await yargs(hideBin(process.argv))
+  const args = joinNegativeNumbers(hideBin(process.argv));
+  const configFile = configPath(args);
+  const config = configFile === undefined ? undefined : readConfigFile(configFile);
+  const parser = yargs(args);
+  await parser
     .scriptName("imtrain")
     .usage(
       "$0 <command> [flags]\n\nInstruction tuning with the loss on outputs (IT), or on instructions too (IM).",
     )
-    .config("config", "YAML or JSON file of flags (command-line flags win)", readConfig)
+    .option("config", {
+      type: "string",
+      describe:
+        "YAML or JSON file of flags, keys spelled like the flags (command-line flags win; paths in it are relative to the file)",
+    })
+    .config(config?.values ?? {})
+    // Before yargs' own validation, so a bad value is named by its flag (or FILE:line) first.
+    .middleware((argv) => checkFlagValues(argv, declaredOptions(parser), args, config), true)
     .command(trainCommand)
     .command(launchCommand)
     .command(coordinatorCommand)
@@ -59,10 +54,10 @@ try {
     .strict()
     .wrap(Math.min(120, process.stdout.columns ?? 100))
     .fail((message, error) => {
-      if (error) throw error;
-      // One line, like every other user error; yargs' own messages may span several.
-      process.stderr.write(`imtrain: ${message.replace(/\s*\n\s*/g, " ")} (see --help)\n`);
-      process.exit(2);
+      // Thrown by a command or a check: reportAndExit tells the user's errors from ours.
+      if (error && error.name !== "YError") throw error;
+      // yargs' own complaints (unknown flag, missing value, bad choice) are the user's; they may span lines.
+      throw new UserError(`${oneLine(message ?? error?.message ?? "bad command line")} (see --help)`);
     })
     .parseAsync();
 } catch (error) {

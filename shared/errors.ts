@@ -65,3 +65,13 @@ export class CheckpointError extends UserError {
     super(`${path}: ${reason}`, options);
   }
 }
+
+/** What went wrong opening a file the user named, in words (the path is in the message already). */
+export function describeFileError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOENT") return "no such file";
+  if (code === "EISDIR") return "is a directory, not a file";
+  if (code === "ENOTDIR") return "a part of the path is a file, not a directory";
+  if (code === "EACCES" || code === "EPERM") return "permission denied";
+  return error instanceof Error ? error.message : String(error);
+}

@@ -5,13 +5,18 @@ export {
   OptionError,
   BackendError,
   CheckpointError,
+  describeFileError,
   formatSource,
   type SourceRef,
 } from "./errors.js";
+export { decodeUtf8, type NotUtf8 } from "./utf8-text.js";
 export { hashKeys, mulberry32, permutation } from "./random.js";
 export {
   compileDataOptions,
   compileTrainOptions,
+  inRange,
+  oneOf,
+  positive,
   type DataFlags,
   type DataOptions,
   type TrainFlags,
@@ -89,7 +94,7 @@ export {
   type TrainerState,
 } from "./model/checkpoint.js";
 export { readSafetensors, writeSafetensors, type HostTensor } from "./model/safetensors.js";
-export { resolveModel, type ModelSource } from "./model/source.js";
+export { checkTokenizerFits, resolveModel, type ModelSource } from "./model/source.js";
 export { generate, type GenerateOptions } from "./model/generate.js";
 // training
 export {

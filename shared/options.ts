@@ -65,7 +65,8 @@ export interface TrainFlags extends DataFlags {
   checkpointEvery: number;
   checkpointEveryMinutes: number;
   keepCheckpoints?: number;
-  out: string;
+  /** The run directory; the CLI fills it in (a fresh default, or --resume's) before compiling. */
+  out?: string | undefined;
 }
 
 export interface TrainOptions {
@@ -110,17 +111,26 @@ export interface TrainOptions {
   readonly outDir: string;
 }
 
-function oneOf<T extends string>(option: string, value: string, allowed: readonly T[]): T {
+export function oneOf<T extends string>(option: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) {
     throw new OptionError(option, `"${value}" is not one of ${allowed.join(", ")}`);
   }
   return value as T;
 }
 
-function inRange(option: string, value: number, min: number, max = Infinity, integer = false): number {
+/** `value` within [min, max]; the CLI has already refused what is not a number at all. */
+export function inRange(option: string, value: number, min: number, max = Infinity, integer = false): number {
   if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
     const what = integer ? "an integer" : "a number";
-    throw new OptionError(option, `must be ${what} in [${min}, ${max}] (got ${value})`);
+    throw new OptionError(option, `must be ${what} in [${min}, ${max}] (got ${String(value)})`);
+  }
+  return value;
+}
+
+/** `value` within (0, max]: for rates and scales where 0 would silently do nothing. */
+export function positive(option: string, value: number, max = Infinity): number {
+  if (!Number.isFinite(value) || value <= 0 || value > max) {
+    throw new OptionError(option, `must be a number in (0, ${max}] (got ${String(value)})`);
   }
   return value;
 }
@@ -162,11 +172,19 @@ export function compileDataOptions(flags: DataFlags): DataOptions {
 }
 
 export function compileTrainOptions(flags: TrainFlags): TrainOptions {
+  if (!flags.out) throw new OptionError("out", "a run directory is required");
   if (flags.steps !== undefined && flags.epochs !== undefined) {
     throw new OptionError("steps", "give --steps or --epochs, not both");
   }
   const batchSize = inRange("batch-size", flags.batchSize, 1, 1 << 20, true);
   const microBatchSize = inRange("micro-batch-size", flags.microBatchSize ?? batchSize, 1, 1 << 20, true);
+  // A silent clamp would hide a typo in either flag; say which two disagree.
+  if (microBatchSize > batchSize) {
+    throw new OptionError(
+      "micro-batch-size",
+      `${microBatchSize} is larger than --batch-size ${batchSize} (a micro-batch is part of one step's batch)`,
+    );
+  }
   return {
     data: compileDataOptions(flags),
     evalDataFile: flags.evalData,
@@ -183,8 +201,8 @@ export function compileTrainOptions(flags: TrainFlags): TrainOptions {
         : inRange("steps", flags.steps, 1, 1e9, true),
     epochs: flags.epochs === undefined ? undefined : inRange("epochs", flags.epochs, 1e-6, 1e6),
     batchSize,
-    microBatchSize: Math.min(microBatchSize, batchSize),
-    lr: inRange("lr", flags.lr, 0, 10),
+    microBatchSize,
+    lr: positive("lr", flags.lr, 10),
     lrWarmupSteps: inRange("warmup-steps", flags.warmupSteps, 0, 1e9, true),
     lrSchedule: oneOf("schedule", flags.schedule, LR_SCHEDULES),
     minLrRatio: inRange("min-lr-ratio", flags.minLrRatio, 0, 1),

@@ -1,5 +1,5 @@
 import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
-import { runCoordinator } from "../../coordinator/distributed-job.js";
+import { runCoordinator, type CoordinatorOptions } from "../../coordinator/distributed-job.js";
 import { OptionError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/options.js";
 import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
@@ -9,11 +9,12 @@ import { natsSecurityFlags } from "../nats-flags.js";
 import { redactNatsUrl } from "../../shared/nats/url.js";
 import { compileNatsSettings, type NatsSecurityFlags } from "../../shared/nats/settings.js";
 import { finishedLine } from "../finished-line.js";
+import { openRunDir, runDirName, startRunDir, type RunDirFlags } from "../run-dir.js";
 import { writeReportOrSay } from "../run-report.js";
 import { terminalStyle } from "../../shared/terminal.js";
 import { stopOnSignals } from "../signals.js";
 
-export interface CoordinatorFlags extends TrainFlags, MetricsFlags, NatsSecurityFlags {
+export interface CoordinatorFlags extends TrainFlags, MetricsFlags, NatsSecurityFlags, RunDirFlags {
   nats: string;
   workers: number;
   job: string;
@@ -62,29 +63,30 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
       describe: "NATS server URL (default $NATS_URL)",
     }) as unknown as Argv<CoordinatorFlags>,
   handler: async (argv: ArgumentsCamelCase<CoordinatorFlags>) => {
-    const options = compileTrainOptions(argv);
     const log = (line: string) => process.stderr.write(line + "\n");
-    const summary = await runCoordinator(
-      options,
-      argv,
-      {
-        nats: compileNatsSettings(argv, process.env),
-        workers: positiveInt("workers", argv.workers),
-        job: argv.job,
-        dataPlane: argv.dataPlane as DataPlane,
-        checksumEverySteps: Math.max(0, Math.floor(argv.checksumEvery)),
-        heartbeatMs: positiveInt("heartbeat-ms", argv.heartbeatMs),
-        heartbeatTimeoutMs: heartbeatTimeout(argv.heartbeatTimeoutMs, argv.heartbeatMs),
-        minWorkers: positiveInt("min-workers", argv.minWorkers),
-        maxRestarts: nonNegativeInt("max-restarts", argv.maxRestarts),
-        replacementTimeoutMs: nonNegativeInt("replacement-timeout-ms", argv.replacementTimeoutMs),
-        workerTimeoutMs: positiveInt("worker-timeout-ms", argv.workerTimeoutMs),
-        joinTimeoutMs: positiveInt("join-timeout-ms", argv.joinTimeoutMs),
-        metrics: compileMetricsOptions(argv),
-      },
-      log,
-      { signal: stopOnSignals(), terminal: terminalStyle(process.stderr) },
-    );
+    const runDir = await openRunDir(argv, runDirName("coordinator", argv.job));
+    const flags = { ...argv, out: runDir.dir };
+    const options = compileTrainOptions(flags);
+    const coordinatorOptions: CoordinatorOptions = {
+      nats: compileNatsSettings(argv, process.env),
+      workers: positiveInt("workers", argv.workers),
+      job: argv.job,
+      dataPlane: argv.dataPlane as DataPlane,
+      checksumEverySteps: Math.max(0, Math.floor(argv.checksumEvery)),
+      heartbeatMs: positiveInt("heartbeat-ms", argv.heartbeatMs),
+      heartbeatTimeoutMs: heartbeatTimeout(argv.heartbeatTimeoutMs, argv.heartbeatMs),
+      minWorkers: positiveInt("min-workers", argv.minWorkers),
+      maxRestarts: nonNegativeInt("max-restarts", argv.maxRestarts),
+      replacementTimeoutMs: nonNegativeInt("replacement-timeout-ms", argv.replacementTimeoutMs),
+      workerTimeoutMs: positiveInt("worker-timeout-ms", argv.workerTimeoutMs),
+      joinTimeoutMs: positiveInt("join-timeout-ms", argv.joinTimeoutMs),
+      metrics: compileMetricsOptions(argv),
+    };
+    if (!(await startRunDir(runDir, options, log))) return;
+    const summary = await runCoordinator(options, flags, coordinatorOptions, log, {
+      signal: stopOnSignals(),
+      terminal: terminalStyle(process.stderr),
+    });
     log(finishedLine(summary, await writeReportOrSay([summary.out_dir], log)));
     process.stdout.write(JSON.stringify(summary) + "\n");
   },

@@ -9,12 +9,15 @@ import { launch } from "../../coordinator/launch.js";
 import { launchDeadlines } from "../../coordinator/launch-deadlines.js";
 import { generateSynthetic, writeSyntheticJsonl } from "../../shared/data/synth.js";
 import { UserError } from "../../shared/errors.js";
+import { inRange } from "../../shared/options.js";
+import { announceRunDir, openRunDir } from "../run-dir.js";
 import { writeReportOrSay } from "../run-report.js";
 import { compileLaunchNats } from "../nats-flags.js";
 import { launchSignals } from "./launch.js";
 
 interface DemoFlags {
-  out: string;
+  out?: string;
+  overwrite: boolean;
   steps: number;
   examples: number;
   workers: number;
@@ -27,6 +30,7 @@ const MODES = ["it", "im"] as const;
 function trainArgs(
   mode: (typeof MODES)[number],
   flags: DemoFlags,
+  outDir: string,
   trainFile: string,
   evalFile: string,
 ): string[] {
@@ -51,7 +55,8 @@ function trainArgs(
     "--eval-every",
     evalEvery,
     "--out",
-    join(flags.out, mode),
+    join(outDir, mode),
+    ...(flags.overwrite ? ["--overwrite"] : []),
   ];
 }
 
@@ -65,7 +70,16 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
   describe: "IT vs IM on synthetic data, each a launch of N workers (what npm start runs)",
   builder: (yargs: Argv) =>
     yargs
-      .option("out", { type: "string", default: "runs/demo", describe: "Directory for data and both runs" })
+      .option("out", {
+        type: "string",
+        describe:
+          "Directory for the data and both runs, OUT/it and OUT/im (default: a new runs/<UTC time>-demo)",
+      })
+      .option("overwrite", {
+        type: "boolean",
+        default: false,
+        describe: "Replace the runs already in --out",
+      })
       .option("steps", {
         type: "number",
         default: 150,
@@ -82,15 +96,21 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
         describe: "NATS URL, or 'embedded'; default as for launch",
       }) as unknown as Argv<DemoFlags>,
   handler: async (flags) => {
-    const trainFile = join(flags.out, "train.jsonl");
-    const evalFile = join(flags.out, "heldout.jsonl");
+    const log = (line: string) => process.stderr.write(line + "\n");
+    inRange("steps", flags.steps, 1, 1e9, true);
+    inRange("examples", flags.examples, 1, 1e7, true);
+    inRange("workers", flags.workers, 1, 1024, true);
+    const runDir = await openRunDir(flags, "demo", (dir) => MODES.map((mode) => join(dir, mode)));
+    announceRunDir(runDir, log);
+    const out = runDir.dir;
+    const trainFile = join(out, "train.jsonl");
+    const evalFile = join(out, "heldout.jsonl");
     const lengths = { instructionWords: 24, outputWords: 3 };
     writeSyntheticJsonl(trainFile, generateSynthetic({ examples: flags.examples, seed: 1, ...lengths }));
     writeSyntheticJsonl(
       evalFile,
       generateSynthetic({ examples: Math.min(200, flags.examples), seed: 2, ...lengths }),
     );
-    const log = (line: string) => process.stderr.write(line + "\n");
     log(
       `demo: ${flags.examples} synthetic examples (~24-word instructions, ~3-word outputs); IT then IM, ${flags.steps} steps each on ${flags.workers} workers`,
     );
@@ -107,13 +127,13 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
             String(flags.workers),
             "--job",
             job,
-            ...trainArgs(mode, flags, trainFile, evalFile),
+            ...trainArgs(mode, flags, out, trainFile, evalFile),
           ],
           job,
           devices: "cpu",
           deadlines: launchDeadlines(120_000, 1_000), // the coordinator's default timings
           printSummary: false,
-          outDir: join(flags.out, mode),
+          outDir: join(out, mode),
         },
         log,
         signals,
@@ -126,7 +146,7 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
       `\n${"mode".padEnd(6)}${"train output loss".padStart(20)}${"held-out output loss".padStart(23)}${"gap".padStart(9)}${"time".padStart(9)}`,
     ];
     for (const mode of MODES) {
-      const summary = JSON.parse(readFileSync(join(flags.out, mode, "summary.json"), "utf8")) as Summary;
+      const summary = JSON.parse(readFileSync(join(out, mode, "summary.json"), "utf8")) as Summary;
       const e = summary.final_eval;
       table.push(
         `${mode.toUpperCase().padEnd(6)}${e.train_eval_output_loss.toFixed(4).padStart(20)}${e.eval_output_loss.toFixed(4).padStart(23)}` +
@@ -137,8 +157,8 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
       "",
       "IM trains on the instructions too: expect a higher train loss, a lower held-out loss and a smaller gap.",
     );
-    const runs = MODES.map((mode) => join(flags.out, mode));
-    const report = await writeReportOrSay(runs, log, join(flags.out, "report.html"));
+    const runs = MODES.map((mode) => join(out, mode));
+    const report = await writeReportOrSay(runs, log, join(out, "report.html"));
     table.push(
       `metrics: ${runs.map((run) => join(run, "metrics.jsonl")).join(", ")}`,
       ...(report ? [`report (IT beside IM): ${report}`] : []),

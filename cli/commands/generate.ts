@@ -3,6 +3,7 @@ import { BACKEND_NAMES, type BackendName } from "../../shared/backend/select.js"
 import { readDataFile } from "../../shared/data/formats.js";
 import { renderPrompt, TEMPLATE_NAMES, type TemplateName } from "../../shared/data/template.js";
 import { OptionError } from "../../shared/errors.js";
+import { inRange } from "../../shared/options.js";
 import { generate } from "../../shared/model/generate.js";
 import { loadModelForCommand } from "../model-command.js";
 
@@ -25,7 +26,11 @@ export const generateCommand: CommandModule<object, GenerateFlags> = {
   describe: "Complete a prompt (or each record of a data file) with a trained model",
   builder: (yargs: Argv) =>
     yargs
-      .option("model", { type: "string", demandOption: true, describe: "Checkpoint directory" })
+      .option("model", {
+        type: "string",
+        demandOption: true,
+        describe: "Checkpoint directory, or a run directory (its checkpoint/)",
+      })
       .option("prompt", { type: "string", describe: "An instruction to complete" })
       .option("data", { type: "string", describe: "A data file: complete each record's final turn" })
       .option("limit", { type: "number", default: 5, describe: "Records of --data to complete" })
@@ -40,6 +45,11 @@ export const generateCommand: CommandModule<object, GenerateFlags> = {
   handler: async (argv) => {
     if (argv.prompt === undefined && argv.data === undefined)
       throw new OptionError("prompt", "give --prompt or --data");
+    inRange("temperature", argv.temperature, 0, 100); // 0 = greedy; below 0 would invert the distribution
+    inRange("top-k", argv.topK, 0, 1 << 30, true);
+    inRange("max-new-tokens", argv.maxNewTokens, 1, 1 << 20, true);
+    inRange("limit", argv.limit, 1, 1 << 30, true);
+    inRange("seed", argv.seed, 0, 2 ** 31 - 1, true);
     const { model, tokenizer } = await loadModelForCommand(
       argv.model,
       argv.backend as BackendName,

@@ -8,6 +8,8 @@ import { compileMetricsOptions, type MetricsOptions } from "../../shared/metrics
 import { compileTrainOptions } from "../../shared/options.js";
 import { coordinatorFlags, peakFlopsFlag } from "../flags.js";
 import { compileLaunchNats, NATS_SECURITY_FLAGS, natsSecurityFlags } from "../nats-flags.js";
+import { camelCase } from "../raw-args.js";
+import { openRunDir, runDirName, startRunDir } from "../run-dir.js";
 import type { CoordinatorFlags } from "./coordinator.js";
 
 interface LaunchFlags extends Omit<CoordinatorFlags, "nats"> {
@@ -24,14 +26,9 @@ const LAUNCH_ONLY = [
   ...NATS_SECURITY_FLAGS,
 ];
 
-/** "metrics-port" → "metricsPort": yargs accepts both spellings. */
-function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
-}
-
 /** The command line after "launch", minus the flags launch itself consumes. */
 export function forwardedArgs(args: readonly string[]): string[] {
-  const names = new Set(LAUNCH_ONLY.flatMap((flag) => [flag, camel(flag)]));
+  const names = new Set(LAUNCH_ONLY.flatMap((flag) => [flag, camelCase(flag)]));
   const forwarded: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] ?? "";
@@ -101,9 +98,13 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
         "With --metrics-port P the coordinator serves metrics on P and worker r on P+1+r (0: free ports); the URLs are printed and written to OUT/metrics-targets.json for Prometheus.",
       ) as unknown as Argv<LaunchFlags>,
   handler: async (argv) => {
-    compileTrainOptions(argv); // fail here, once, on bad flags rather than in N+1 processes
-    const metrics = await launchMetrics(compileMetricsOptions(argv), argv.workers);
     const log = (line: string) => process.stderr.write(line + "\n");
+    const runDir = await openRunDir(argv, runDirName("launch", argv.job));
+    // Fail here, once, on bad flags rather than in N+1 processes.
+    const options = compileTrainOptions({ ...argv, out: runDir.dir });
+    const metrics = await launchMetrics(compileMetricsOptions(argv), argv.workers);
+    if (!(await startRunDir(runDir, options, log))) return;
+    const forwarded = forwardedArgs(process.argv.slice(process.argv.indexOf("launch") + 1));
     // A closed terminal or pipe must not kill launch mid-job (its children would be orphaned): write and move on.
     process.stderr.on("error", () => undefined);
     process.stdout.on("error", () => undefined);
@@ -112,12 +113,13 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
         cliPath: CLI_PATH,
         workers: argv.workers,
         nats: compileLaunchNats(argv.nats ?? process.env["NATS_URL"], argv, process.env),
-        coordinatorArgs: forwardedArgs(process.argv.slice(process.argv.indexOf("launch") + 1)),
+        // The fresh directory launch made is the coordinator's too (given last, so it wins).
+        coordinatorArgs: runDir.origin === "default" ? [...forwarded, "--out", runDir.dir] : forwarded,
         job: argv.job,
         devices: argv.devices === "gpu" ? "gpu" : "cpu",
         deadlines: launchDeadlines(argv.workerTimeoutMs, argv.heartbeatMs),
         printSummary: true,
-        outDir: argv.out,
+        outDir: runDir.dir,
         ...(metrics ? { metrics } : {}),
       },
       log,

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Argv, CommandModule } from "yargs";
 import { OptionError } from "../../shared/errors.js";
 import { writeRunReport } from "../../report/index.js";
+import { checkOutputFile } from "../output-paths.js";
 
 interface ReportFlags {
   runs: string[];
@@ -30,7 +31,9 @@ export const reportCommand: CommandModule<object, ReportFlags> = {
     if (argv.out === undefined && (runs.length !== 1 || only === undefined)) {
       throw new OptionError("out", "required when reporting several runs (e.g. --out compare.html)");
     }
-    const written = await writeRunReport(runs, argv.out ?? join(only ?? ".", "report.html"));
+    const file = argv.out ?? join(only ?? ".", "report.html");
+    await checkOutputFile("out", file);
+    const written = await writeRunReport(runs, file);
     process.stdout.write(written + "\n");
   },
 };

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from "yargs";
 import { BACKEND_NAMES, type BackendName } from "../../shared/backend/select.js";
-import type { DataFlags } from "../../shared/options.js";
+import { inRange, type DataFlags } from "../../shared/options.js";
 import { scoreExamples } from "../../shared/train/score.js";
 import { loadDataForCommand } from "../data-command.js";
 import { dataFlags } from "../flags.js";
@@ -18,7 +18,11 @@ export const scoreCommand: CommandModule<object, ScoreFlags> = {
   describe: "Per-example mean output-token loss and mean all-token loss of a trained model",
   builder: (yargs: Argv) =>
     dataFlags(yargs)
-      .option("model", { type: "string", demandOption: true, describe: "Checkpoint directory" })
+      .option("model", {
+        type: "string",
+        demandOption: true,
+        describe: "Checkpoint directory, or a run directory (its checkpoint/)",
+      })
       .option("backend", { type: "string", default: "auto", choices: BACKEND_NAMES })
       .option("micro-batch-size", { type: "number", default: 16 })
       .option("json", {
@@ -27,6 +31,7 @@ export const scoreCommand: CommandModule<object, ScoreFlags> = {
         describe: "One JSON line per example",
       }) as unknown as Argv<ScoreFlags>,
   handler: async (argv) => {
+    inRange("micro-batch-size", argv.microBatchSize, 1, 1 << 20, true);
     // The model's tokenizer unless --tokenizer was given explicitly.
     const tokenizerFlag = process.argv.some((a) => a.startsWith("--tokenizer")) ? argv.tokenizer : undefined;
     const { model, tokenizer } = await loadModelForCommand(

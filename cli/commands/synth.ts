@@ -1,5 +1,7 @@
 import type { Argv, CommandModule } from "yargs";
 import { generateSynthetic, writeSyntheticJsonl } from "../../shared/data/synth.js";
+import { inRange } from "../../shared/options.js";
+import { checkOutputFile } from "../output-paths.js";
 
 interface SynthFlags {
   out: string;
@@ -28,7 +30,9 @@ export const synthCommand: CommandModule<object, SynthFlags> = {
         default: 4,
         describe: "Mean output length in words",
       }) as unknown as Argv<SynthFlags>,
-  handler: (argv) => {
+  handler: async (argv) => {
+    inRange("examples", argv.examples, 1, 1e8, true);
+    await checkOutputFile("out", argv.out);
     const records = generateSynthetic({
       examples: argv.examples,
       seed: argv.seed,

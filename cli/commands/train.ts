@@ -4,11 +4,12 @@ import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/o
 import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
 import { metricsEndpointFlags, peakFlopsFlag, trainFlags } from "../flags.js";
 import { finishedLine } from "../finished-line.js";
+import { openRunDir, startRunDir, type RunDirFlags } from "../run-dir.js";
 import { writeReportOrSay } from "../run-report.js";
 import { terminalStyle } from "../../shared/terminal.js";
 import { stopOnSignals } from "../signals.js";
 
-type TrainCommandFlags = TrainFlags & MetricsFlags;
+type TrainCommandFlags = TrainFlags & MetricsFlags & RunDirFlags;
 
 export const trainCommand: CommandModule<object, TrainCommandFlags> = {
   command: "train",
@@ -16,9 +17,11 @@ export const trainCommand: CommandModule<object, TrainCommandFlags> = {
   builder: (yargs: Argv) =>
     peakFlopsFlag(metricsEndpointFlags(trainFlags(yargs))) as unknown as Argv<TrainCommandFlags>,
   handler: async (argv: ArgumentsCamelCase<TrainCommandFlags>) => {
-    const options = compileTrainOptions(argv);
-    const metrics = compileMetricsOptions(argv);
     const log = (line: string) => process.stderr.write(line + "\n");
+    const runDir = await openRunDir(argv, "train");
+    const options = compileTrainOptions({ ...argv, out: runDir.dir });
+    const metrics = compileMetricsOptions(argv);
+    if (!(await startRunDir(runDir, options, log))) return;
     const summary = await runTrainJob(
       options,
       log,

@@ -6,6 +6,7 @@ import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/o
 import { serveMetrics } from "../../shared/metrics/serve.js";
 import { IMTRAIN_VERSION } from "../../shared/version.js";
 import { Worker } from "../../worker/worker-process.js";
+import { reportAndExit } from "../exit-on-error.js";
 import { DEFAULT_NATS_URL, metricsEndpointFlags, peakFlopsFlag } from "../flags.js";
 import { natsSecurityFlags } from "../nats-flags.js";
 import { redactNatsUrl } from "../../shared/nats/url.js";
@@ -24,15 +25,7 @@ function asUserError(error: unknown, name: string): unknown {
  * user error; anything else is our bug and keeps its stack.
  */
 function exitOnStrayErrors(name: string): void {
-  const exit = (error: unknown) => {
-    const converted = asUserError(error, name);
-    if (converted instanceof UserError) {
-      process.stderr.write(`imtrain: ${converted.message}\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`imtrain: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
-    process.exit(1);
-  };
+  const exit = (error: unknown) => reportAndExit(asUserError(error, name));
   process.on("uncaughtException", exit);
   process.on("unhandledRejection", exit);
 }

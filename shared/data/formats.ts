@@ -2,7 +2,8 @@
 // record keeps its file:line, so one bad record among tens of thousands can be found and fixed by hand.
 import * as fs from "node:fs";
 
-import { DataError, OptionError, UserError, type SourceRef } from "../errors.js";
+import { DataError, describeFileError, OptionError, UserError, type SourceRef } from "../errors.js";
+import { decodeUtf8 } from "../utf8-text.js";
 import type { Conversation, Role, Turn } from "./conversation.js";
 
 export const DATA_FORMATS = ["alpaca", "dolly", "chat", "prompt-completion", "self-instruct"] as const;
@@ -53,12 +54,14 @@ export function readDataFile(
   format: DataFormat | "auto",
   options: ParseOptions = {},
 ): Conversation[] {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, "utf8");
+    bytes = fs.readFileSync(file);
   } catch (error) {
-    throw new UserError(`${file}: cannot read data file (${describeError(error)})`, { cause: error });
+    throw new UserError(`${file}: cannot read data file (${describeFileError(error)})`, { cause: error });
   }
+  const text = decodeUtf8(bytes);
+  if (typeof text !== "string") throw new DataError({ file, line: text.line }, text.reason);
   return parseDataText(file, text, format, options);
 }
 
@@ -220,8 +223,13 @@ function jsonTypeName(value: unknown): string {
   return `a ${typeof value}`;
 }
 
+/** JSON.parse quotes the text it failed on: control characters are escaped so they cannot garble the line. */
 function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
+  const isControl = (code: number) => code < 0x20 || (code >= 0x7f && code <= 0x9f);
+  return [...message]
+    .map((c) => (isControl(c.charCodeAt(0)) ? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}` : c))
+    .join("");
 }
 
 // ---- Field checks shared by the formats ----------------------------------------------------------------------

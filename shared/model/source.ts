@@ -21,17 +21,25 @@ async function kind(path: string): Promise<"file" | "dir" | "none"> {
   return info === undefined ? "none" : info.isDirectory() ? "dir" : "file";
 }
 
+/**
+ * A tokenizer whose ids run past the model's vocabulary would fail deep in the embedding lookup
+ * ("GatherV2: the index value … is not in [0, …]"), so every command that pairs the two checks first.
+ */
+export function checkTokenizerFits(dir: string, checkpoint: LoadedCheckpoint, tokenizer: Tokenizer): void {
+  if (checkpoint.config.vocabSize < tokenizer.vocabSize) {
+    throw new CheckpointError(
+      dir,
+      `vocab_size ${checkpoint.config.vocabSize} is smaller than tokenizer ${tokenizer.name}'s ${tokenizer.vocabSize}` +
+        (checkpoint.tokenizer ? ` (it was trained with --tokenizer ${checkpoint.tokenizer})` : ""),
+    );
+  }
+}
+
 export async function resolveModel(spec: string, tokenizer: Tokenizer, seed: number): Promise<ModelSource> {
   const where = await kind(spec);
   if (where === "dir" && (await kind(join(spec, "model.safetensors"))) === "file") {
     const checkpoint = await loadCheckpoint(spec);
-    if (checkpoint.config.vocabSize < tokenizer.vocabSize) {
-      throw new CheckpointError(
-        spec,
-        `vocab_size ${checkpoint.config.vocabSize} is smaller than tokenizer ${tokenizer.name}'s ${tokenizer.vocabSize}` +
-          (checkpoint.tokenizer ? ` (it was trained with --tokenizer ${checkpoint.tokenizer})` : ""),
-      );
-    }
+    checkTokenizerFits(spec, checkpoint, tokenizer);
     return {
       config: checkpoint.config,
       weights: () => checkpoint.weights,

@@ -12,10 +12,17 @@ export interface CliRun {
   readonly stderr: string;
 }
 
-/** Runs `imtrain args…` to completion without blocking the event loop (other tests' servers keep serving). */
-export function runCli(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<CliRun> {
+/**
+ * Runs `imtrain args…` to completion without blocking the event loop (other tests' servers keep serving), in
+ * `cwd` if given (where a run without --out makes its runs/ directory).
+ */
+export function runCli(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  cwd?: string,
+): Promise<CliRun> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, ...args], { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));

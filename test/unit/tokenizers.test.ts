@@ -165,7 +165,10 @@ test("loadTokenizer names the path when it is missing, lacks tokenizer.json, or 
     const missing = join(dir, "nope");
     await assert.rejects(loadTokenizer(missing), (err: unknown) => {
       assert.ok(err instanceof UserError);
-      assert.equal(err.message, `--tokenizer: "${missing}" is not byte, gpt2, or a path to tokenizer.json`);
+      assert.equal(
+        err.message,
+        `--tokenizer: ${missing}: no such file (give byte, gpt2, or a tokenizer.json or the directory holding it)`,
+      );
       return true;
     });
 

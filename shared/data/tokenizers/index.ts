@@ -41,9 +41,13 @@ export async function loadTokenizer(spec: string, options: LoadTokenizerOptions 
   if (spec === "byte") return checkBuiltinEos(new ByteTokenizer(), options.eosToken);
   if (spec === "gpt2") return checkBuiltinEos(await Gpt2Tokenizer.load(), options.eosToken);
   if (!(await exists(spec))) {
+    // A spec that looks like a path was meant as one: say the file is missing, not that the name is unknown.
+    const looksLikePath = /[/\\]/.test(spec) || spec.endsWith(".json");
     throw new OptionError(
       "tokenizer",
-      `${JSON.stringify(spec)} is not byte, gpt2, or a path to tokenizer.json`,
+      looksLikePath
+        ? `${spec}: no such file (give byte, gpt2, or a tokenizer.json or the directory holding it)`
+        : `${JSON.stringify(spec)} is not byte, gpt2, or the path of a tokenizer.json (no such file)`,
     );
   }
   return HuggingFaceTokenizer.load(spec, options);
