@@ -7,16 +7,11 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import { connect } from "nats";
-import {
-  newServerToken,
-  startNatsServerProcess,
-  type NatsServerProcess,
-  type NatsServerProcessOptions,
-} from "../../coordinator/nats/server-process.js";
+import { newServerToken } from "../../coordinator/nats/server-process.js";
 import { CLI, runCli, type CliRun } from "../support/cli.js";
-import { requireNatsServer } from "../support/nats.js";
+import { requireNatsServer, startConfiguredNatsServer } from "../support/nats.js";
 import { makeTestCa, natsTlsConfig, requireOpenssl } from "../support/test-ca.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
@@ -40,18 +35,7 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...clean, ...extra };
 }
 
-async function server(
-  t: TestContext,
-  setup: { config: string } | NatsServerProcessOptions,
-): Promise<NatsServerProcess | undefined> {
-  const binary = requireNatsServer(t);
-  if (binary === undefined) return undefined;
-  const configFile = join(tempDir("nats-security-server"), "nats.conf");
-  if ("config" in setup) writeFileSync(configFile, setup.config);
-  const started = await startNatsServerProcess(binary, "config" in setup ? { configFile } : setup);
-  t.after(() => started.stop());
-  return started;
-}
+const server = startConfiguredNatsServer;
 
 function assertFinished(run: CliRun, secret?: string): void {
   assert.equal(run.status, 0, run.stderr.slice(-3000));

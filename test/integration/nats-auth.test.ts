@@ -4,19 +4,14 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { test, type TestContext } from "node:test";
+import { test } from "node:test";
 import { connectToNats } from "../../shared/nats/connect.js";
 import { NatsConnectError } from "../../shared/nats/connect-error.js";
 import { compileNatsSettings, type NatsFlags } from "../../shared/nats/settings.js";
 import { encodeMessage } from "../../shared/protocol.js";
 import { startHeartbeats } from "../../worker/heartbeats.js";
-import {
-  newServerToken,
-  startNatsServerProcess,
-  type NatsServerProcess,
-  type NatsServerProcessOptions,
-} from "../../coordinator/nats/server-process.js";
-import { requireNatsServer } from "../support/nats.js";
+import { newServerToken } from "../../coordinator/nats/server-process.js";
+import { startConfiguredNatsServer } from "../support/nats.js";
 import { writeNatsJwtSetup, nkeys } from "../support/nats-jwt.js";
 import { makeTestCa, natsTlsConfig, requireOpenssl, type TestCa } from "../support/test-ca.js";
 import { tempDir } from "../support/tiny.js";
@@ -24,19 +19,7 @@ import { tempDir } from "../support/tiny.js";
 const TEST_TIMEOUT_MS = 30_000;
 const dir = tempDir("nats-auth");
 
-/** A nats-server with `config` written to a file (or given options), stopped when the test ends. */
-async function server(
-  t: TestContext,
-  setup: { config: string } | NatsServerProcessOptions,
-): Promise<NatsServerProcess | undefined> {
-  const binary = requireNatsServer(t);
-  if (binary === undefined) return undefined;
-  const configFile = join(tempDir("nats-auth-server"), "nats.conf");
-  if ("config" in setup) writeFileSync(configFile, setup.config);
-  const started = await startNatsServerProcess(binary, "config" in setup ? { configFile } : setup);
-  t.after(() => started.stop());
-  return started;
-}
+const server = startConfiguredNatsServer;
 
 /** Connects as an imtrain process would with these flags and environment, then closes. */
 async function connectWith(url: string, flags: Partial<NatsFlags>, env: Record<string, string> = {}) {

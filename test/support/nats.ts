@@ -7,6 +7,8 @@ import {
   findNatsServer,
   freeLoopbackPort,
   startNatsServerProcess,
+  type NatsServerProcess,
+  type NatsServerProcessOptions,
 } from "../../coordinator/nats/server-process.js";
 import { tempDir } from "./tiny.js";
 
@@ -55,4 +57,21 @@ export function sharedNatsServer(): () => NatsServerHandle | undefined {
   });
   after(() => server?.stop());
   return () => server;
+}
+
+/**
+ * A nats-server for one test, set up by a config file's text or by launcher options (a token, a port),
+ * stopped when the test ends; undefined (the test skipped) when nats-server is missing off CI.
+ */
+export async function startConfiguredNatsServer(
+  t: TestContext,
+  setup: { config: string } | NatsServerProcessOptions,
+): Promise<NatsServerProcess | undefined> {
+  const binary = requireNatsServer(t);
+  if (binary === undefined) return undefined;
+  const configFile = join(tempDir("nats-server"), "nats.conf");
+  if ("config" in setup) writeFileSync(configFile, setup.config);
+  const started = await startNatsServerProcess(binary, "config" in setup ? { configFile } : setup);
+  t.after(() => started.stop());
+  return started;
 }
