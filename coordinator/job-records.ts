@@ -48,6 +48,7 @@ export function stepRecord(run: PreparedRun, step: number, group: GroupStep, sec
     flops: trainingFlops(config, matmulParameterCount(config), result.tokens, meanLength),
     ...stepPhases(group.rankPhases),
     ...(group.ranks ? { rank_ids: group.ranks } : {}),
+    ...(group.memory ? { tensors: group.memory.tensors, tensor_bytes: group.memory.bytes } : {}),
   };
 }
 

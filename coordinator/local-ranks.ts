@@ -1,4 +1,5 @@
 // One rank in this process: `imtrain train`. The all-reduce over one rank is the identity.
+import * as tf from "@tensorflow/tfjs-core";
 import type { RankMetrics } from "../shared/metrics/rank-metrics.js";
 import type { Rank } from "../worker/rank.js";
 import { trainStep } from "../worker/train-step.js";
@@ -22,7 +23,8 @@ export class LocalRanks implements RankGroup {
   async step(step: number, assignments: readonly (readonly number[])[]): Promise<GroupStep> {
     const { result, phases } = await trainStep(this.rank, step, assignments.flat(), async (buffer) => buffer);
     this.metrics?.recordMemory();
-    return { result, rankPhases: [phases] };
+    const { numTensors, numBytes } = tf.memory();
+    return { result, rankPhases: [phases], memory: { tensors: numTensors, bytes: numBytes } };
   }
 
   async evaluate(

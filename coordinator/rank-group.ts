@@ -9,6 +9,13 @@ export interface GroupStep {
   readonly rankPhases: readonly RankPhaseSeconds[];
   /** The rank (worker id) at each ring position, when it is not simply the position (after a recovery). */
   readonly ranks?: readonly number[];
+  /** tfjs's own count of the first rank's live tensors after the step (a leak grows it). */
+  readonly memory?: TensorMemory;
+}
+
+export interface TensorMemory {
+  readonly tensors: number;
+  readonly bytes: number;
 }
 
 export interface GroupEval {

@@ -55,6 +55,7 @@ export const WORKER_MESSAGE = z.discriminatedUnion("type", [
     result: stepResult,
     phases,
     checksum: anyNumber.nullable(),
+    memory: z.object({ tensors: count, bytes: count }),
   }),
   z.object({
     type: z.literal("evalDone"),

@@ -88,6 +88,8 @@ export type WorkerMessage =
       result: StepResult;
       phases: RankPhaseSeconds;
       checksum: number | null;
+      /** tfjs's live tensors and their bytes on this rank after the step. */
+      memory: { tensors: number; bytes: number };
     }
   | { type: "evalDone"; rank: number; requestId: number; heldOut: LossSums; train: LossSums; seconds: number }
   | { type: "checkpointDone"; rank: number; step: number; seconds: number }

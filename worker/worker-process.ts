@@ -15,6 +15,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { NatsConnection, Subscription } from "nats";
+import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
@@ -412,7 +413,17 @@ export class Worker {
         this.rankMetrics?.allReduced(job.dataPlane, phases.allreduce);
         this.rankMetrics?.recordMemory();
         const checksum = message.checksum ? rank.checksum() : null;
-        this.send({ type: "stepDone", rank: this.rank, step: message.step, result, phases, checksum });
+        const { numTensors: tensors, numBytes: bytes } = tf.memory();
+        const memory = { tensors, bytes };
+        this.send({
+          type: "stepDone",
+          rank: this.rank,
+          step: message.step,
+          result,
+          phases,
+          checksum,
+          memory,
+        });
         return;
       }
       case "eval": {

@@ -51,6 +51,9 @@ export interface StepRecord {
   readonly rank_compute_s: readonly number[];
   /** The worker rank at each position of rank_compute_s when it is not the position itself (after a recovery). */
   readonly rank_ids?: readonly number[];
+  /** tfjs's count of live tensors, and their bytes, on the (first) rank after the step: flat in a healthy run. */
+  readonly tensors?: number;
+  readonly tensor_bytes?: number;
   /** Per rank, the phases with `wait` split out (not written to metrics.jsonl: phase_s and rank_compute_s summarise it). */
   readonly rank_phase_s?: readonly StepPhaseSeconds[];
 }

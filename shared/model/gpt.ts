@@ -56,7 +56,7 @@ export class Gpt {
     for (const [name, shape] of parameterShapes(config)) {
       const value = values.get(name);
       if (value === undefined) throw new Error(`missing parameter ${name}`);
-      this.params.set(name, tf.variable(tf.tensor(value, shape), trainable, `${name}#${Gpt.instances}`));
+      this.params.set(name, variableOf(tf.tensor(value, shape), trainable, `${name}#${Gpt.instances}`));
     }
     Gpt.instances++;
   }
@@ -69,10 +69,11 @@ export class Gpt {
   }
 
   /**
-   * ids [B, T] int32 → logits [B·T, V]. `embeddingNoise` [B, T, d] is added to the token embeddings
-   * (NEFTune) before the positions.
+   * ids [B, T] int32 → logits [B·T, V], or [R, V] for just the positions `rows` (int32 indices into B·T:
+   * the vocabulary projection is the largest tensor, so it is made only where a loss needs it).
+   * `embeddingNoise` [B, T, d] is added to the token embeddings (NEFTune) before the positions.
    */
-  forward(ids: tf.Tensor2D, embeddingNoise?: tf.Tensor3D): tf.Tensor2D {
+  forward(ids: tf.Tensor2D, embeddingNoise?: tf.Tensor3D, rows?: tf.Tensor1D): tf.Tensor2D {
     const [B, T] = ids.shape;
     const { embedDim: d, heads, layerNormEps: eps } = this.config;
     const wte = this.p<tf.Rank.R2>("transformer.wte.weight");
@@ -88,8 +89,9 @@ export class Gpt {
       const hidden = geluNew(linear(ln2, this.p(`${h}.mlp.c_fc.weight`), this.p(`${h}.mlp.c_fc.bias`)));
       x = tf.add(x, linear(hidden, this.p(`${h}.mlp.c_proj.weight`), this.p(`${h}.mlp.c_proj.bias`)));
     }
-    const final = layerNorm(x, this.p("transformer.ln_f.weight"), this.p("transformer.ln_f.bias"), eps);
-    return matMul(final, tf.transpose(wte)); // tied output embedding: [B·T, V]
+    const normed = layerNorm(x, this.p("transformer.ln_f.weight"), this.p("transformer.ln_f.bias"), eps);
+    const final = rows ? tf.gather(normed, rows) : normed;
+    return matMul(final, tf.transpose(wte)); // tied output embedding: [B·T or R, V]
   }
 
   /** Causal self-attention of x [B·T, d] → [B·T, d]. */
@@ -126,4 +128,14 @@ export class Gpt {
   dispose(): void {
     for (const param of this.params.values()) param.dispose();
   }
+}
+
+/**
+ * A variable holding `initial`'s values, with `initial` disposed: a variable shares its initial tensor's
+ * data, so a temporary left alive would keep the starting values allocated after the first update.
+ */
+export function variableOf(initial: tf.Tensor, trainable: boolean, name?: string): tf.Variable {
+  const variable = tf.variable(initial, trainable, name);
+  initial.dispose();
+  return variable;
 }

@@ -50,16 +50,19 @@ export function geluNew<T extends tf.Tensor>(x: T): T {
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
 }
 
-const causalMasks = new Map<number, tf.Tensor2D>();
+/** The mask of the longest sequence so far; shorter ones are its top-left corner. One, so memory is bounded. */
+let longestMask: tf.Tensor2D | undefined;
 
-/** [T, T] additive mask: 0 where key ≤ query, a large negative number above the diagonal. */
+/**
+ * [T, T] additive mask: 0 where key ≤ query, a large negative number above the diagonal. Grows only
+ * between forward passes (each micro-batch's backward has finished before the next one's forward).
+ */
 export function causalMask(length: number): tf.Tensor2D {
-  let mask = causalMasks.get(length);
-  if (mask === undefined) {
+  if (longestMask === undefined || longestMask.shape[0] < length) {
     const values = new Float32Array(length * length);
     for (let q = 0; q < length; q++) for (let k = q + 1; k < length; k++) values[q * length + k] = -1e9;
-    mask = tf.keep(tf.tensor2d(values, [length, length]));
-    causalMasks.set(length, mask);
+    longestMask?.dispose();
+    longestMask = tf.keep(tf.tensor2d(values, [length, length]));
   }
-  return mask;
+  return longestMask.shape[0] === length ? longestMask : tf.slice(longestMask, [0, 0], [length, length]);
 }

@@ -2,6 +2,7 @@
 // same all-reduced gradients with the same ops, so ranks stay bit-identical.
 import * as tf from "@tensorflow/tfjs-core";
 import type { StepBufferLayout } from "./step-buffer.js";
+import { variableOf } from "../model/gpt.js";
 
 export interface AdamWOptions {
   readonly beta1: number;
@@ -21,8 +22,8 @@ export class AdamW {
   ) {
     for (const [name, param] of params) {
       this.moments.set(name, {
-        m: tf.variable(tf.zerosLike(param), false),
-        v: tf.variable(tf.zerosLike(param), false),
+        m: variableOf(tf.zerosLike(param), false),
+        v: variableOf(tf.zerosLike(param), false),
       });
     }
   }

@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Gpt } from "../model/gpt.js";
 import { hashKeys, mulberry32 } from "../random.js";
 import type { MicroBatch } from "./batch.js";
-import { maskedLoss, normaliserShare, type LossReduction } from "./loss.js";
+import { lossRows, maskedLoss, normaliserShare, type LossReduction } from "./loss.js";
 import type { StepBufferLayout, StepTotals } from "./step-buffer.js";
 
 export interface GradientOptions {
@@ -48,22 +48,23 @@ function emptyTotals(): StepTotals {
   };
 }
 
-/** Adds a micro-batch's reporting totals, from its per-prediction cross-entropy [B·T]. */
+/** Adds a micro-batch's reporting totals, from the cross-entropy [R] at its positions `rows`. */
 function addTotals(
   totals: StepTotals,
   batch: MicroBatch,
+  rows: Int32Array,
   crossEntropy: Float32Array,
   objective: number,
   reduction: LossReduction,
 ): void {
   totals.objective += objective;
   totals.normaliserShare += normaliserShare(reduction, batch);
-  for (let i = 0; i < crossEntropy.length; i++) {
+  rows.forEach((i, r) => {
     const isOutput = batch.outputMask[i] ?? 0;
-    totals.outputLossSum += isOutput * (crossEntropy[i] ?? 0);
+    totals.outputLossSum += isOutput * (crossEntropy[r] ?? 0);
     totals.outputTokens += isOutput;
     if ((batch.weights[i] ?? 0) > 0) totals.lossTokens++;
-  }
+  });
   for (const length of batch.inputLengths) totals.tokens += length + 1;
   totals.examples += batch.size;
 }
@@ -85,21 +86,26 @@ export function accumulateGradients(
   const totals = emptyTotals();
   for (const batch of batches) {
     let crossEntropy: tf.Tensor | undefined;
+    const rows = lossRows(batch);
+    const rowIndices = tf.tensor1d(rows, "int32");
+    const inputs = tf.tensor2d(batch.inputs, [batch.size, batch.length], "int32");
+    // The frozen reference runs outside the gradient tape: nothing of it is kept for the backward pass.
+    const refLogits =
+      reference && options.klWeight > 0
+        ? tf.tidy(() => reference.forward(inputs, undefined, rowIndices))
+        : undefined;
     const { value, grads } = tf.variableGrads(() => {
-      const inputs = tf.tensor2d(batch.inputs, [batch.size, batch.length], "int32");
       const noise =
         options.neftuneAlpha > 0
           ? embeddingNoise(batch, model.config.embedDim, options.neftuneAlpha, options.seed, step)
           : undefined;
-      const logits = model.forward(inputs, noise); // [B·T, V]
-      const kl =
-        reference && options.klWeight > 0
-          ? { refLogits: reference.forward(inputs), weight: options.klWeight }
-          : undefined;
-      const terms = maskedLoss(logits, batch, options.lossReduction, kl);
+      const logits = model.forward(inputs, noise, rowIndices); // [R, V]
+      const kl = refLogits ? { refLogits, weight: options.klWeight } : undefined;
+      const terms = maskedLoss(logits, batch, rows, options.lossReduction, kl);
       crossEntropy = tf.keep(terms.crossEntropy);
       return terms.objective;
     }, [...model.params.values()]);
+    tf.dispose([rowIndices, inputs, ...(refLogits ? [refLogits] : [])]);
     for (const [variableName, gradient] of Object.entries(grads)) {
       const name = paramByVariable.get(variableName) ?? variableName;
       const previous = sums.get(name);
@@ -112,6 +118,7 @@ export function accumulateGradients(
     addTotals(
       totals,
       batch,
+      rows,
       (crossEntropy?.dataSync() as Float32Array) ?? new Float32Array(),
       value.dataSync()[0] ?? 0,
       options.lossReduction,

@@ -37,14 +37,34 @@ function lossCoefficients(reduction: LossReduction, batch: MicroBatch): Float32A
   return coefficients;
 }
 
-/** logits [N, V], targets [N] → cross-entropy of each prediction [N], and the log-probabilities [N, V]. */
-export function crossEntropy(
-  logits: tf.Tensor2D,
-  targets: Int32Array,
-): { perPrediction: tf.Tensor1D; logProbs: tf.Tensor2D } {
-  const logProbs = tf.logSoftmax(logits);
-  const oneHot = tf.oneHot(tf.tensor1d(targets, "int32"), logits.shape[1]);
-  return { perPrediction: tf.neg(tf.sum(tf.mul(logProbs, oneHot), 1)) as tf.Tensor1D, logProbs };
+/** The positions of a micro-batch a loss or a report needs: loss-weighted, or an output token. */
+export function lossRows(batch: MicroBatch): Int32Array {
+  const rows: number[] = [];
+  for (let i = 0; i < batch.weights.length; i++)
+    if ((batch.weights[i] ?? 0) > 0 || (batch.outputMask[i] ?? 0) > 0) rows.push(i);
+  return Int32Array.from(rows);
+}
+
+/**
+ * logits [N, V], targets [N] → cross-entropy of each prediction [N], as logsumexp minus the target's
+ * logit: no [N, V] one-hot beside the [N, V] log-probabilities.
+ */
+export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Tensor1D {
+  const [n, vocab] = logits.shape;
+  const gold = tf.gather(
+    tf.reshape(logits, [n * vocab]),
+    tf.tensor1d(
+      Int32Array.from(targets, (target, i) => i * vocab + target),
+      "int32",
+    ),
+  );
+  return tf.sub(tf.logSumExp(logits, 1), gold) as tf.Tensor1D;
+}
+
+function pickRows<T extends Float32Array | Int32Array>(values: T, rows: Int32Array): T {
+  const picked = new (values.constructor as new (n: number) => T)(rows.length);
+  rows.forEach((row, r) => (picked[r] = values[row] ?? 0));
+  return picked;
 }
 
 export interface LossTerms {
@@ -55,23 +75,26 @@ export interface LossTerms {
 }
 
 /**
- * logits [B·T, V]; refLogits [B·T, V] of the frozen starting model when a KL weight β > 0.
- * KL(p_θ ‖ p_ref) = Σ_v p_θ(v)·(log p_θ(v) − log p_ref(v)) at each loss-weighted position, over the
- * whole vocabulary (not the gold-token log-ratio, whose gradient cancels the NLL at weight 1).
+ * logits [R, V] at the positions `rows` of the micro-batch (lossRows); refLogits [R, V] of the frozen
+ * starting model when a KL weight β > 0. KL(p_θ ‖ p_ref) = Σ_v p_θ(v)·(log p_θ(v) − log p_ref(v)) at
+ * each loss-weighted position, over the whole vocabulary (not the gold-token log-ratio, whose gradient
+ * cancels the NLL at weight 1). The returned cross-entropy is [R], in the order of `rows`.
  */
 export function maskedLoss(
   logits: tf.Tensor2D,
   batch: MicroBatch,
+  rows: Int32Array,
   reduction: LossReduction,
   kl?: { readonly refLogits: tf.Tensor2D; readonly weight: number },
 ): LossTerms {
-  const ce = crossEntropy(logits, batch.targets); // [B·T], [B·T, V]
-  let perPrediction = ce.perPrediction;
+  const ce = crossEntropy(logits, pickRows(batch.targets, rows)); // [R]
+  let perPrediction = ce;
   if (kl && kl.weight > 0) {
+    const logProbs = tf.logSoftmax(logits);
     const refLogProbs = tf.logSoftmax(kl.refLogits);
-    const divergence = tf.sum(tf.mul(tf.exp(ce.logProbs), tf.sub(ce.logProbs, refLogProbs)), 1);
+    const divergence = tf.sum(tf.mul(tf.exp(logProbs), tf.sub(logProbs, refLogProbs)), 1);
     perPrediction = tf.add(perPrediction, tf.mul(divergence, kl.weight));
   }
-  const coefficients = tf.tensor1d(lossCoefficients(reduction, batch));
-  return { objective: tf.sum(tf.mul(perPrediction, coefficients)), crossEntropy: ce.perPrediction };
+  const coefficients = tf.tensor1d(pickRows(lossCoefficients(reduction, batch), rows));
+  return { objective: tf.sum(tf.mul(perPrediction, coefficients)), crossEntropy: ce };
 }

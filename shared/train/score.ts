@@ -25,7 +25,7 @@ export function scoreExamples(
     const batch = makeMicroBatch(group, padId);
     const perPrediction = tf.tidy(() => {
       const logits = model.forward(tf.tensor2d(batch.inputs, [batch.size, batch.length], "int32"));
-      return crossEntropy(logits, batch.targets).perPrediction;
+      return crossEntropy(logits, batch.targets);
     });
     const values = perPrediction.dataSync() as Float32Array;
     perPrediction.dispose();

@@ -237,6 +237,7 @@ const RESULT: StepResult = {
   examples: 1,
   gradNorm: 1,
 };
+const MEMORY = { tensors: 10, bytes: 4096 };
 const PHASES: RankPhaseSeconds = { data: 0.001, forward_backward: 0.01, allreduce: 0.002, optimizer: 0.001 };
 
 /** Two scripted workers joined (ranks 0 and 1, in that order) and ready with the right data. */
@@ -335,8 +336,24 @@ test(
     await Promise.all(workers.map((w) => w.started()));
     const started = Date.now();
     await Promise.all(workers.map((w) => w.next("step")));
-    w0.send({ type: "stepDone", rank: 0, step: 0, result: RESULT, phases: PHASES, checksum: 1 });
-    w0.send({ type: "stepDone", rank: 0, step: 0, result: RESULT, phases: PHASES, checksum: 1 }); // duplicated
+    w0.send({
+      type: "stepDone",
+      rank: 0,
+      step: 0,
+      result: RESULT,
+      phases: PHASES,
+      checksum: 1,
+      memory: MEMORY,
+    });
+    w0.send({
+      type: "stepDone",
+      rank: 0,
+      step: 0,
+      result: RESULT,
+      phases: PHASES,
+      checksum: 1,
+      memory: MEMORY,
+    }); // duplicated
     // w1's stepDone is "lost". The live w0 is asked to abort and save what it has.
     await w0.next("abort");
     const waited = Date.now() - started;
@@ -416,7 +433,15 @@ test(
     await Promise.all(workers.map((w) => w.started()));
     await Promise.all(workers.map((w) => w.next("step"))); // w2 goes silent now
     // w1 received the whole sum before the ring broke and applied the step; w0 did not.
-    w1.send({ type: "stepDone", rank: 1, step: 0, result: RESULT, phases: PHASES, checksum: 1 });
+    w1.send({
+      type: "stepDone",
+      rank: 1,
+      step: 0,
+      result: RESULT,
+      phases: PHASES,
+      checksum: 1,
+      memory: MEMORY,
+    });
     await Promise.all([w0.next("abort"), w1.next("abort")]);
     w0.send({ type: "aborted", rank: 0, completedSteps: 0 });
     w1.send({ type: "aborted", rank: 1, completedSteps: 1 });
@@ -524,7 +549,15 @@ test(
         assert.equal(step.step, 0);
         assert.equal(step.checksum, true, "the last step asks for checksums");
         const checksum = checksums[rank] ?? 0;
-        worker.send({ type: "stepDone", rank, step: 0, result: RESULT, phases: PHASES, checksum });
+        worker.send({
+          type: "stepDone",
+          rank,
+          step: 0,
+          result: RESULT,
+          phases: PHASES,
+          checksum,
+          memory: MEMORY,
+        });
       }),
     );
     assert.equal(await coordinator.exit, 2, coordinator.stderr.slice(-2000));

@@ -180,3 +180,22 @@ test("resume - a truncated, bit-flipped or half-swapped newest checkpoint is ski
   await runTrainJob(flags(out, ["--resume", out]), quiet);
   await assertIdentical(straight, out);
 });
+
+test("memory - 300 steps: the live tensors and their bytes at step 300 are those at step 20 (nothing leaks)", async () => {
+  const out = join(dir, "steady");
+  await runTrainJob(
+    flags(out, ["--kl-weight", "0.1", "--eval-every", "50", "--checkpoint-every", "100"], "300"),
+    quiet,
+  );
+  const steps = readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map(
+      (line) => JSON.parse(line) as { type: string; step: number; tensors?: number; tensor_bytes?: number },
+    )
+    .filter((line) => line.type === "step");
+  const at = (step: number) => steps.find((line) => line.step === step);
+  assert.ok(at(20)?.tensors !== undefined && at(20)?.tensor_bytes !== undefined, "step lines carry tensors");
+  assert.equal(at(300)?.tensors, at(20)?.tensors);
+  assert.equal(at(300)?.tensor_bytes, at(20)?.tensor_bytes);
+});

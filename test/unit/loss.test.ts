@@ -3,7 +3,13 @@ import { test } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../../shared/backend/select.js";
 import type { MicroBatch } from "../../shared/train/batch.js";
-import { maskedLoss, normaliserShare, stepNormaliser, type LossReduction } from "../../shared/train/loss.js";
+import {
+  lossRows,
+  maskedLoss,
+  normaliserShare,
+  stepNormaliser,
+  type LossReduction,
+} from "../../shared/train/loss.js";
 import { mulberry32 } from "../../shared/random.js";
 
 await selectBackend("wasm");
@@ -52,12 +58,15 @@ function plainObjective(reduction: LossReduction, klWeight: number): number {
   return total;
 }
 
+/** Every position of the 8-position test batch. */
+const ALL_ROWS = Int32Array.from({ length: 8 }, (_, i) => i);
+
 for (const reduction of ["token", "example", "sum"] as const) {
   for (const klWeight of [0, 0.3]) {
     test(`masked loss - ${reduction} reduction, KL weight ${klWeight}, equals a plain-JS computation`, () => {
       const logits = tf.tensor2d(logitValues, [8, V]);
       const refLogits = tf.tensor2d(refValues, [8, V]);
-      const terms = maskedLoss(logits, batch, reduction, { refLogits, weight: klWeight });
+      const terms = maskedLoss(logits, batch, ALL_ROWS, reduction, { refLogits, weight: klWeight });
       const normaliser = stepNormaliser(reduction, normaliserShare(reduction, batch));
       const expectedNormaliser = reduction === "token" ? 5 : reduction === "example" ? 2 : 1;
       assert.equal(normaliser, expectedNormaliser);
@@ -71,8 +80,11 @@ for (const reduction of ["token", "example", "sum"] as const) {
 test("masked loss - KL to an identical reference is zero and has zero gradient", () => {
   const logits = tf.variable(tf.tensor2d(logitValues, [8, V]));
   const { value, grads } = tf.variableGrads(() => {
-    const ce = maskedLoss(logits, batch, "token", { refLogits: tf.tensor2d(logitValues, [8, V]), weight: 1 });
-    const plain = maskedLoss(logits, batch, "token");
+    const ce = maskedLoss(logits, batch, ALL_ROWS, "token", {
+      refLogits: tf.tensor2d(logitValues, [8, V]),
+      weight: 1,
+    });
+    const plain = maskedLoss(logits, batch, ALL_ROWS, "token");
     return tf.sub(ce.objective, plain.objective) as tf.Scalar;
   }, [logits]);
   assert.ok(Math.abs(value.dataSync()[0] ?? 1) < 1e-5);
@@ -83,7 +95,22 @@ test("masked loss - KL to an identical reference is zero and has zero gradient",
 test("masked loss - padding and zero-weight positions do not move the loss", () => {
   const changed = [...logitValues];
   for (let v = 0; v < V; v++) changed[4 * V + v] = 100 * v; // position 4 has weight 0
-  const a = maskedLoss(tf.tensor2d(logitValues, [8, V]), batch, "token").objective.dataSync()[0];
-  const b = maskedLoss(tf.tensor2d(changed, [8, V]), batch, "token").objective.dataSync()[0];
+  const a = maskedLoss(tf.tensor2d(logitValues, [8, V]), batch, ALL_ROWS, "token").objective.dataSync()[0];
+  const b = maskedLoss(tf.tensor2d(changed, [8, V]), batch, ALL_ROWS, "token").objective.dataSync()[0];
   assert.equal(a, b);
 });
+
+for (const reduction of ["token", "example", "sum"] as const) {
+  test(`masked loss - ${reduction}: computed on the loss rows only, it equals the loss on every position`, () => {
+    const rows = lossRows(batch);
+    assert.ok(rows.length < 8, "the test batch has positions no loss needs");
+    const full = tf.tensor2d(logitValues, [8, V]);
+    const picked = tf.gather(full, tf.tensor1d(rows, "int32")) as tf.Tensor2D;
+    const refFull = tf.tensor2d(refValues, [8, V]);
+    const refPicked = tf.gather(refFull, tf.tensor1d(rows, "int32")) as tf.Tensor2D;
+    const a = maskedLoss(full, batch, ALL_ROWS, reduction, { refLogits: refFull, weight: 0.3 });
+    const b = maskedLoss(picked, batch, rows, reduction, { refLogits: refPicked, weight: 0.3 });
+    const [x, y] = [a.objective.dataSync()[0] ?? NaN, b.objective.dataSync()[0] ?? NaN];
+    assert.ok(Math.abs(x - y) < 1e-6 * Math.max(1, Math.abs(x)), `${x} vs ${y}`);
+  });
+}

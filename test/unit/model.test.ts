@@ -6,6 +6,8 @@ import { selectBackend } from "../../shared/backend/select.js";
 import type { GptConfig } from "../../shared/model/config.js";
 import { Gpt, parameterShapes } from "../../shared/model/gpt.js";
 import { mulberry32 } from "../../shared/random.js";
+import { AdamW } from "../../shared/train/adamw.js";
+import { StepBufferLayout } from "../../shared/train/step-buffer.js";
 import { gpt2ParameterShapes, randomGpt2Weights, referenceLogits } from "../support/reference-gpt2.js";
 
 const CONFIG: GptConfig = {
@@ -156,4 +158,25 @@ test("changing a later token leaves earlier positions' logits unchanged", async 
     const difference = maxAbsDifference(before[t] ?? [], after[t] ?? []);
     assert.ok(difference <= 1e-6, `row 1 position ${t - T} moved by ${difference}`);
   }
+});
+
+test("a model and its Adam moments hold one tensor per parameter each, also after an update: no temporaries kept", async () => {
+  await selectBackend("wasm");
+  const before = tf.memory().numTensors;
+  const model = new Gpt(CONFIG, WEIGHTS, true);
+  const params = model.params.size;
+  assert.equal(tf.memory().numTensors - before, params, "the model's variables only");
+  const optimizer = new AdamW(model.params, {
+    beta1: 0.9,
+    beta2: 0.999,
+    adamEpsilon: 1e-8,
+    weightDecay: 0.01,
+  });
+  assert.equal(tf.memory().numTensors - before, 3 * params, "plus m and v");
+  const layout = new StepBufferLayout(new Map([...model.params].map(([name, p]) => [name, p.shape])));
+  const bytesBefore = tf.memory().numBytes;
+  optimizer.apply(layout, new Float32Array(layout.size).fill(0.01), 1e-3);
+  assert.equal(tf.memory().numTensors - before, 3 * params, "an update keeps no old values alive");
+  assert.equal(tf.memory().numBytes, bytesBefore);
+  model.dispose();
 });

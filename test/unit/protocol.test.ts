@@ -52,6 +52,7 @@ const WORKER_SAMPLES: Samples<WorkerMessage> = {
       },
       phases: { data: 0.001, forward_backward: 0.25, allreduce: 0.125, optimizer: 0.01 },
       checksum: 0x1234abcd,
+      memory: { tensors: 120, bytes: 4_000_000 },
     },
     {
       type: "stepDone",
@@ -60,6 +61,7 @@ const WORKER_SAMPLES: Samples<WorkerMessage> = {
       result: { lr: 0, trainLoss: 0, trainOutputLoss: 0, tokens: 0, lossTokens: 0, examples: 0, gradNorm: 0 },
       phases: { data: 0, forward_backward: 0, allreduce: 0, optimizer: 0 },
       checksum: null,
+      memory: { tensors: 0, bytes: 0 },
     },
   ],
   evalDone: [
