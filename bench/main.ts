@@ -4,6 +4,9 @@
 //   metrics     what recording a step's metrics and collecting them for a scrape cost, at 8 and 64 ranks
 //   tcp_loopback, allreduce  one loopback TCP stream (the ceiling), then the ring all-reduce per data plane,
 //                world size and buffer size, ranks as processes (bench/allreduce.ts)
+//   peak_memory tfjs's peak tensor bytes over one step of --memory-model (default gpt2) at
+//               --memory-batch × --memory-seq (1 × 1024) with a 50,257-token vocabulary, next to the
+//               theoretical minimum (bench/memory.ts); --memory-model "" skips it
 // Flags: --backend NAME (default auto), --models tiny,small (presets; "" skips train_step), --seq 128,
 // --batch 8, --allreduce-sizes 1KB..64MB (×4 steps, or a list), --allreduce-iterations 20 (fewer for big
 // sizes), --world-sizes 2,3,4, --planes nats,ws, --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics.
@@ -21,6 +24,7 @@ import type { Example } from "../shared/data/dataset.js";
 import { mulberry32 } from "../shared/random.js";
 import { OptionError } from "../shared/errors.js";
 import { benchMetrics } from "./metrics.js";
+import { benchPeakMemory } from "./memory.js";
 import { benchAllReduce, parseByteSizes, parsePlanes, parseWorldSizes } from "./allreduce.js";
 
 const { values: args } = parseArgs({
@@ -36,6 +40,9 @@ const { values: args } = parseArgs({
     "allreduce-nats": { type: "string", default: "auto" },
     "skip-allreduce": { type: "boolean", default: false },
     "skip-metrics": { type: "boolean", default: false },
+    "memory-model": { type: "string", default: "gpt2" },
+    "memory-batch": { type: "string", default: "1" },
+    "memory-seq": { type: "string", default: "1024" },
   },
 });
 
@@ -146,5 +153,14 @@ benchMatMul(selected.name);
 for (const preset of (args.models ?? "").split(",").filter(Boolean)) {
   benchTrainStep(selected.name, preset, Number(args.batch), Number(args.seq));
 }
+if (args["memory-model"])
+  await benchPeakMemory(
+    emit,
+    selected.name,
+    args["memory-model"],
+    Number(args["memory-batch"]),
+    Number(args["memory-seq"]),
+    50_257,
+  );
 if (!args["skip-metrics"]) await benchMetrics(emit);
 if (!args["skip-allreduce"]) await benchAllReduce(emit, allReduceOptions);
