@@ -37,8 +37,11 @@ export function initialValues(config: GptConfig, seed: number): Map<string, Floa
       const std = name.endsWith("c_proj.weight") ? 0.02 / Math.sqrt(2 * config.layers) : 0.02;
       // tfjs treats seed 0 as "unseeded", so derive a non-zero seed per tensor.
       const tensorSeed = hashKeys(seed, k++) || 1;
-      const draw = () => tf.randomNormal(shape, 0, std, "float32", tensorSeed).dataSync() as Float32Array;
-      values.set(name, tf.tidy(draw));
+      // Read outside tidy: a typed array returned from tidy is walked element by element (and GPT-2's
+      // 38 M-element embedding overflows the Set tfjs walks it with).
+      const drawn = tf.randomNormal(shape, 0, std, "float32", tensorSeed);
+      values.set(name, drawn.dataSync() as Float32Array);
+      drawn.dispose();
     }
   }
   return values;

@@ -4,7 +4,8 @@ import * as tf from "@tensorflow/tfjs-core";
 
 import { selectBackend } from "../../shared/backend/select.js";
 import type { GptConfig } from "../../shared/model/config.js";
-import { Gpt, parameterShapes } from "../../shared/model/gpt.js";
+import { presetConfig } from "../../shared/model/config.js";
+import { Gpt, initialValues, parameterShapes } from "../../shared/model/gpt.js";
 import { mulberry32 } from "../../shared/random.js";
 import { AdamW } from "../../shared/train/adamw.js";
 import { StepBufferLayout } from "../../shared/train/step-buffer.js";
@@ -179,4 +180,16 @@ test("a model and its Adam moments hold one tensor per parameter each, also afte
   assert.equal(tf.memory().numTensors - before, 3 * params, "an update keeps no old values alive");
   assert.equal(tf.memory().numBytes, bytesBefore);
   model.dispose();
+});
+
+test("a fresh gpt2-preset model initialises (its 38.6 M-element embedding once overflowed tidy's tensor walk)", async () => {
+  await selectBackend("wasm");
+  const config = presetConfig("gpt2", 50_257);
+  const values = initialValues(config, 1);
+  assert.equal(values.get("transformer.wte.weight")?.length, 50_257 * 768);
+  const sum = [...values.values()].reduce((total, v) => total + v.length, 0);
+  assert.equal(
+    sum,
+    [...parameterShapes(config).values()].reduce((t, s) => t + s.reduce((a, b) => a * b, 1), 0),
+  );
 });
