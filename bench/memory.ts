@@ -46,13 +46,30 @@ export async function benchPeakMemory(
   const layout = new StepBufferLayout(new Map([...model.params].map(([name, p]) => [name, p.shape])));
   const batch = makeMicroBatch(randomExamples(batchSize, seq + 1, vocab), 0);
   const options = { lossReduction: "token" as const, klWeight: 0, neftuneAlpha: 0, seed: 0 };
-  const started = performance.now();
-  const profile = await tf.profile(() => {
-    const buffer = accumulateGradients(model, undefined, [batch], layout, options, 0);
-    optimizer.apply(layout, layout.gradients(buffer), 1e-4);
-  });
-  const seconds = (performance.now() - started) / 1000;
   const params = layout.gradientSize;
+  const started = performance.now();
+  let profile: Awaited<ReturnType<typeof tf.profile>>;
+  try {
+    profile = await tf.profile(() => {
+      const buffer = accumulateGradients(model, undefined, [batch], layout, options, 0);
+      optimizer.apply(layout, layout.gradients(buffer), 1e-4);
+    });
+  } catch (error) {
+    // wasm's heap is 32-bit (at most 4 GiB): GPT-2 small's step does not fit, and tfjs fails obscurely.
+    const heap = backend === "wasm" ? " (wasm's heap is at most 4 GiB)" : "";
+    emit({
+      bench: "peak_memory",
+      backend,
+      model: preset,
+      params,
+      batch: batchSize,
+      seq,
+      vocab,
+      error: `${(error as Error).message}${heap}`,
+    });
+    return;
+  }
+  const seconds = (performance.now() - started) / 1000;
   const { embedDim: h, heads: a, layers } = config;
   const stateBytes = 16 * params;
   const activationBytes = layers * seq * batchSize * h * (68 + (10 * a * seq) / h);
