@@ -47,8 +47,8 @@ export async function benchPeakMemory(
   const batch = makeMicroBatch(randomExamples(batchSize, seq + 1, vocab), 0);
   const options = { lossReduction: "token" as const, klWeight: 0, neftuneAlpha: 0, seed: 0 };
   const started = performance.now();
-  const profile = await tf.profile(() => {
-    const buffer = accumulateGradients(model, undefined, [batch], layout, options, 0);
+  const profile = await tf.profile(async () => {
+    const buffer = await accumulateGradients(model, undefined, [batch], layout, options, 0);
     optimizer.apply(layout, layout.gradients(buffer), 1e-4);
   });
   const seconds = (performance.now() - started) / 1000;

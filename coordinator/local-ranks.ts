@@ -18,7 +18,9 @@ export class LocalRanks implements RankGroup {
   constructor(
     private readonly rank: Rank,
     private readonly metrics: RankMetrics | undefined,
-  ) {}
+  ) {
+    rank.keepHostWeights = false; // one rank: nobody asks for its checksum
+  }
 
   async step(step: number, assignments: readonly (readonly number[])[]): Promise<GroupStep> {
     const { result, phases } = await trainStep(this.rank, step, assignments.flat(), async (buffer) => buffer);
@@ -32,7 +34,7 @@ export class LocalRanks implements RankGroup {
     train: readonly (readonly number[])[],
   ): Promise<GroupEval> {
     const started = performance.now();
-    const sums = this.rank.evaluate(heldOut.flat(), train.flat());
+    const sums = await this.rank.evaluateAsync(heldOut.flat(), train.flat());
     return {
       heldOut: addSums([sums.heldOut]),
       train: addSums([sums.train]),

@@ -8,7 +8,9 @@ import type { LossSums } from "../shared/protocol.js";
 import { AdamW } from "../shared/train/adamw.js";
 import type { PreparedRun } from "../shared/train/prepare.js";
 import type { ScheduleOptions } from "../shared/train/schedule.js";
-import { scoreExamples } from "../shared/train/score.js";
+import { scoreExamples, scoreExamplesAsync, type ExampleScore } from "../shared/train/score.js";
+import { hasSynchronousReads, throwIfBackendFailed } from "../shared/backend/select.js";
+import { BackendError } from "../shared/errors.js";
 import { StepBufferLayout } from "../shared/train/step-buffer.js";
 
 function pick(examples: readonly Example[], positions: readonly number[], what: string): Example[] {
@@ -19,6 +21,10 @@ function pick(examples: readonly Example[], positions: readonly number[], what: 
   });
 }
 
+function lossSums(scores: readonly ExampleScore[]): LossSums {
+  return [scores.reduce((a, s) => a + s.outputLossSum, 0), scores.reduce((a, s) => a + s.outputTokens, 0)];
+}
+
 export class Rank {
   readonly model: Gpt;
   readonly reference: Gpt | undefined;
@@ -26,6 +32,12 @@ export class Rank {
   readonly layout: StepBufferLayout;
   readonly schedule: ScheduleOptions;
   readonly padId: number;
+  /**
+   * The weights after the last update, kept on the host where the backend reads only asynchronously
+   * (webgpu): a worker's checksum is answered synchronously. `train` never asks for one and turns it off.
+   */
+  keepHostWeights = !hasSynchronousReads();
+  private hostWeights: Map<string, Float32Array> | undefined;
 
   constructor(
     readonly options: TrainOptions,
@@ -41,6 +53,12 @@ export class Rank {
     this.layout = new StepBufferLayout(new Map([...this.model.params].map(([name, p]) => [name, p.shape])));
     this.schedule = { ...options, totalSteps: run.totalSteps };
     this.padId = run.tokenizer.eosId;
+    this.hostWeights = this.keepHostWeights ? weights : undefined;
+  }
+
+  /** Called after each update. */
+  async updated(): Promise<void> {
+    this.hostWeights = this.keepHostWeights ? await this.model.read() : undefined;
   }
 
   /** Optimizer steps applied so far. */
@@ -54,17 +72,33 @@ export class Rank {
 
   /** Output-token loss sums of held-out and training-subset examples at the given positions. */
   evaluate(heldOut: readonly number[], train: readonly number[]): { heldOut: LossSums; train: LossSums } {
-    const sums = (examples: Example[]): LossSums => {
-      const scores = scoreExamples(this.model, examples, this.options.microBatchSize, this.padId);
-      return [
-        scores.reduce((a, s) => a + s.outputLossSum, 0),
-        scores.reduce((a, s) => a + s.outputTokens, 0),
-      ];
-    };
+    if (!hasSynchronousReads()) {
+      throw new BackendError(
+        "webgpu",
+        "a worker cannot evaluate on webgpu yet (its eval command reads synchronously): use --eval-fraction 0, or imtrain train",
+      );
+    }
+    const sums = (examples: Example[]) =>
+      lossSums(scoreExamples(this.model, examples, this.options.microBatchSize, this.padId));
     return {
       heldOut: sums(pick(this.run.heldOut, heldOut, "held-out")),
       train: sums(pick(this.run.trainEval, train, "train-eval")),
     };
+  }
+
+  /** `evaluate`, read asynchronously (any backend). */
+  async evaluateAsync(
+    heldOut: readonly number[],
+    train: readonly number[],
+  ): Promise<{ heldOut: LossSums; train: LossSums }> {
+    const sums = async (examples: Example[]) =>
+      lossSums(await scoreExamplesAsync(this.model, examples, this.options.microBatchSize, this.padId));
+    const result = {
+      heldOut: await sums(pick(this.run.heldOut, heldOut, "held-out")),
+      train: await sums(pick(this.run.trainEval, train, "train-eval")),
+    };
+    throwIfBackendFailed();
+    return result;
   }
 
   /** `keep`: how many checkpoints `dir` keeps (a handoff keeps 1). */
@@ -74,9 +108,9 @@ export class Rank {
       dir,
       {
         config: this.model.config,
-        weights: this.model.snapshot(),
+        weights: await this.model.read(),
         tokenizer: this.run.tokenizer.name,
-        optimizer: this.optimizer.state(),
+        optimizer: await this.optimizer.state(),
         trainer: { step, seed, tokenizer: this.run.tokenizer.name, trajectory: this.run.trajectory },
       },
       keep,
@@ -86,7 +120,7 @@ export class Rank {
   /** FNV-1a over every parameter's float32 bits: equal on all ranks iff their weights are bit-identical. */
   checksum(): number {
     let hash = 0x811c9dc5;
-    for (const values of this.model.snapshot().values()) {
+    for (const values of (this.hostWeights ?? this.model.snapshot()).values()) {
       for (const bits of new Uint32Array(values.buffer, values.byteOffset, values.length)) {
         hash = Math.imul(hash ^ bits, 0x01000193);
       }
