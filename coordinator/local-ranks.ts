@@ -18,9 +18,7 @@ export class LocalRanks implements RankGroup {
   constructor(
     private readonly rank: Rank,
     private readonly metrics: RankMetrics | undefined,
-  ) {
-    rank.keepHostWeights = false; // one rank: nobody asks for its checksum
-  }
+  ) {}
 
   async step(step: number, assignments: readonly (readonly number[])[]): Promise<GroupStep> {
     const { result, phases } = await trainStep(this.rank, step, assignments.flat(), async (buffer) => buffer);

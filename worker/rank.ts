@@ -21,6 +21,28 @@ function pick(examples: readonly Example[], positions: readonly number[], what: 
   });
 }
 
+function weightsChecksum(weights: ReadonlyMap<string, Float32Array>): number {
+  let hash = 0x811c9dc5;
+  for (const values of weights.values()) {
+    for (const bits of new Uint32Array(values.buffer, values.byteOffset, values.length)) {
+      hash = Math.imul(hash ^ bits, 0x01000193);
+    }
+  }
+  return hash >>> 0;
+}
+
+/**
+ * The worker's eval and checksum commands call `evaluate` and `checksum` synchronously; webgpu reads only
+ * asynchronously. Until the worker awaits `evaluateAsync` / `checksumAsync`, they fail here, clearly.
+ */
+function requireSynchronousReads(what: string): void {
+  if (!hasSynchronousReads())
+    throw new BackendError(
+      "webgpu",
+      `a worker cannot ${what} on webgpu yet (the worker's command reads synchronously); imtrain train can`,
+    );
+}
+
 function lossSums(scores: readonly ExampleScore[]): LossSums {
   return [scores.reduce((a, s) => a + s.outputLossSum, 0), scores.reduce((a, s) => a + s.outputTokens, 0)];
 }
@@ -32,13 +54,6 @@ export class Rank {
   readonly layout: StepBufferLayout;
   readonly schedule: ScheduleOptions;
   readonly padId: number;
-  /**
-   * The weights after the last update, kept on the host where the backend reads only asynchronously
-   * (webgpu): a worker's checksum is answered synchronously. `train` never asks for one and turns it off.
-   */
-  keepHostWeights = !hasSynchronousReads();
-  private hostWeights: Map<string, Float32Array> | undefined;
-
   constructor(
     readonly options: TrainOptions,
     readonly run: PreparedRun,
@@ -53,12 +68,6 @@ export class Rank {
     this.layout = new StepBufferLayout(new Map([...this.model.params].map(([name, p]) => [name, p.shape])));
     this.schedule = { ...options, totalSteps: run.totalSteps };
     this.padId = run.tokenizer.eosId;
-    this.hostWeights = this.keepHostWeights ? weights : undefined;
-  }
-
-  /** Called after each update. */
-  async updated(): Promise<void> {
-    this.hostWeights = this.keepHostWeights ? await this.model.read() : undefined;
   }
 
   /** Optimizer steps applied so far. */
@@ -72,12 +81,7 @@ export class Rank {
 
   /** Output-token loss sums of held-out and training-subset examples at the given positions. */
   evaluate(heldOut: readonly number[], train: readonly number[]): { heldOut: LossSums; train: LossSums } {
-    if (!hasSynchronousReads()) {
-      throw new BackendError(
-        "webgpu",
-        "a worker cannot evaluate on webgpu yet (its eval command reads synchronously): use --eval-fraction 0, or imtrain train",
-      );
-    }
+    requireSynchronousReads("evaluate");
     const sums = (examples: Example[]) =>
       lossSums(scoreExamples(this.model, examples, this.options.microBatchSize, this.padId));
     return {
@@ -119,13 +123,13 @@ export class Rank {
 
   /** FNV-1a over every parameter's float32 bits: equal on all ranks iff their weights are bit-identical. */
   checksum(): number {
-    let hash = 0x811c9dc5;
-    for (const values of (this.hostWeights ?? this.model.snapshot()).values()) {
-      for (const bits of new Uint32Array(values.buffer, values.byteOffset, values.length)) {
-        hash = Math.imul(hash ^ bits, 0x01000193);
-      }
-    }
-    return hash >>> 0;
+    requireSynchronousReads("checksum its weights");
+    return weightsChecksum(this.model.snapshot());
+  }
+
+  /** `checksum`, read asynchronously (any backend). */
+  async checksumAsync(): Promise<number> {
+    return weightsChecksum(await this.model.read());
   }
 
   dispose(): void {

@@ -17,7 +17,8 @@ import { isAbsolute, relative, resolve } from "node:path";
 import type { NatsConnection, Subscription } from "nats";
 import * as tf from "@tensorflow/tfjs-core";
 import { parseDevice } from "../shared/backend/device.js";
-import { describeBackend, selectBackend } from "../shared/backend/select.js";
+import { checkWebGpuLimits, longestInput } from "../shared/backend/limits.js";
+import { describeBackend, refuseDistributed, selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
 import { connectToNats } from "../shared/nats/connect.js";
@@ -256,11 +257,19 @@ export class Worker {
   private async load(nc: NatsConnection, job: JobSpec, worldSize: number): Promise<void> {
     const subjects = jobSubjects(this.options.job);
     const options = compileTrainOptions(job.flags as unknown as TrainFlags);
-    const backend = await selectBackend(options.backend, parseDevice(this.options.device)).catch((error) => {
-      throw error instanceof UserError
+    // A backend that cannot run here ends this worker with one line naming it, its rank and each backend tried.
+    const named = (error: unknown) =>
+      error instanceof UserError
         ? new UserError(`${this.options.name} (rank ${this.rank}): ${error.message}`, { cause: error })
         : error;
+    const backend = await selectBackend(options.backend, parseDevice(this.options.device)).catch((error) => {
+      throw named(error);
     });
+    try {
+      refuseDistributed(backend.name);
+    } catch (error) {
+      throw named(error);
+    }
     this.log(`${this.options.name}: rank ${this.rank}/${worldSize}, ${describeBackend(backend)}`);
     this.served?.process.backendSelected(backend);
     this.served?.process.update({ rank: String(this.rank), model: options.model });
@@ -272,6 +281,14 @@ export class Worker {
       this.rankMetrics.start(this.rank, peak);
     }
     const run = await prepareRun(options, (line) => this.log(`${this.options.name}: ${line}`));
+    if (backend.adapter) {
+      const longest = longestInput([run.train, run.heldOut, run.trainEval]);
+      try {
+        checkWebGpuLimits(backend.adapter, run.model.config, options.microBatchSize, longest);
+      } catch (error) {
+        throw named(error);
+      }
+    }
     this.trainOptions = options;
     this.trainer = new Rank(options, run);
     this.wsListener = job.dataPlane === "ws" ? await listenWsRing(this.options.advertiseHost, 0) : undefined;

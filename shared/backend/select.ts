@@ -91,8 +91,22 @@ async function activate(name: ConcreteBackend, device: Device): Promise<AdapterR
   return undefined;
 }
 
-/** Why `name` cannot run on `device`, or undefined if it can. */
-function mismatch(name: ConcreteBackend, device: Device): string | undefined {
+/**
+ * Workers cannot run webgpu yet: the worker's eval and checksum commands call the rank synchronously and
+ * webgpu reads only asynchronously (worker-process.ts must await `evaluateAsync` / `checksumAsync`).
+ * Refused when a distributed job starts, rather than by each worker after it joined.
+ */
+export function refuseDistributed(name: BackendName): void {
+  if (name === "webgpu")
+    throw new BackendError(
+      name,
+      "workers cannot run on it yet (their eval and checksum read synchronously); imtrain train can",
+    );
+}
+
+/** Why backend `name` cannot run on `device`, or undefined if it can (auto can run anywhere). */
+export function backendDeviceMismatch(name: BackendName, device: Device): string | undefined {
+  if (name === "auto") return undefined;
   const where = formatDevice(device);
   if (device.kind === "cpu" && GPU_BACKENDS.includes(name))
     return `needs a GPU device: use --device gpu:K${name === "webgpu" ? " (or gpu:software)" : ""}`;
@@ -115,7 +129,7 @@ export async function selectBackend(
 ): Promise<SelectedBackend> {
   const where = formatDevice(device);
   if (requested !== "auto") {
-    const reason = mismatch(requested, device);
+    const reason = backendDeviceMismatch(requested, device);
     if (reason !== undefined) throw new BackendError(requested, reason);
     const adapter = await activate(requested, device);
     return { name: requested, device: where, adapter, skipped: [] };
