@@ -9,6 +9,10 @@
 //   and `throwIfWebGpuFailed` turns it into an exception after each step;
 // - its synchronous reads need OffscreenCanvas, which Node lacks: `readSync` of GPU data fails with a
 //   message that says so (training reads asynchronously).
+import { execFile } from "node:child_process";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import * as tf from "@tensorflow/tfjs-core";
 import { BackendError } from "../errors.js";
 import type { Device } from "./device.js";
@@ -80,11 +84,16 @@ function nativeApi(): string {
   return "vulkan";
 }
 
+const execFileAsync = promisify(execFile);
+
 const SOFTWARE_NAME = /llvmpipe|lavapipe|swiftshader|softpipe|microsoft basic render/i;
 
-interface ListedAdapter {
+export interface ListedAdapter {
+  /** Dawn's backend: vulkan, metal, d3d12. */
   readonly api: string;
   readonly name: string;
+  /** A CPU emulation (lavapipe, SwiftShader): chosen only for --device gpu:software. */
+  readonly software: boolean;
 }
 
 async function importDawn(): Promise<DawnModule> {
@@ -106,28 +115,48 @@ async function importDawn(): Promise<DawnModule> {
 /**
  * Every adapter Dawn sees on the native API, in its order. Dawn's Node bindings select adapters by a
  * substring of their name and, asked for a name that matches none, list them all in the error: that list
- * is the only enumeration they offer.
+ * is the only enumeration they offer. It runs in a child process: creating adapters makes Dawn print
+ * warnings of its own (lavapipe's limits), which would bury a one-line error here.
  */
-async function listAdapters(dawn: DawnModule, api: string): Promise<ListedAdapter[]> {
+async function listAdapters(api: string): Promise<ListedAdapter[]> {
+  const dawnUrl = pathToFileURL(createRequire(import.meta.url).resolve("webgpu")).href;
+  const script =
+    `const { create } = await import(${JSON.stringify(dawnUrl)});` +
+    'let message = "";' +
+    `try { await create(["backend=${api}", "adapter=imtrain: list the adapters"]).requestAdapter(); }` +
+    "catch (error) { message = String(error?.message ?? error); }" +
+    "process.stdout.write(JSON.stringify(message));" +
+    "process.exit(0);";
   let message: string;
   try {
-    const adapter = await dawn
-      .create([`backend=${api}`, "adapter=imtrain: list the adapters"])
-      .requestAdapter();
-    if (adapter === null) return [];
-    message = "";
+    const { stdout } = await execFileAsync(process.execPath, ["--input-type=module", "-e", script], {
+      timeout: 60_000,
+    });
+    message = JSON.parse(stdout) as string;
   } catch (error) {
-    message = String((error as Error).message ?? error);
+    throw new BackendError("webgpu", `listing Dawn's adapters failed: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const listed = [...message.matchAll(/\* backend: '([^']*)', name: '([^']*)'/g)];
-  return listed.map(([, listedApi, name]) => ({ api: listedApi ?? "", name: name ?? "" }));
+  return listed.map(([, listedApi = "", name = ""]) => ({
+    api: listedApi,
+    name,
+    software: SOFTWARE_NAME.test(name),
+  }));
+}
+
+/** The adapters Dawn sees on this platform's native API; throws a BackendError if the package is missing. */
+export async function webGpuAdapters(): Promise<ListedAdapter[]> {
+  await importDawn();
+  return listAdapters(nativeApi());
 }
 
 /** The adapter `device` asks for, as Dawn flags, or a BackendError that says what there is instead. */
 function chooseAdapter(device: Device, adapters: readonly ListedAdapter[], api: string): string {
   const names = adapters.map((a) => `"${a.name}"`).join(", ") || "none";
   if (device.kind === "gpu-software") {
-    const software = adapters.find((a) => SOFTWARE_NAME.test(a.name));
+    const software = adapters.find((a) => a.software);
     if (software === undefined) {
       throw new BackendError(
         "webgpu",
@@ -139,7 +168,7 @@ function chooseAdapter(device: Device, adapters: readonly ListedAdapter[], api: 
   }
   if (device.kind !== "gpu")
     throw new BackendError("webgpu", "needs a GPU device: use --device gpu:K or gpu:software");
-  const hardware = adapters.filter((a) => !SOFTWARE_NAME.test(a.name));
+  const hardware = adapters.filter((a) => !a.software);
   const chosen = hardware[device.index];
   if (chosen === undefined) {
     const only =
@@ -176,7 +205,7 @@ export function throwIfWebGpuFailed(): void {
 export async function activateWebGpu(device: Device): Promise<AdapterReport> {
   const dawn = await importDawn();
   const api = nativeApi();
-  const adapters = await listAdapters(dawn, api);
+  const adapters = await listAdapters(api);
   const name = chooseAdapter(device, adapters, api);
   const gpu = dawn.create([`backend=${api}`, `adapter=${name}`]);
   const adapter = await gpu.requestAdapter();
