@@ -7,6 +7,7 @@ import { describeBackend, selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
 import { METRICS_OFF, type MetricsOptions } from "../shared/metrics/options.js";
 import { resolvePeakFlops } from "../shared/metrics/peak-flops.js";
+import { buildInfoOfBackend } from "../shared/metrics/process-metrics.js";
 import { RankMetrics } from "../shared/metrics/rank-metrics.js";
 import { serveMetrics } from "../shared/metrics/serve.js";
 import type { TrainOptions } from "../shared/options.js";
@@ -68,11 +69,7 @@ export async function runTrainJob(
     ranks = new LocalRanks(new Rank(options, run), rankMetrics);
     jobMetrics?.joined(1);
     jobMetrics?.enter("running");
-    const compute = {
-      backend: backend.name,
-      device: backend.device,
-      adapter: backend.adapter ? `${backend.adapter.name} (${backend.adapter.description})` : "",
-    };
+    const compute = buildInfoOfBackend(backend);
     const summary = await runJob(options, run, ranks, compute, log, { ...control, metrics: jobMetrics });
     jobMetrics?.enter("stopped");
     served?.health.stopping("job finished");

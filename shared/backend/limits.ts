@@ -3,7 +3,7 @@
 // are sized up front, and a run that would hit the limit stops with the flag to lower.
 import { BackendError } from "../errors.js";
 import type { GptConfig } from "../model/config.js";
-import type { AdapterReport } from "./webgpu.js";
+import type { AdapterReport } from "./adapter.js";
 
 const FLOAT32_BYTES = 4;
 

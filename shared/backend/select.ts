@@ -14,7 +14,8 @@ import "@tensorflow/tfjs";
 import { BackendError } from "../errors.js";
 import { CPU_DEVICE, formatDevice, type Device } from "./device.js";
 import { registerWasmTrainingKernels } from "./wasm-kernels.js";
-import { activateWebGpu, describeAdapter, throwIfWebGpuFailed, type AdapterReport } from "./webgpu.js";
+import { describeAdapter, type AdapterReport } from "./adapter.js";
+import { activateWebGpu, throwIfWebGpuFailed } from "./webgpu.js";
 
 export const BACKEND_NAMES = ["auto", "tensorflow-gpu", "webgpu", "tensorflow", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];

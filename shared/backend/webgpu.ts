@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import * as tf from "@tensorflow/tfjs-core";
 import { BackendError } from "../errors.js";
+import type { AdapterReport } from "./adapter.js";
 import type { Device } from "./device.js";
 
 /** The parts of the WebGPU API used here (the `webgpu` package's types are optional, like the package). */
@@ -52,29 +53,6 @@ interface DawnModule {
 }
 interface WebGpuBackendModule {
   WebGPUBackend: new (device: GpuDevice, adapterInfo: GpuAdapterInfo) => tf.KernelBackend;
-}
-
-/** What a log line, /metrics and the summary say about the adapter. */
-export interface AdapterReport {
-  /** Dawn's adapter name, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
-  readonly name: string;
-  /** The driver's description, e.g. "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)". */
-  readonly description: string;
-  readonly vendor: string;
-  /** Dawn's backend: vulkan, metal, d3d12. */
-  readonly api: string;
-  readonly software: boolean;
-  /** Bytes: no buffer bound to a shader may exceed the first, no buffer the second. */
-  readonly maxStorageBufferBindingSize: number;
-  readonly maxBufferSize: number;
-}
-
-export function describeAdapter(adapter: AdapterReport): string {
-  const mib = (bytes: number) => `${Math.floor(bytes / 2 ** 20)} MiB`;
-  return (
-    `adapter "${adapter.name}" (${adapter.api}${adapter.software ? ", software" : ""}; ${adapter.description}; ` +
-    `max storage binding ${mib(adapter.maxStorageBufferBindingSize)}, max buffer ${mib(adapter.maxBufferSize)})`
-  );
 }
 
 /** Dawn's native API on this platform; its other backends (OpenGL) would list the same GPUs again. */

@@ -3,6 +3,7 @@
 // work from the first scrape.
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { SelectedBackend } from "../backend/select.js";
+import { adapterLabel } from "../backend/adapter.js";
 
 /** malformed (fails the protocol's schema), oversized, forbidden (valid, but names a path outside the run
  * directory), from an unknown rank, unexpected (late, duplicated or stale control message); ring chunks:
@@ -39,12 +40,7 @@ export interface BuildInfo {
 export function buildInfoOfBackend(
   selected: SelectedBackend,
 ): Pick<BuildInfo, "backend" | "device" | "adapter"> {
-  const { adapter } = selected;
-  return {
-    backend: selected.name,
-    device: selected.device,
-    adapter: adapter ? `${adapter.name} (${adapter.description})` : "",
-  };
+  return { backend: selected.name, device: selected.device, adapter: adapterLabel(selected.adapter) };
 }
 
 export class ProcessMetrics {

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { defaultTrainDevice, formatDevice, parseDevice } from "../../shared/backend/device.js";
 import { checkWebGpuLimits, largestTensors, longestInput } from "../../shared/backend/limits.js";
 import { backendDeviceMismatch } from "../../shared/backend/select.js";
-import type { AdapterReport } from "../../shared/backend/webgpu.js";
+import type { AdapterReport } from "../../shared/backend/adapter.js";
 import { presetConfig } from "../../shared/model/config.js";
 
 test("device - cpu, gpu:K and gpu:software parse and print back; anything else names the flag", () => {
