@@ -108,13 +108,16 @@ export class Rank {
   /** `keep`: how many checkpoints `dir` keeps (a handoff keeps 1). */
   async saveCheckpoint(dir: string, seed: number, keep: number): Promise<void> {
     const step = this.completedSteps;
+    const weights = await this.model.read();
+    const optimizer = await this.optimizer.state();
+    throwIfBackendFailed(); // a GPU that failed may have left zeros: never save them
     await saveCheckpoint(
       dir,
       {
         config: this.model.config,
-        weights: await this.model.read(),
+        weights,
         tokenizer: this.run.tokenizer.name,
-        optimizer: await this.optimizer.state(),
+        optimizer,
         trainer: { step, seed, tokenizer: this.run.tokenizer.name, trajectory: this.run.trajectory },
       },
       keep,

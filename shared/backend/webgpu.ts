@@ -130,7 +130,7 @@ export async function webGpuAdapters(): Promise<ListedAdapter[]> {
   return listAdapters(nativeApi());
 }
 
-/** The adapter `device` asks for, as Dawn flags, or a BackendError that says what there is instead. */
+/** The name of the adapter `device` asks for, or a BackendError that says what there is instead. */
 function chooseAdapter(device: Device, adapters: readonly ListedAdapter[], api: string): string {
   const names = adapters.map((a) => `"${a.name}"`).join(", ") || "none";
   if (device.kind === "gpu-software") {
@@ -239,14 +239,14 @@ export async function activateWebGpu(device: Device): Promise<AdapterReport> {
   };
 }
 
-/** Sets `navigator.gpu` (Node 21+ has a `navigator` of its own; Node 20 has none). */
+/** Sets `navigator.gpu`: on Node's own `navigator` (Node 21+), else on a new one (Node 20 has none). */
 function installNavigatorGpu(gpu: Gpu): void {
-  const navigator = (globalThis as { navigator?: object }).navigator;
-  Object.defineProperty(globalThis, "navigator", {
-    value: Object.assign(Object.create(navigator ?? null) as object, { gpu }),
-    configurable: true,
-    writable: true,
-  });
+  const existing = (globalThis as { navigator?: object }).navigator;
+  if (existing !== undefined && Object.isExtensible(existing)) {
+    Object.defineProperty(existing, "gpu", { value: gpu, configurable: true, writable: true });
+    return;
+  }
+  Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true, writable: true });
 }
 
 async function importTfjsWebGpu(): Promise<WebGpuBackendModule> {
