@@ -7,11 +7,13 @@
 //   peak_memory tfjs's peak tensor bytes over one step of --memory-model (default gpt2) at
 //               --memory-batch × --memory-seq (1 × 1024) with a 50,257-token vocabulary, next to the
 //               theoretical minimum (bench/memory.ts); --memory-model "" skips it
-// Flags: --backend NAME (default auto), --models tiny,small (presets; "" skips train_step), --seq 128,
+// Flags: --backend NAME (default auto), --device cpu|gpu:K|gpu:software (default cpu), --models tiny,small
+// (presets; "" skips train_step), --seq 128,
 // --batch 8, --allreduce-sizes 1KB..64MB (×4 steps, or a list), --allreduce-iterations 20 (fewer for big
 // sizes), --world-sizes 2,3,4, --planes nats,ws, --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics.
 import { parseArgs } from "node:util";
-import { selectBackend, type BackendName } from "../shared/backend/select.js";
+import { parseDevice } from "../shared/backend/device.js";
+import { describeBackend, selectBackend, type BackendName } from "../shared/backend/select.js";
 import { matmulParameterCount, trainingFlops } from "../shared/metrics/flops.js";
 import { measureMatMulFlops } from "../shared/metrics/peak-flops.js";
 import { presetConfig } from "../shared/model/config.js";
@@ -30,6 +32,7 @@ import { benchAllReduce, parseByteSizes, parsePlanes, parseWorldSizes } from "./
 const { values: args } = parseArgs({
   options: {
     backend: { type: "string", default: "auto" },
+    device: { type: "string", default: "cpu" },
     models: { type: "string", default: "tiny,small" },
     seq: { type: "string", default: "128" },
     batch: { type: "string", default: "8" },
@@ -71,21 +74,21 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
-function timeSeconds(run: () => void, repeats: number): number {
-  run(); // warm-up: kernels compiled, memory allocated
+async function timeSeconds(run: () => Promise<void>, repeats: number): Promise<number> {
+  await run(); // warm-up: kernels compiled, memory allocated
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const start = performance.now();
-    run();
+    await run();
     times.push((performance.now() - start) / 1000);
   }
   return median(times);
 }
 
-function benchMatMul(backend: string): void {
+async function benchMatMul(backend: string): Promise<void> {
   for (const n of [256, 512, 1024]) {
     // The same measurement a CPU rank uses as its peak for MFU (shared/metrics/peak-flops.ts).
-    const flopsPerSecond = measureMatMulFlops(n, 5);
+    const flopsPerSecond = await measureMatMulFlops(n, 5);
     emit({
       bench: "matmul",
       backend,
@@ -115,7 +118,12 @@ function randomExamples(count: number, length: number, vocab: number): Example[]
   });
 }
 
-function benchTrainStep(backend: string, preset: string, batchSize: number, seq: number): void {
+async function benchTrainStep(
+  backend: string,
+  preset: string,
+  batchSize: number,
+  seq: number,
+): Promise<void> {
   const config = presetConfig(preset, 257);
   const model = new Gpt(config, initialValues(config, 1));
   const optimizer = new AdamW(model.params, {
@@ -127,8 +135,8 @@ function benchTrainStep(backend: string, preset: string, batchSize: number, seq:
   const layout = new StepBufferLayout(new Map([...model.params].map(([name, p]) => [name, p.shape])));
   const batch = makeMicroBatch(randomExamples(batchSize, seq + 1, 257), 256);
   const options = { lossReduction: "token" as const, klWeight: 0, neftuneAlpha: 0, seed: 0 };
-  const seconds = timeSeconds(() => {
-    const buffer = accumulateGradients(model, undefined, [batch], layout, options, 0);
+  const seconds = await timeSeconds(async () => {
+    const buffer = await accumulateGradients(model, undefined, [batch], layout, options, 0);
     optimizer.apply(layout, layout.gradients(buffer), 1e-4);
   }, 3);
   const params = layout.gradientSize;
@@ -148,10 +156,11 @@ function benchTrainStep(backend: string, preset: string, batchSize: number, seq:
   model.dispose();
 }
 
-const selected = await selectBackend(args.backend as BackendName);
-benchMatMul(selected.name);
+const selected = await selectBackend(args.backend as BackendName, parseDevice(args.device ?? "cpu"));
+process.stderr.write(`bench: ${describeBackend(selected)}\n`);
+await benchMatMul(selected.name);
 for (const preset of (args.models ?? "").split(",").filter(Boolean)) {
-  benchTrainStep(selected.name, preset, Number(args.batch), Number(args.seq));
+  await benchTrainStep(selected.name, preset, Number(args.batch), Number(args.seq));
 }
 if (args["memory-model"])
   await benchPeakMemory(

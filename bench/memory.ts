@@ -50,8 +50,8 @@ export async function benchPeakMemory(
   const started = performance.now();
   let profile: Awaited<ReturnType<typeof tf.profile>>;
   try {
-    profile = await tf.profile(() => {
-      const buffer = accumulateGradients(model, undefined, [batch], layout, options, 0);
+    profile = await tf.profile(async () => {
+      const buffer = await accumulateGradients(model, undefined, [batch], layout, options, 0);
       optimizer.apply(layout, layout.gradients(buffer), 1e-4);
     });
   } catch (error) {

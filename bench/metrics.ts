@@ -42,6 +42,7 @@ export async function benchMetrics(emit: Emit, worldSizes: readonly number[] = [
         version: "bench",
         backend: "",
         device: "",
+        adapter: "",
         model: "",
         role: "coordinator",
         rank: "",

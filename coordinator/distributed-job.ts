@@ -75,7 +75,15 @@ export async function runCoordinator(
   const served = await serveMetrics(
     options.metrics,
     options.job,
-    { version: IMTRAIN_VERSION, backend: "", device: "", model: train.model, role: "coordinator", rank: "" },
+    {
+      version: IMTRAIN_VERSION,
+      backend: "",
+      device: "",
+      adapter: "",
+      model: train.model,
+      role: "coordinator",
+      rank: "",
+    },
     log,
   );
   const metrics = served && new JobMetrics(served.registry, served.process);
@@ -157,7 +165,10 @@ async function coordinate(
     );
     ranks.onLeaving = () => stop.abort();
     enter("running");
-    const summary = await runJob(train, run, ranks, `${options.workers} workers`, log, {
+    // The job's --backend: each worker resolves it on its own device and logs what runs (workers do not
+    // report it to the coordinator yet).
+    const compute = { backend: train.backend, device: "", adapter: "" };
+    const summary = await runJob(train, run, ranks, compute, log, {
       ...control,
       signal: stop.signal,
       checksumEverySteps: options.checksumEverySteps,

@@ -13,7 +13,12 @@ export interface JobSummary {
   /** Steps completed; less than `steps` when the job was stopped early. */
   readonly completed_steps: number;
   readonly world_size: number;
+  /** The backend that ran (`train`), or the job's --backend (a distributed job: workers log their own). */
   readonly backend: string;
+  /** cpu, gpu:K, gpu:software; "" for a distributed job. */
+  readonly device: string;
+  /** webgpu's adapter (name and driver); "" elsewhere. */
+  readonly adapter: string;
   readonly train_examples: number;
   readonly eval_examples: number;
   readonly final_train_loss: number;
@@ -93,18 +98,27 @@ export interface RunTally {
   readonly elapsedSeconds: number;
 }
 
+/** What a job ran on, as its summary records it. */
+export interface ComputeSummary {
+  readonly backend: string;
+  readonly device: string;
+  readonly adapter: string;
+}
+
 export function jobSummary(
   options: TrainOptions,
   run: PreparedRun,
   worldSize: number,
-  backend: string,
+  compute: ComputeSummary,
   tally: RunTally,
 ): JobSummary {
   return {
     steps: run.totalSteps,
     completed_steps: tally.completedSteps,
     world_size: worldSize,
-    backend,
+    backend: compute.backend,
+    device: compute.device,
+    adapter: compute.adapter,
     train_examples: run.train.length,
     eval_examples: run.heldOut.length,
     final_train_loss: tally.last?.train_loss ?? NaN,

@@ -10,7 +10,14 @@ import type { TerminalStyle } from "../shared/terminal.js";
 import { assignToRanks, splitEvenly } from "../shared/train/plan.js";
 import type { PreparedRun } from "../shared/train/prepare.js";
 import type { JobMetrics } from "./job-metrics.js";
-import { evalRecord, jobFacts, jobSummary, stepRecord, type JobSummary } from "./job-records.js";
+import {
+  evalRecord,
+  jobFacts,
+  jobSummary,
+  stepRecord,
+  type ComputeSummary,
+  type JobSummary,
+} from "./job-records.js";
 import { MetricsFile } from "./metrics-file.js";
 import { Progress } from "./progress.js";
 import { secondsSince, type RankGroup } from "./rank-group.js";
@@ -40,7 +47,7 @@ export async function runJob(
   options: TrainOptions,
   run: PreparedRun,
   ranks: RankGroup,
-  backend: string,
+  compute: ComputeSummary,
   log: Log,
   control: JobControl = {},
 ): Promise<JobSummary> {
@@ -135,7 +142,7 @@ export async function runJob(
     progress.close();
     for (const sink of sinks) await sink.close();
   }
-  const summary = jobSummary(options, run, ranks.worldSize, backend, {
+  const summary = jobSummary(options, run, ranks.worldSize, compute, {
     completedSteps: last?.step ?? startStep,
     last,
     lastEval,

@@ -32,7 +32,7 @@ export class LocalRanks implements RankGroup {
     train: readonly (readonly number[])[],
   ): Promise<GroupEval> {
     const started = performance.now();
-    const sums = this.rank.evaluate(heldOut.flat(), train.flat());
+    const sums = await this.rank.evaluateAsync(heldOut.flat(), train.flat());
     return {
       heldOut: addSums([sums.heldOut]),
       train: addSums([sums.train]),

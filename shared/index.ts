@@ -37,10 +37,27 @@ export {
 export {
   BACKEND_NAMES,
   selectBackend,
+  describeBackend,
+  backendDeviceMismatch,
+  refuseDistributed,
+  throwIfBackendFailed,
+  hasSynchronousReads,
   hasFastTransposedMatMul,
   type BackendName,
+  type ConcreteBackend,
   type SelectedBackend,
 } from "./backend/select.js";
+export {
+  CPU_DEVICE,
+  DEVICE_HELP,
+  defaultTrainDevice,
+  formatDevice,
+  parseDevice,
+  type Device,
+} from "./backend/device.js";
+export { adapterLabel, describeAdapter, type AdapterReport } from "./backend/adapter.js";
+export { checkWebGpuLimits, largestTensors, longestInput } from "./backend/limits.js";
+export { webGpuAdapters, type ListedAdapter } from "./backend/webgpu.js";
 // data
 export type { Conversation, Role, Turn } from "./data/conversation.js";
 export { DATA_FORMATS, isDataFormat, parseDataText, readDataFile, type DataFormat } from "./data/formats.js";
@@ -113,7 +130,7 @@ export { LR_SCHEDULES, learningRate, type LrSchedule, type ScheduleOptions } fro
 export { BatchPlan, assignToRanks, splitEvenly } from "./train/plan.js";
 export { prepareRun, fingerprint, type PreparedRun } from "./train/prepare.js";
 export { fixedSubset, splitHeldOut, type EvalSplit } from "./data/eval-sets.js";
-export { scoreExamples, meanOutputLoss, type ExampleScore } from "./train/score.js";
+export { scoreExamples, scoreExamplesAsync, meanOutputLoss, type ExampleScore } from "./train/score.js";
 // NATS connections: flags → settings → ConnectionOptions, and refusals in one line
 export { splitNatsUrl, redactNatsUrl, type SplitNatsUrl, type UrlCredentials } from "./nats/url.js";
 export {

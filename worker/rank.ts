@@ -8,7 +8,9 @@ import type { LossSums } from "../shared/protocol.js";
 import { AdamW } from "../shared/train/adamw.js";
 import type { PreparedRun } from "../shared/train/prepare.js";
 import type { ScheduleOptions } from "../shared/train/schedule.js";
-import { scoreExamples } from "../shared/train/score.js";
+import { scoreExamples, scoreExamplesAsync, type ExampleScore } from "../shared/train/score.js";
+import { hasSynchronousReads, throwIfBackendFailed } from "../shared/backend/select.js";
+import { BackendError } from "../shared/errors.js";
 import { StepBufferLayout } from "../shared/train/step-buffer.js";
 
 function pick(examples: readonly Example[], positions: readonly number[], what: string): Example[] {
@@ -19,6 +21,32 @@ function pick(examples: readonly Example[], positions: readonly number[], what: 
   });
 }
 
+function weightsChecksum(weights: ReadonlyMap<string, Float32Array>): number {
+  let hash = 0x811c9dc5;
+  for (const values of weights.values()) {
+    for (const bits of new Uint32Array(values.buffer, values.byteOffset, values.length)) {
+      hash = Math.imul(hash ^ bits, 0x01000193);
+    }
+  }
+  return hash >>> 0;
+}
+
+/**
+ * The worker's eval and checksum commands call `evaluate` and `checksum` synchronously; webgpu reads only
+ * asynchronously. Until the worker awaits `evaluateAsync` / `checksumAsync`, they fail here, clearly.
+ */
+function requireSynchronousReads(what: string): void {
+  if (!hasSynchronousReads())
+    throw new BackendError(
+      "webgpu",
+      `a worker cannot ${what} on webgpu yet (the worker's command reads synchronously); imtrain train can`,
+    );
+}
+
+function lossSums(scores: readonly ExampleScore[]): LossSums {
+  return [scores.reduce((a, s) => a + s.outputLossSum, 0), scores.reduce((a, s) => a + s.outputTokens, 0)];
+}
+
 export class Rank {
   readonly model: Gpt;
   readonly reference: Gpt | undefined;
@@ -26,7 +54,6 @@ export class Rank {
   readonly layout: StepBufferLayout;
   readonly schedule: ScheduleOptions;
   readonly padId: number;
-
   constructor(
     readonly options: TrainOptions,
     readonly run: PreparedRun,
@@ -54,29 +81,43 @@ export class Rank {
 
   /** Output-token loss sums of held-out and training-subset examples at the given positions. */
   evaluate(heldOut: readonly number[], train: readonly number[]): { heldOut: LossSums; train: LossSums } {
-    const sums = (examples: Example[]): LossSums => {
-      const scores = scoreExamples(this.model, examples, this.options.microBatchSize, this.padId);
-      return [
-        scores.reduce((a, s) => a + s.outputLossSum, 0),
-        scores.reduce((a, s) => a + s.outputTokens, 0),
-      ];
-    };
+    requireSynchronousReads("evaluate");
+    const sums = (examples: Example[]) =>
+      lossSums(scoreExamples(this.model, examples, this.options.microBatchSize, this.padId));
     return {
       heldOut: sums(pick(this.run.heldOut, heldOut, "held-out")),
       train: sums(pick(this.run.trainEval, train, "train-eval")),
     };
   }
 
+  /** `evaluate`, read asynchronously (any backend). */
+  async evaluateAsync(
+    heldOut: readonly number[],
+    train: readonly number[],
+  ): Promise<{ heldOut: LossSums; train: LossSums }> {
+    const sums = async (examples: Example[]) =>
+      lossSums(await scoreExamplesAsync(this.model, examples, this.options.microBatchSize, this.padId));
+    const result = {
+      heldOut: await sums(pick(this.run.heldOut, heldOut, "held-out")),
+      train: await sums(pick(this.run.trainEval, train, "train-eval")),
+    };
+    throwIfBackendFailed();
+    return result;
+  }
+
   /** `keep`: how many checkpoints `dir` keeps (a handoff keeps 1). */
   async saveCheckpoint(dir: string, seed: number, keep: number): Promise<void> {
     const step = this.completedSteps;
+    const weights = await this.model.read();
+    const optimizer = await this.optimizer.state();
+    throwIfBackendFailed(); // a GPU that failed may have left zeros: never save them
     await saveCheckpoint(
       dir,
       {
         config: this.model.config,
-        weights: this.model.snapshot(),
+        weights,
         tokenizer: this.run.tokenizer.name,
-        optimizer: this.optimizer.state(),
+        optimizer,
         trainer: { step, seed, tokenizer: this.run.tokenizer.name, trajectory: this.run.trajectory },
       },
       keep,
@@ -85,13 +126,13 @@ export class Rank {
 
   /** FNV-1a over every parameter's float32 bits: equal on all ranks iff their weights are bit-identical. */
   checksum(): number {
-    let hash = 0x811c9dc5;
-    for (const values of this.model.snapshot().values()) {
-      for (const bits of new Uint32Array(values.buffer, values.byteOffset, values.length)) {
-        hash = Math.imul(hash ^ bits, 0x01000193);
-      }
-    }
-    return hash >>> 0;
+    requireSynchronousReads("checksum its weights");
+    return weightsChecksum(this.model.snapshot());
+  }
+
+  /** `checksum`, read asynchronously (any backend). */
+  async checksumAsync(): Promise<number> {
+    return weightsChecksum(await this.model.read());
   }
 
   dispose(): void {

@@ -1,6 +1,7 @@
 // One optimizer step on one rank, as a recipe:
 //   lr → batch → forward + masked loss → backward → all-reduce → normalise → clip → apply → report
 // Each phase is timed with the clock only; the figures are reported, never waited for.
+import { throwIfBackendFailed } from "../shared/backend/select.js";
 import { chunk, makeMicroBatch } from "../shared/train/batch.js";
 import { accumulateGradients } from "../shared/train/gradients.js";
 import { stepNormaliser } from "../shared/train/loss.js";
@@ -34,7 +35,8 @@ export async function trainStep(
     makeMicroBatch(group, rank.padId),
   );
   const data = clock.lap();
-  const local = accumulateGradients(rank.model, rank.reference, batches, layout, options, step);
+  const local = await accumulateGradients(rank.model, rank.reference, batches, layout, options, step);
+  throwIfBackendFailed();
   const forwardBackward = clock.lap();
   const global = await allReduce(local);
   const allreduce = clock.lap();

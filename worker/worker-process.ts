@@ -16,7 +16,9 @@ import { hostname } from "node:os";
 import { isAbsolute, relative, resolve } from "node:path";
 import type { NatsConnection, Subscription } from "nats";
 import * as tf from "@tensorflow/tfjs-core";
-import { selectBackend } from "../shared/backend/select.js";
+import { parseDevice } from "../shared/backend/device.js";
+import { checkWebGpuLimits, longestInput } from "../shared/backend/limits.js";
+import { describeBackend, refuseDistributed, selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
 import { connectToNats } from "../shared/nats/connect.js";
@@ -62,7 +64,7 @@ export interface WorkerOptions {
   /** The server, credentials and TLS (compiled from the NATS flags). */
   readonly nats: NatsConnectionSettings;
   readonly name: string;
-  /** "cpu" or "gpu:K" (sets CUDA_VISIBLE_DEVICES=K before the GPU backend loads). */
+  /** cpu, gpu:K or gpu:software (see shared/backend/device.ts). */
   readonly device: string;
   readonly job: string;
   /** How long to keep asking for a coordinator before giving up: at start, and after losing one. */
@@ -255,19 +257,38 @@ export class Worker {
   private async load(nc: NatsConnection, job: JobSpec, worldSize: number): Promise<void> {
     const subjects = jobSubjects(this.options.job);
     const options = compileTrainOptions(job.flags as unknown as TrainFlags);
-    const gpu = /^gpu:(\d+)$/.exec(this.options.device);
-    if (gpu) process.env["CUDA_VISIBLE_DEVICES"] = gpu[1];
-    const backend = await selectBackend(options.backend, { allowGpu: gpu !== null });
-    this.log(`${this.options.name}: rank ${this.rank}/${worldSize}, backend ${backend.name}`);
-    this.served?.process.update({ backend: backend.name, rank: String(this.rank), model: options.model });
+    // A backend that cannot run here ends this worker with one line naming it, its rank and each backend tried.
+    const named = (error: unknown) =>
+      error instanceof UserError
+        ? new UserError(`${this.options.name} (rank ${this.rank}): ${error.message}`, { cause: error })
+        : error;
+    const backend = await selectBackend(options.backend, parseDevice(this.options.device)).catch((error) => {
+      throw named(error);
+    });
+    try {
+      refuseDistributed(backend.name);
+    } catch (error) {
+      throw named(error);
+    }
+    this.log(`${this.options.name}: rank ${this.rank}/${worldSize}, ${describeBackend(backend)}`);
+    this.served?.process.backendSelected(backend);
+    this.served?.process.update({ rank: String(this.rank), model: options.model });
     if (this.rankMetrics) {
-      const peak = resolvePeakFlops(this.options.metrics.peakTflops, this.options.device);
+      const peak = await resolvePeakFlops(this.options.metrics.peakTflops, this.options.device);
       this.log(
         `${this.options.name}: peak ${(peak.flopsPerSecond / 1e12).toPrecision(3)} TFLOP/s (${peak.source}: ${peak.of})`,
       );
       this.rankMetrics.start(this.rank, peak);
     }
     const run = await prepareRun(options, (line) => this.log(`${this.options.name}: ${line}`));
+    if (backend.adapter) {
+      const longest = longestInput([run.train, run.heldOut, run.trainEval]);
+      try {
+        checkWebGpuLimits(backend.adapter, run.model.config, options.microBatchSize, longest);
+      } catch (error) {
+        throw named(error);
+      }
+    }
     this.trainOptions = options;
     this.trainer = new Rank(options, run);
     this.wsListener = job.dataPlane === "ws" ? await listenWsRing(this.options.advertiseHost, 0) : undefined;

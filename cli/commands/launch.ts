@@ -2,6 +2,8 @@ import { fileURLToPath } from "node:url";
 import type { Argv, CommandModule } from "yargs";
 import { freePorts } from "../../coordinator/free-ports.js";
 import { launch, type LaunchMetrics, type LaunchSignals } from "../../coordinator/launch.js";
+import { CPU_DEVICE } from "../../shared/backend/device.js";
+import { backendDeviceMismatch, refuseDistributed, type BackendName } from "../../shared/backend/select.js";
 import { launchDeadlines } from "../../coordinator/launch-deadlines.js";
 import { OptionError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsOptions } from "../../shared/metrics/options.js";
@@ -98,6 +100,16 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
         "With --metrics-port P the coordinator serves metrics on P and worker r on P+1+r (0: free ports); the URLs are printed and written to OUT/metrics-targets.json for Prometheus.",
       ) as unknown as Argv<LaunchFlags>,
   handler: async (argv) => {
+    // A backend the workers cannot run on their devices: refused before anything is written or started.
+    const backend = argv.backend as BackendName;
+    const devices = argv.devices === "gpu" ? "gpu" : "cpu";
+    refuseDistributed(backend);
+    const refusal = backendDeviceMismatch(
+      backend,
+      devices === "gpu" ? { kind: "gpu", index: 0 } : CPU_DEVICE,
+    );
+    if (refusal !== undefined)
+      throw new OptionError("devices", `${devices} for backend ${backend}: ${refusal}`);
     const log = (line: string) => process.stderr.write(line + "\n");
     const runDir = await openRunDir(argv, runDirName("launch", argv.job));
     // Fail here, once, on bad flags rather than in N+1 processes.
@@ -116,7 +128,7 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
         // The fresh directory launch made is the coordinator's too (given last, so it wins).
         coordinatorArgs: runDir.origin === "default" ? [...forwarded, "--out", runDir.dir] : forwarded,
         job: argv.job,
-        devices: argv.devices === "gpu" ? "gpu" : "cpu",
+        devices,
         deadlines: launchDeadlines(argv.workerTimeoutMs, argv.heartbeatMs),
         printSummary: true,
         outDir: runDir.dir,

@@ -1,7 +1,8 @@
 import { hostname } from "node:os";
 import { NatsError } from "nats";
 import type { Argv, CommandModule } from "yargs";
-import { OptionError, UserError } from "../../shared/errors.js";
+import { DEVICE_HELP, parseDevice } from "../../shared/backend/device.js";
+import { UserError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/options.js";
 import { serveMetrics } from "../../shared/metrics/serve.js";
 import { IMTRAIN_VERSION } from "../../shared/version.js";
@@ -53,7 +54,7 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
       .option("device", {
         type: "string",
         default: "cpu",
-        describe: "cpu, or gpu:K for the K-th GPU (sets CUDA_VISIBLE_DEVICES)",
+        describe: `${DEVICE_HELP}; the job's --backend must run on it`,
       })
       .option("name", {
         type: "string",
@@ -74,9 +75,7 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
           "Host other workers reach this one on (ws data plane; use the pod or node IP across machines)",
       }) as unknown as Argv<WorkerFlags>,
   handler: async (argv) => {
-    if (argv.device !== "cpu" && !/^gpu:\d+$/.test(argv.device)) {
-      throw new OptionError("device", `"${argv.device}" is not cpu or gpu:K`);
-    }
+    parseDevice(argv.device); // fails on a bad value before anything starts
     exitOnStrayErrors(argv.name);
     const metrics = compileMetricsOptions(argv);
     const log = (line: string) => process.stderr.write(line + "\n");
@@ -84,7 +83,15 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
     const served = await serveMetrics(
       metrics,
       argv.job,
-      { version: IMTRAIN_VERSION, backend: "", device: argv.device, model: "", role: "worker", rank: "" },
+      {
+        version: IMTRAIN_VERSION,
+        backend: "",
+        device: argv.device,
+        adapter: "",
+        model: "",
+        role: "worker",
+        rank: "",
+      },
       (line) => log(`${argv.name}: ${line}`),
     );
     const worker = new Worker(

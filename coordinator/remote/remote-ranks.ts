@@ -261,7 +261,7 @@ export class RemoteRanks implements RankGroup {
     const first = replies[0]?.[1];
     if (first === undefined) throw new Error("no ranks");
     this.ring.stepCompleted(step);
-        return {
+    return {
       result: first.result,
       rankPhases: replies.map(([, m]) => m.phases),
       ranks: [...members],

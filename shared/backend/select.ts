@@ -1,39 +1,59 @@
-// Compute backend selection. The TensorFlow (native) packages are optional peer dependencies: they need
-// libtensorflow at install time, which a cluster image has and a laptop may not. `auto` takes the first
-// that loads, in the order below, and reports what it skipped and why.
+// Compute backend selection: one function maps (--backend, --device) to a running backend or one error
+// that names each backend tried and why it failed, never a silent fallback. The TensorFlow (native)
+// packages are optional peer dependencies (their install downloads libtensorflow); webgpu's two packages
+// are optional dependencies.
+//
+//   device        auto tries                  explicit backends allowed
+//   cpu           tensorflow, wasm, cpu       tensorflow, wasm, cpu
+//   gpu:K         tensorflow-gpu, webgpu      tensorflow-gpu, webgpu
+//   gpu:software  webgpu (software adapter)   webgpu
 import * as tf from "@tensorflow/tfjs-core";
 // tfjs-core alone registers no gradients, and its per-op gradient modules cannot load under Node's ESM
 // resolver; the umbrella package's bundle registers them all into tfjs's global registry.
 import "@tensorflow/tfjs";
 import { BackendError } from "../errors.js";
+import { CPU_DEVICE, formatDevice, type Device } from "./device.js";
 import { registerWasmTrainingKernels } from "./wasm-kernels.js";
+import { describeAdapter, type AdapterReport } from "./adapter.js";
+import { activateWebGpu, throwIfWebGpuFailed } from "./webgpu.js";
 
-export const BACKEND_NAMES = ["auto", "tensorflow-gpu", "tensorflow", "wasm", "cpu"] as const;
+export const BACKEND_NAMES = ["auto", "tensorflow-gpu", "webgpu", "tensorflow", "wasm", "cpu"] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
-type ConcreteBackend = Exclude<BackendName, "auto">;
+export type ConcreteBackend = Exclude<BackendName, "auto">;
 
-interface Candidate {
-  readonly packageName: string;
-  /** The name the package registers with tfjs-core. */
-  readonly tfName: string;
-}
+const GPU_BACKENDS: readonly ConcreteBackend[] = ["tensorflow-gpu", "webgpu"];
+const CPU_BACKENDS: readonly ConcreteBackend[] = ["tensorflow", "wasm", "cpu"];
 
-const CANDIDATES: Record<ConcreteBackend, Candidate> = {
+/** The package each tfjs-registered backend comes from, and the name it registers under. */
+const PACKAGES: Record<Exclude<ConcreteBackend, "webgpu">, { packageName: string; tfName: string }> = {
   "tensorflow-gpu": { packageName: "@tensorflow/tfjs-node-gpu", tfName: "tensorflow" },
   tensorflow: { packageName: "@tensorflow/tfjs-node", tfName: "tensorflow" },
   wasm: { packageName: "@tensorflow/tfjs-backend-wasm", tfName: "wasm" },
   cpu: { packageName: "@tensorflow/tfjs-backend-cpu", tfName: "cpu" },
 };
-const AUTO_ORDER: readonly ConcreteBackend[] = ["tensorflow-gpu", "tensorflow", "wasm", "cpu"];
 
 export interface SelectedBackend {
   readonly name: ConcreteBackend;
+  /** As --device names it: cpu, gpu:K, gpu:software. */
+  readonly device: string;
+  /** webgpu's adapter. */
+  readonly adapter: AdapterReport | undefined;
   /** Why each earlier candidate of `auto` was skipped. */
   readonly skipped: readonly string[];
 }
 
-async function activate(name: ConcreteBackend): Promise<void> {
-  const { packageName, tfName } = CANDIDATES[name];
+/** One line for logs: "backend webgpu on gpu:software, adapter …". */
+export function describeBackend(selected: SelectedBackend): string {
+  const skipped = selected.skipped.length ? ` (skipped: ${selected.skipped.join("; ")})` : "";
+  const adapter = selected.adapter ? `, ${describeAdapter(selected.adapter)}` : "";
+  return `backend ${selected.name} on ${selected.device}${adapter}${skipped}`;
+}
+
+async function activatePackage(name: Exclude<ConcreteBackend, "webgpu">, device: Device): Promise<void> {
+  const { packageName, tfName } = PACKAGES[name];
+  // Read by libtensorflow when it loads: the process then sees GPU K as its only GPU.
+  if (name === "tensorflow-gpu" && device.kind === "gpu")
+    process.env["CUDA_VISIBLE_DEVICES"] = String(device.index);
   try {
     await import(packageName);
   } catch (error) {
@@ -56,33 +76,89 @@ async function activate(name: ConcreteBackend): Promise<void> {
   if (!(await tf.setBackend(tfName))) throw new BackendError(name, `tfjs could not initialise "${tfName}"`);
   await tf.ready();
   if (name === "wasm") registerWasmTrainingKernels();
+  if (name === "tensorflow-gpu") await requireTensorflowGpu();
 }
 
-export interface SelectOptions {
-  /** False on a CPU worker: `auto` then skips tensorflow-gpu. */
-  readonly allowGpu?: boolean;
+/** tfjs-node-gpu runs on the CPU when libtensorflow finds no usable GPU: that must be an error here. */
+async function requireTensorflowGpu(): Promise<void> {
+  const backend = tf.backend() as { isUsingGpuDevice?: boolean };
+  if (backend.isUsingGpuDevice === false)
+    throw new BackendError("tensorflow-gpu", "libtensorflow found no usable GPU (it would run on the CPU)");
+}
+
+async function activate(name: ConcreteBackend, device: Device): Promise<AdapterReport | undefined> {
+  if (name === "webgpu") return activateWebGpu(device);
+  await activatePackage(name, device);
+  return undefined;
+}
+
+/**
+ * Workers cannot run webgpu yet: the worker's eval and checksum commands call the rank synchronously and
+ * webgpu reads only asynchronously (worker-process.ts must await `evaluateAsync` / `checksumAsync`).
+ * Refused when a distributed job starts, rather than by each worker after it joined.
+ */
+export function refuseDistributed(name: BackendName): void {
+  if (name === "webgpu")
+    throw new BackendError(
+      name,
+      "workers cannot run on it yet (their eval and checksum read synchronously); imtrain train can",
+    );
+}
+
+/** Why backend `name` cannot run on `device`, or undefined if it can (auto can run anywhere). */
+export function backendDeviceMismatch(name: BackendName, device: Device): string | undefined {
+  if (name === "auto") return undefined;
+  const where = formatDevice(device);
+  if (device.kind === "cpu" && GPU_BACKENDS.includes(name))
+    return `needs a GPU device: use --device gpu:K${name === "webgpu" ? " (or gpu:software)" : ""}`;
+  if (device.kind === "gpu" && CPU_BACKENDS.includes(name))
+    return `a CPU backend, and --device ${where} asks for a GPU: use --backend tensorflow-gpu, webgpu or auto`;
+  if (device.kind === "gpu-software" && name !== "webgpu")
+    return "not webgpu, and --device gpu:software is a software WebGPU adapter: use --backend webgpu or auto";
+  return undefined;
+}
+
+function candidates(device: Device): readonly ConcreteBackend[] {
+  if (device.kind === "cpu") return CPU_BACKENDS;
+  if (device.kind === "gpu") return GPU_BACKENDS;
+  return ["webgpu"];
 }
 
 export async function selectBackend(
   requested: BackendName,
-  options: SelectOptions = {},
+  device: Device = CPU_DEVICE,
 ): Promise<SelectedBackend> {
+  const where = formatDevice(device);
   if (requested !== "auto") {
-    await activate(requested);
-    return { name: requested, skipped: [] };
+    const reason = backendDeviceMismatch(requested, device);
+    if (reason !== undefined) throw new BackendError(requested, reason);
+    const adapter = await activate(requested, device);
+    return { name: requested, device: where, adapter, skipped: [] };
   }
   const skipped: string[] = [];
-  for (const name of AUTO_ORDER) {
-    if (name === "tensorflow-gpu" && options.allowGpu === false) continue;
+  for (const name of candidates(device)) {
     try {
-      await activate(name);
-      return { name, skipped };
+      const adapter = await activate(name, device);
+      return { name, device: where, adapter, skipped };
     } catch (error) {
       if (!(error instanceof BackendError)) throw error;
       skipped.push(error.message);
     }
   }
-  throw new BackendError("auto", `no backend could be loaded:\n  ${skipped.join("\n  ")}`);
+  throw new BackendError("auto", `no backend runs on --device ${where}: ${skipped.join("; ")}`);
+}
+
+/**
+ * Throws the backend's first asynchronous failure (a GPU validation error, a lost device): webgpu reports
+ * them as events, and its results are zeros meanwhile. Called once a step's results are read.
+ */
+export function throwIfBackendFailed(): void {
+  if (tf.getBackend() === "webgpu") throwIfWebGpuFailed();
+}
+
+/** False on webgpu: under Node it reads GPU data only asynchronously (its dataSync needs OffscreenCanvas). */
+export function hasSynchronousReads(): boolean {
+  return tf.getBackend() !== "webgpu";
 }
 
 /** True where transposed matMul is as fast as plain matMul; false on wasm, where it leaves XNNPACK. */

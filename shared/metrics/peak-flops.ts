@@ -49,7 +49,7 @@ export function nvidiaGpuName(index: number): string | undefined {
 }
 
 /** Best of a few n×n×n float32 matmuls on the active backend, in FLOP/s (~0.2 s on 2 wasm cores). */
-export function measureMatMulFlops(n = 768, repeats = 3): number {
+export async function measureMatMulFlops(n = 768, repeats = 3): Promise<number> {
   const a = tf.randomNormal([n, n], 0, 1, "float32", 1);
   const b = tf.randomNormal([n, n], 0, 1, "float32", 2);
   let best = Infinity;
@@ -57,7 +57,7 @@ export function measureMatMulFlops(n = 768, repeats = 3): number {
     for (let i = 0; i <= repeats; i++) {
       const started = performance.now();
       const product = tf.matMul(a, b);
-      product.dataSync(); // wait for the device, outside tidy (see README's wasm notes)
+      await product.data(); // wait for the device, outside tidy (see README's wasm notes); webgpu reads only asynchronously
       product.dispose();
       // The first run compiles kernels and allocates: not a measurement.
       if (i > 0) best = Math.min(best, (performance.now() - started) / 1000);
@@ -69,8 +69,8 @@ export function measureMatMulFlops(n = 768, repeats = 3): number {
   return (2 * n ** 3) / best;
 }
 
-/** Resolves the peak for a rank on `device` ("cpu" or "gpu:K") with the active backend. */
-export function resolvePeakFlops(peakTflops: number | undefined, device: string): PeakFlops {
+/** Resolves the peak for a rank on `device` ("cpu", "gpu:K" or "gpu:software") with the active backend. */
+export async function resolvePeakFlops(peakTflops: number | undefined, device: string): Promise<PeakFlops> {
   if (peakTflops !== undefined)
     return { flopsPerSecond: peakTflops * 1e12, source: "flag", of: "--peak-tflops" };
   const gpu = /^gpu:(\d+)$/.exec(device);
@@ -78,5 +78,9 @@ export function resolvePeakFlops(peakTflops: number | undefined, device: string)
   const tflops = name === undefined ? undefined : tableTflops(name);
   if (name !== undefined && tflops !== undefined)
     return { flopsPerSecond: tflops * 1e12, source: "table", of: name };
-  return { flopsPerSecond: measureMatMulFlops(), source: "measured", of: `${tf.getBackend()} 2-D matmul` };
+  return {
+    flopsPerSecond: await measureMatMulFlops(),
+    source: "measured",
+    of: `${tf.getBackend()} 2-D matmul`,
+  };
 }

@@ -121,11 +121,18 @@ export class Gpt {
     );
   }
 
-  /** Copies of the current parameter values, by name. */
+  /** Copies of the current parameter values, by name (a backend with synchronous reads only: not webgpu). */
   snapshot(): Map<string, Float32Array> {
     const values = new Map<string, Float32Array>();
     for (const [name, param] of this.params) values.set(name, param.dataSync() as Float32Array);
     return values;
+  }
+
+  /** Copies of the current parameter values, by name, read asynchronously (any backend). */
+  async read(): Promise<Map<string, Float32Array>> {
+    const names = [...this.params.keys()];
+    const values = await Promise.all([...this.params.values()].map((param) => param.data()));
+    return new Map(names.map((name, i) => [name, values[i] as Float32Array]));
   }
 
   dispose(): void {

@@ -48,13 +48,14 @@ export class AdamW {
     }
   }
 
-  /** Moment values by `m.<name>` / `v.<name>`, for checkpoints. */
-  state(): Map<string, Float32Array> {
-    const state = new Map<string, Float32Array>();
-    for (const [name, { m, v }] of this.moments) {
-      state.set(`m.${name}`, m.dataSync() as Float32Array).set(`v.${name}`, v.dataSync() as Float32Array);
-    }
-    return state;
+  /** Moment values by `m.<name>` / `v.<name>`, for checkpoints (read asynchronously: webgpu has no sync read). */
+  async state(): Promise<Map<string, Float32Array>> {
+    const entries = [...this.moments].flatMap(([name, { m, v }]) => [
+      [`m.${name}`, m] as const,
+      [`v.${name}`, v] as const,
+    ]);
+    const values = await Promise.all(entries.map(([, moment]) => moment.data()));
+    return new Map(entries.map(([key], i) => [key, values[i] as Float32Array]));
   }
 
   loadState(state: ReadonlyMap<string, Float32Array>, stepCount: number): void {

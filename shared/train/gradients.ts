@@ -71,16 +71,17 @@ function addTotals(
 
 /**
  * Σ over micro-batches of ∂(numerator)/∂θ, laid out per `layout`, with the step totals behind.
- * `reference` is the frozen starting model for the KL term.
+ * `reference` is the frozen starting model for the KL term. Reads back asynchronously: a GPU backend
+ * (webgpu) has no synchronous read under Node.
  */
-export function accumulateGradients(
+export async function accumulateGradients(
   model: Gpt,
   reference: Gpt | undefined,
   batches: readonly MicroBatch[],
   layout: StepBufferLayout,
   options: GradientOptions,
   step: number,
-): Float32Array {
+): Promise<Float32Array> {
   const paramByVariable = new Map([...model.params].map(([name, v]) => [v.name, name]));
   const sums = new Map<string, tf.Tensor>();
   const totals = emptyTotals();
@@ -115,22 +116,21 @@ export function accumulateGradients(
         gradient.dispose();
       }
     }
-    addTotals(
-      totals,
-      batch,
-      rows,
-      (crossEntropy?.dataSync() as Float32Array) ?? new Float32Array(),
-      value.dataSync()[0] ?? 0,
-      options.lossReduction,
-    );
+    const [perPrediction, objective] = await Promise.all([
+      crossEntropy?.data() ?? new Float32Array(),
+      value.data(),
+    ]);
+    addTotals(totals, batch, rows, perPrediction as Float32Array, objective[0] ?? 0, options.lossReduction);
     crossEntropy?.dispose();
     value.dispose();
   }
   const buffer = new Float32Array(layout.size);
-  for (const [name, sum] of sums) {
-    layout.slice(buffer, name).set(sum.dataSync() as Float32Array);
-    sum.dispose();
-  }
+  await Promise.all(
+    [...sums].map(async ([name, sum]) => {
+      layout.slice(buffer, name).set((await sum.data()) as Float32Array);
+      sum.dispose();
+    }),
+  );
   layout.writeTotals(buffer, totals);
   return buffer;
 }

@@ -48,6 +48,7 @@ function exportedMetrics(): { names: Set<string>; histograms: Set<string>; ranke
     version: "0",
     backend: "wasm",
     device: "cpu",
+    adapter: "",
     model: "tiny",
     role: "train",
     rank: "0",

@@ -17,13 +17,13 @@ const reference = new Gpt(MICRO_CONFIG, initialValues(MICRO_CONFIG, 4), false);
 const layout = new StepBufferLayout(new Map([...model.params].map(([name, p]) => [name, p.shape])));
 
 /** The step's normalised gradient and loss when the 8 examples are split into micro-batches of `sizes`. */
-function stepGradient(reduction: LossReduction, sizes: readonly number[]) {
+async function stepGradient(reduction: LossReduction, sizes: readonly number[]) {
   const groups: (typeof examples)[] = [];
   let start = 0;
   for (const size of sizes) groups.push(examples.slice(start, (start += size)));
   const batches = groups.map((group) => makeMicroBatch(group, 256));
   const options = { lossReduction: reduction, klWeight: 0.1, neftuneAlpha: 5, seed: 11 };
-  const buffer = accumulateGradients(model, reference, batches, layout, options, 3);
+  const buffer = await accumulateGradients(model, reference, batches, layout, options, 3);
   const totals = layout.readTotals(buffer);
   const normaliser = stepNormaliser(reduction, totals.normaliserShare);
   return {
@@ -44,13 +44,13 @@ function assertClose(a: Float32Array, b: Float32Array, relative: number): void {
 }
 
 for (const reduction of ["token", "example", "sum"] as const) {
-  test(`accumulation - ${reduction}: 4 micro-batches of 2 and uneven 3+3+2 give the update of one batch of 8`, () => {
-    const whole = stepGradient(reduction, [8]);
+  test(`accumulation - ${reduction}: 4 micro-batches of 2 and uneven 3+3+2 give the update of one batch of 8`, async () => {
+    const whole = await stepGradient(reduction, [8]);
     for (const split of [
       [2, 2, 2, 2],
       [3, 3, 2],
     ]) {
-      const parts = stepGradient(reduction, split);
+      const parts = await stepGradient(reduction, split);
       assert.ok(
         Math.abs(parts.loss - whole.loss) <= 1e-5 * Math.abs(whole.loss),
         `${parts.loss} vs ${whole.loss}`,
@@ -60,10 +60,10 @@ for (const reduction of ["token", "example", "sum"] as const) {
   });
 }
 
-test("accumulation - the example reduction differs from the token one when lengths differ", () => {
+test("accumulation - the example reduction differs from the token one when lengths differ", async () => {
   // Guards the test above from passing because both reductions collapsed into one.
-  const token = stepGradient("token", [8]);
-  const example = stepGradient("example", [8]);
+  const token = await stepGradient("token", [8]);
+  const example = await stepGradient("example", [8]);
   assert.notEqual(token.loss.toFixed(6), example.loss.toFixed(6));
 });
 

@@ -28,8 +28,8 @@ test("flops - 6·P per token plus 12·L·d·T for attention", () => {
   assert.equal(trainingFlops(config, 1000, 10, 128), 6 * 1000 * 10 + 12 * 2 * 64 * 128 * 10);
 });
 
-test("peak flops - the flag wins; known GPUs come from the table; unknown names are not guessed", () => {
-  assert.deepEqual(resolvePeakFlops(312, "gpu:0"), {
+test("peak flops - the flag wins; known GPUs come from the table; unknown names are not guessed", async () => {
+  assert.deepEqual(await resolvePeakFlops(312, "gpu:0"), {
     flopsPerSecond: 312e12,
     source: "flag",
     of: "--peak-tflops",
@@ -46,9 +46,9 @@ test("peak flops - the flag wins; known GPUs come from the table; unknown names 
 test("peak flops - on a CPU rank the backend's own matmul is measured: positive and finite", async () => {
   await selectBackend("wasm");
   const tensorsBefore = tf.memory().numTensors;
-  const measured = measureMatMulFlops(256, 2);
+  const measured = await measureMatMulFlops(256, 2);
   assert.ok(Number.isFinite(measured) && measured > 1e8, `${measured} FLOP/s`);
-  const peak = resolvePeakFlops(undefined, "cpu");
+  const peak = await resolvePeakFlops(undefined, "cpu");
   assert.equal(peak.source, "measured");
   assert.match(peak.of, /^wasm 2-D matmul$/);
   assert.equal(tf.memory().numTensors, tensorsBefore, "the measurement leaves no tensors behind");

@@ -24,6 +24,7 @@ function jobMetrics(facts: Partial<JobFacts> = {}) {
     version: "0",
     backend: "wasm",
     device: "cpu",
+    adapter: "",
     model: "tiny",
     role: "coordinator",
     rank: "",

@@ -1,0 +1,106 @@
+// The webgpu backend end to end, on a software GPU (Mesa's lavapipe, which CI installs): `imtrain train
+// --backend webgpu --device gpu:software` learns what wasm learns, step for step, and a micro-batch too
+// large for the adapter stops before training with the flag to lower.
+import assert from "node:assert/strict";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { runCli } from "../support/cli.js";
+import { requireSoftwareGpu } from "../support/gpu.js";
+import { stepLosses } from "../support/same-run.js";
+import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
+
+const dir = tempDir("webgpu");
+const data = writeSyntheticData(dir, 40, 9);
+const modelConfig = writeMicroModelConfig(dir);
+
+function flags(out: string): string[] {
+  return [
+    "--data",
+    data,
+    "--model",
+    modelConfig,
+    "--steps",
+    "20",
+    "--batch-size",
+    "6",
+    "--micro-batch-size",
+    "2",
+    "--prompt-loss-weight",
+    "0.5",
+    "--neftune-alpha",
+    "5",
+    "--lr",
+    "3e-3",
+    "--warmup-steps",
+    "3",
+    "--seed",
+    "3",
+    "--eval-fraction",
+    "0",
+    "--out",
+    out,
+  ];
+}
+
+/** Lines of stderr that are not Dawn's own start-up warnings. */
+function ourLines(stderr: string): string[] {
+  return stderr.split("\n").filter((line) => line !== "" && !line.startsWith("Warning: "));
+}
+
+test(
+  "webgpu - 20 steps of train on a software GPU match wasm's per-step losses within 1e-3 relative",
+  { timeout: 240_000 },
+  async (t) => {
+    if (!requireSoftwareGpu(t)) return;
+    const wasmOut = join(dir, "wasm");
+    const gpuOut = join(dir, "webgpu");
+    const [wasm, gpu] = await Promise.all([
+      runCli(["train", ...flags(wasmOut), "--backend", "wasm"]),
+      runCli(["train", ...flags(gpuOut), "--backend", "webgpu", "--device", "gpu:software"]),
+    ]);
+    assert.equal(wasm.status, 0, wasm.stderr.slice(-3000));
+    assert.equal(gpu.status, 0, gpu.stderr.slice(-3000));
+    assert.match(gpu.stderr, /backend webgpu on gpu:software, adapter "[^"]*(llvmpipe|lavapipe)/);
+    const summary = JSON.parse(gpu.stdout.trim().split("\n").pop() ?? "{}") as Record<string, string>;
+    assert.equal(summary["backend"], "webgpu");
+    assert.equal(summary["device"], "gpu:software");
+    const expected = stepLosses(wasmOut);
+    const actual = stepLosses(gpuOut);
+    assert.equal(actual.length, 20);
+    actual.forEach((loss, i) => {
+      const want = expected[i] ?? NaN;
+      assert.ok(
+        Math.abs(loss - want) <= 1e-3 * Math.abs(want),
+        `step ${i + 1}: webgpu ${loss} vs wasm ${want}`,
+      );
+    });
+    // Training moved the loss: equal curves are not two flat lines.
+    assert.ok((actual[19] ?? 0) < (actual[0] ?? 0) - 0.5, `losses ${actual[0]} → ${actual[19]}`);
+  },
+);
+
+test(
+  "webgpu - logits above the adapter's storage-binding limit stop before training, naming --micro-batch-size",
+  { timeout: 60_000 },
+  async (t) => {
+    if (!requireSoftwareGpu(t)) return;
+    // A vocabulary of 200,000 makes a micro-batch of 8 examples' logits ~570 MiB; lavapipe binds 128 MiB.
+    const bigVocab = join(dir, "big-vocab.json");
+    writeFileSync(
+      bigVocab,
+      JSON.stringify({ vocab_size: 200_000, n_positions: 128, n_embd: 32, n_layer: 1, n_head: 2 }),
+    );
+    const out = join(dir, "too-big");
+    const args = ["--data", data, "--model", bigVocab, "--steps", "1", "--batch-size", "8", "--out", out];
+    const result = await runCli(["train", ...args, "--backend", "webgpu", "--device", "gpu:software"]);
+    assert.equal(result.status, 2, result.stderr.slice(-3000));
+    const last = ourLines(result.stderr).pop() ?? "";
+    assert.match(
+      last,
+      /^imtrain: backend webgpu: a micro-batch's logits .* above .* lower --micro-batch-size \(8\)/,
+    );
+    assert.doesNotMatch(result.stderr, /^\s+at /m, "no stack trace");
+    assert.ok(!existsSync(out), `${out} should not have been created`);
+  },
+);
