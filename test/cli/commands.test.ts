@@ -116,8 +116,10 @@ const STEP_FIELDS = [
   "grad_norm",
   "tokens_per_s",
   "examples",
-  "step_s",
+    "step_s",
   "flops",
+  "tensors",
+  "tensor_bytes",
 ].sort();
 /** Fields that are not one number: the step's phases (mean over ranks) and each rank's compute seconds. */
 const STEP_DETAIL_FIELDS = ["phase_s", "rank_compute_s"];
