@@ -42,7 +42,8 @@ export interface LaunchOptions {
   readonly coordinatorArgs: readonly string[];
   readonly job: string;
   /** "cpu", or "gpu" to give worker i the device gpu:i. */
-  readonly devices: "cpu" | "gpu";
+  /** gpu: worker i on GPU i; gpu:software: every worker on the software WebGPU adapter. */
+  readonly devices: "cpu" | "gpu" | "gpu:software";
   readonly deadlines: LaunchDeadlines;
   /** Pass the coordinator's summary line (its stdout) through. */
   readonly printSummary: boolean;
@@ -256,7 +257,7 @@ class Launch {
             "--name",
             `w${i}`,
             "--device",
-            options.devices === "gpu" ? `gpu:${i}` : "cpu",
+            options.devices === "gpu" ? `gpu:${i}` : options.devices,
             ...(metrics ? metricsArgs(metrics, metrics.workerPorts[i] ?? 0) : []),
             ...(metrics?.peakTflops === undefined ? [] : ["--peak-tflops", String(metrics.peakTflops)]),
           ],

@@ -39,7 +39,6 @@ export {
   selectBackend,
   describeBackend,
   backendDeviceMismatch,
-  refuseDistributed,
   throwIfBackendFailed,
   hasSynchronousReads,
   hasFastTransposedMatMul,

@@ -18,7 +18,7 @@ import type { NatsConnection, Subscription } from "nats";
 import * as tf from "@tensorflow/tfjs-core";
 import { parseDevice } from "../shared/backend/device.js";
 import { checkWebGpuLimits, longestInput } from "../shared/backend/limits.js";
-import { describeBackend, refuseDistributed, selectBackend } from "../shared/backend/select.js";
+import { describeBackend, selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
 import { connectToNats } from "../shared/nats/connect.js";
@@ -265,11 +265,7 @@ export class Worker {
     const backend = await selectBackend(options.backend, parseDevice(this.options.device)).catch((error) => {
       throw named(error);
     });
-    try {
-      refuseDistributed(backend.name);
-    } catch (error) {
-      throw named(error);
-    }
+
     this.log(`${this.options.name}: rank ${this.rank}/${worldSize}, ${describeBackend(backend)}`);
     this.served?.process.backendSelected(backend);
     this.served?.process.update({ rank: String(this.rank), model: options.model });
@@ -433,7 +429,8 @@ export class Worker {
         const { result, phases } = step;
         this.rankMetrics?.allReduced(job.dataPlane, phases.allreduce);
         this.rankMetrics?.recordMemory();
-        const checksum = message.checksum ? rank.checksum() : null;
+        // Read asynchronously: webgpu cannot read synchronously under Node.
+        const checksum = message.checksum ? await rank.checksumAsync() : null;
         const { numTensors: tensors, numBytes: bytes } = tf.memory();
         const memory = { tensors, bytes };
         this.send({
@@ -449,7 +446,7 @@ export class Worker {
       }
       case "eval": {
         const started = performance.now();
-        const sums = rank.evaluate(message.heldOut, message.train);
+        const sums = await rank.evaluateAsync(message.heldOut, message.train);
         const seconds = (performance.now() - started) / 1000;
         this.send({ type: "evalDone", rank: this.rank, requestId: message.requestId, ...sums, seconds });
         return;

@@ -2,7 +2,6 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from "yargs";
 import { runCoordinator, type CoordinatorOptions } from "../../coordinator/distributed-job.js";
 import { OptionError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/options.js";
-import { refuseDistributed, type BackendName } from "../../shared/backend/select.js";
 import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
 import type { DataPlane } from "../../shared/protocol.js";
 import { coordinatorFlags, DEFAULT_NATS_URL } from "../flags.js";
@@ -64,7 +63,6 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
       describe: "NATS server URL (default $NATS_URL)",
     }) as unknown as Argv<CoordinatorFlags>,
   handler: async (argv: ArgumentsCamelCase<CoordinatorFlags>) => {
-    refuseDistributed(argv.backend as BackendName); // before anything is written
     const log = (line: string) => process.stderr.write(line + "\n");
     const runDir = await openRunDir(argv, runDirName("coordinator", argv.job));
     const flags = { ...argv, out: runDir.dir };

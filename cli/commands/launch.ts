@@ -2,8 +2,8 @@ import { fileURLToPath } from "node:url";
 import type { Argv, CommandModule } from "yargs";
 import { freePorts } from "../../coordinator/free-ports.js";
 import { launch, type LaunchMetrics, type LaunchSignals } from "../../coordinator/launch.js";
-import { CPU_DEVICE } from "../../shared/backend/device.js";
-import { backendDeviceMismatch, refuseDistributed, type BackendName } from "../../shared/backend/select.js";
+import { CPU_DEVICE, parseDevice } from "../../shared/backend/device.js";
+import { backendDeviceMismatch, type BackendName } from "../../shared/backend/select.js";
 import { launchDeadlines } from "../../coordinator/launch-deadlines.js";
 import { OptionError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsOptions } from "../../shared/metrics/options.js";
@@ -93,8 +93,9 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
       .option("devices", {
         type: "string",
         default: "cpu",
-        choices: ["cpu", "gpu"],
-        describe: "cpu: every worker on CPU; gpu: worker i on GPU i",
+        choices: ["cpu", "gpu", "gpu:software"],
+        describe:
+          "cpu: every worker on CPU; gpu: worker i on GPU i; gpu:software: every worker on a software WebGPU adapter (lavapipe; for tests)",
       })
       .epilogue(
         "With --metrics-port P the coordinator serves metrics on P and worker r on P+1+r (0: free ports); the URLs are printed and written to OUT/metrics-targets.json for Prometheus.",
@@ -102,11 +103,10 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
   handler: async (argv) => {
     // A backend the workers cannot run on their devices: refused before anything is written or started.
     const backend = argv.backend as BackendName;
-    const devices = argv.devices === "gpu" ? "gpu" : "cpu";
-    refuseDistributed(backend);
+    const devices = argv.devices === "gpu" || argv.devices === "gpu:software" ? argv.devices : "cpu";
     const refusal = backendDeviceMismatch(
       backend,
-      devices === "gpu" ? { kind: "gpu", index: 0 } : CPU_DEVICE,
+      devices === "cpu" ? CPU_DEVICE : parseDevice(devices === "gpu" ? "gpu:0" : devices),
     );
     if (refusal !== undefined)
       throw new OptionError("devices", `${devices} for backend ${backend}: ${refusal}`);

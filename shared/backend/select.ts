@@ -92,19 +92,6 @@ async function activate(name: ConcreteBackend, device: Device): Promise<AdapterR
   return undefined;
 }
 
-/**
- * Workers cannot run webgpu yet: the worker's eval and checksum commands call the rank synchronously and
- * webgpu reads only asynchronously (worker-process.ts must await `evaluateAsync` / `checksumAsync`).
- * Refused when a distributed job starts, rather than by each worker after it joined.
- */
-export function refuseDistributed(name: BackendName): void {
-  if (name === "webgpu")
-    throw new BackendError(
-      name,
-      "workers cannot run on it yet (their eval and checksum read synchronously); imtrain train can",
-    );
-}
-
 /** Why backend `name` cannot run on `device`, or undefined if it can (auto can run anywhere). */
 export function backendDeviceMismatch(name: BackendName, device: Device): string | undefined {
   if (name === "auto") return undefined;

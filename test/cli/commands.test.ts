@@ -116,7 +116,7 @@ const STEP_FIELDS = [
   "grad_norm",
   "tokens_per_s",
   "examples",
-    "step_s",
+  "step_s",
   "flops",
   "tensors",
   "tensor_bytes",

@@ -81,7 +81,8 @@ test(
   { timeout: 60_000 },
   async () => {
     for (const [args, mention] of [
-      [["--backend", "webgpu", "--devices", "gpu"], "workers cannot run on it yet"],
+      [["--backend", "webgpu", "--devices", "cpu"], "needs a GPU device"],
+
       [["--backend", "wasm", "--devices", "gpu"], "asks for a GPU"],
     ] as const) {
       const out = join(dir, `launch-${++runs}`);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { runCli } from "../support/cli.js";
 import { requireSoftwareGpu } from "../support/gpu.js";
-import { stepLosses } from "../support/same-run.js";
+import { assertSameRun, stepLosses } from "../support/same-run.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("webgpu");
@@ -77,6 +77,36 @@ test(
     });
     // Training moved the loss: equal curves are not two flat lines.
     assert.ok((actual[19] ?? 0) < (actual[0] ?? 0) - 0.5, `losses ${actual[0]} → ${actual[19]}`);
+  },
+);
+
+test(
+  "webgpu - launch with 2 workers on the software GPU matches train on it within 1e-4",
+  { timeout: 300_000 },
+  async (t) => {
+    if (!requireSoftwareGpu(t)) return;
+    const trainOut = join(dir, "webgpu-train-for-launch");
+    const launchOut = join(dir, "webgpu-launch");
+    const gpu = ["--backend", "webgpu"];
+    const [single, launched] = await Promise.all([
+      runCli(["train", ...flags(trainOut), ...gpu, "--device", "gpu:software"]),
+      runCli([
+        "launch",
+        "--workers",
+        "2",
+        "--nats",
+        "embedded",
+        "--devices",
+        "gpu:software",
+        ...flags(launchOut),
+        ...gpu,
+      ]),
+    ]);
+    assert.equal(single.status, 0, single.stderr.slice(-3000));
+    assert.equal(launched.status, 0, launched.stderr.slice(-3000));
+    assert.match(launched.stderr, /\[w1\].*backend webgpu on gpu:software/);
+    // Two ranks sum in another order than one: the same run within 1e-4, losses and weights.
+    await assertSameRun(trainOut, launchOut, 20);
   },
 );
 
