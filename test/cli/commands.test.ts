@@ -3,9 +3,9 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { createRequire } from "node:module";
 import * as path from "node:path";
 import { tempDir, writeSyntheticData } from "../support/tiny.js";
+import { installed } from "../support/gpu.js";
 import { runCliSync, type CliRun } from "../support/cli.js";
 
 const dir = tempDir("cli-commands");
@@ -434,14 +434,6 @@ test("synth - writes the requested number of records, byte-identical for the sam
 
 // ---- backends ----------------------------------------------------------------------------------------------------
 
-function installed(name: string): boolean {
-  try {
-    createRequire(import.meta.url).resolve(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
 const nativeInstalled = installed("@tensorflow/tfjs-node-gpu") || installed("@tensorflow/tfjs-node");
 
 test(

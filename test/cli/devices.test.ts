@@ -3,9 +3,9 @@
 // backend tried and why; a backend that cannot run on the device asked for is refused the same way.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { test } from "node:test";
+import { installed } from "../support/gpu.js";
 import { runCli, type CliRun } from "../support/cli.js";
 import { gpuCensus } from "../support/gpu.js";
 import { tempDir, writeSyntheticData } from "../support/tiny.js";
@@ -13,15 +13,6 @@ import { tempDir, writeSyntheticData } from "../support/tiny.js";
 const dir = tempDir("devices");
 const data = writeSyntheticData(dir, 8, 1);
 let runs = 0;
-
-function installed(name: string): boolean {
-  try {
-    createRequire(import.meta.url).resolve(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** `imtrain train` for one step into a fresh --out; the result and that directory. */
 async function train(...args: string[]): Promise<{ result: CliRun; out: string }> {

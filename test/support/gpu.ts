@@ -1,5 +1,6 @@
 // The GPUs a webgpu test can use. CI has a software one, Mesa's lavapipe (a Vulkan driver that runs on the
 // CPU; .ci/run installs it). Missing, a test that needs it skips locally but fails in CI.
+import { createRequire } from "node:module";
 import { spawnSync } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,4 +51,14 @@ export function requireSoftwareGpu(t: TestContext): boolean {
   if (process.env["CI"] === "true") throw new Error(`${why}: CI must install it (.ci/run)`);
   t.skip(why);
   return false;
+}
+
+/** Whether an npm package (an optional backend) is installed. */
+export function installed(name: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
