@@ -276,6 +276,12 @@ export function coordinatorFlags<T>(yargs: Argv<T>) {
       describe:
         "Elastic recovery: after a lost worker the job goes on with the others (same global batch) while at least this many are left",
     })
+    .option("allow-mixed-backends", {
+      type: "boolean",
+      default: false,
+      describe:
+        "Let ranks run on different backends (their float arithmetic differs, so parameter checksums will not match: use with --checksum-every 0)",
+    })
     .option("max-restarts", {
       type: "number",
       default: 3,

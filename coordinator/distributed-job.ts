@@ -45,6 +45,8 @@ export interface CoordinatorOptions {
   readonly minWorkers: number;
   /** ...for at most this many recoveries. */
   readonly maxRestarts: number;
+  /** Ranks may run on different backends (refused by default: their checksums would not match). */
+  readonly allowMixedBackends: boolean;
   /** Fewer than minWorkers left: how long recovery waits for replacements (0: it gives up at once). */
   readonly replacementTimeoutMs: number;
   readonly joinTimeoutMs: number;
@@ -159,6 +161,7 @@ async function coordinate(
         heartbeatTimeoutMs: options.heartbeatTimeoutMs,
         completedSteps: run.resumed?.step ?? 0,
         keepCheckpoints: train.keepCheckpoints,
+        allowMixedBackends: options.allowMixedBackends,
         ...(metrics ? { events: metrics } : {}),
       },
       log,

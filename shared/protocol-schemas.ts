@@ -47,7 +47,15 @@ export const WORKER_MESSAGE = z.discriminatedUnion("type", [
     pid: count,
     nonce: shortText,
   }),
-  z.object({ type: z.literal("ready"), rank, dataFingerprint: shortText, dataPlaneAddress: text }),
+  z.object({
+    type: z.literal("ready"),
+    rank,
+    dataFingerprint: shortText,
+    dataPlaneAddress: text,
+    backend: shortText,
+    device: shortText,
+    adapter: text,
+  }),
   z.object({
     type: z.literal("stepDone"),
     rank,

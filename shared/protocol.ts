@@ -18,7 +18,7 @@ import type { RankPhaseSeconds } from "./metrics/records.js";
 // 6: a replacement joins a running job: adopt {dir} (take the live ranks' state), answered by adopted.
 // 7: adopt carries the step of the state it hands over (adopting is idempotent by step); it also brings
 //    a rank that missed a step's last ring message up to the ranks that applied it.
-// 8: the job spec carries the job's name, and every message is checked against a schema (protocol-schemas.ts).
+// 8: ready says the rank's backend, device and adapter; the job spec carries the job's name, and every message is checked against a schema (protocol-schemas.ts).
 // 5: rings have epochs: start {epoch, position, worldSize, peers} is acknowledged with ringReady; regroup
 //    prepares a new epoch's ring; a step that failed on a healthy rank is stepFailed, not failed.
 export const PROTOCOL_VERSION = 8;
@@ -80,7 +80,17 @@ export type WorkerMessage =
       /** Unique to this worker process: a join it retries (its reply was lost) gets the same rank. */
       nonce: string;
     }
-  | { type: "ready"; rank: number; dataFingerprint: string; dataPlaneAddress: string }
+  /** Loaded the job: its data's fingerprint, its ws address, and what computes (backend, device, adapter). */
+  | {
+      type: "ready";
+      rank: number;
+      dataFingerprint: string;
+      dataPlaneAddress: string;
+      backend: string;
+      device: string;
+      /** The GPU adapter (webgpu), or "" for none. */
+      adapter: string;
+    }
   | {
       type: "stepDone";
       rank: number;

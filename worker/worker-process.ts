@@ -18,6 +18,7 @@ import type { NatsConnection, Subscription } from "nats";
 import * as tf from "@tensorflow/tfjs-core";
 import { parseDevice } from "../shared/backend/device.js";
 import { checkWebGpuLimits, longestInput } from "../shared/backend/limits.js";
+import { describeAdapter } from "../shared/backend/adapter.js";
 import { describeBackend, selectBackend } from "../shared/backend/select.js";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
@@ -335,6 +336,9 @@ export class Worker {
       rank: this.rank,
       dataFingerprint: run.dataFingerprint,
       dataPlaneAddress: this.wsListener?.address ?? "",
+      backend: backend.name,
+      device: backend.device,
+      adapter: backend.adapter ? describeAdapter(backend.adapter) : "",
     };
     this.send(ready);
     // Between commands (this thread is free then), check that the coordinator is still there. A late tick

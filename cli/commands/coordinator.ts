@@ -25,6 +25,7 @@ export interface CoordinatorFlags extends TrainFlags, MetricsFlags, NatsSecurity
   workerTimeoutMs: number;
   minWorkers: number;
   maxRestarts: number;
+  allowMixedBackends: boolean;
   replacementTimeoutMs: number;
   joinTimeoutMs: number;
 }
@@ -77,6 +78,7 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
       heartbeatTimeoutMs: heartbeatTimeout(argv.heartbeatTimeoutMs, argv.heartbeatMs),
       minWorkers: positiveInt("min-workers", argv.minWorkers),
       maxRestarts: nonNegativeInt("max-restarts", argv.maxRestarts),
+      allowMixedBackends: argv.allowMixedBackends,
       replacementTimeoutMs: nonNegativeInt("replacement-timeout-ms", argv.replacementTimeoutMs),
       workerTimeoutMs: positiveInt("worker-timeout-ms", argv.workerTimeoutMs),
       joinTimeoutMs: positiveInt("join-timeout-ms", argv.joinTimeoutMs),

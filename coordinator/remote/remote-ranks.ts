@@ -42,7 +42,16 @@ export interface RemoteRanksOptions {
   readonly completedSteps: number;
   /** The run's --keep-checkpoints. */
   readonly keepCheckpoints: number;
+  /** Ranks may run on different backends. */
+  readonly allowMixedBackends: boolean;
   readonly events?: MembershipEvents;
+}
+
+type Compute = Pick<Extract<WorkerMessage, { type: "ready" }>, "backend" | "device" | "adapter">;
+
+function describeCompute(compute: Compute | undefined): string {
+  if (compute === undefined) return "?";
+  return `${compute.backend} on ${compute.device}${compute.adapter ? `, ${compute.adapter}` : ""}`;
 }
 
 export class RemoteRanks implements RankGroup {
@@ -54,6 +63,8 @@ export class RemoteRanks implements RankGroup {
   private readonly subscriptions: Subscription[] = [];
   private liveness: LivenessWatch | undefined;
   private evalRequests = 0;
+  /** What each rank computes on, as its `ready` said. */
+  private readonly computes = new Map<number, Compute>();
   /** Ranks whose `ready` has come: workers repeat it until their first command, and repeats are expected. */
   private readonly readied = new Set<number>();
   /** Called when a worker announces it is leaving (SIGTERM): the job should stop after this step. */
@@ -127,7 +138,9 @@ export class RemoteRanks implements RankGroup {
         }
         const member = this.membership.members[rank];
         if (member) member.dataPlaneAddress = message.dataPlaneAddress;
+        this.computes.set(rank, message);
       }
+      this.refuseMixedBackends();
       // The join subscription stays: a late worker gets a clear "already has its workers" reply.
       await this.ring.form(
         this.membership.members.map((_, rank) => rank),
@@ -143,8 +156,35 @@ export class RemoteRanks implements RankGroup {
     }
     this.liveness.resume();
     this.watchConnection();
-    const started = this.membership.members.map((m, r) => `${r}=${m.name}@${m.host}`).join(", ");
+    const started = this.membership.members
+      .map((m, r) => `${r}=${m.name}@${m.host} (${describeCompute(this.computes.get(r))})`)
+      .join(", ");
     this.log(`started ${workers} workers: ${started}`);
+  }
+
+  /**
+   * Ranks on different backends compute different float bits (AdamW's, at least): the job would end in a
+   * checksum mismatch with no hint why. Refused at admission, naming each rank's, unless allowed.
+   */
+  private refuseMixedBackends(): void {
+    const backends = new Set([...this.computes.values()].map((compute) => compute.backend));
+    if (backends.size <= 1 || this.options.allowMixedBackends) return;
+    const each = [...this.computes.entries()]
+      .map(([rank, compute]) => `rank ${rank} (${this.membership.nameOf(rank)}): ${describeCompute(compute)}`)
+      .join("; ");
+    throw new UserError(
+      `the workers run on different backends (${each}): their arithmetic differs, so their weights would drift apart; run one backend everywhere, or pass --allow-mixed-backends with --checksum-every 0`,
+    );
+  }
+
+  /** A replacement on another backend than the job's is lost, by name; true if it was. */
+  private refuseReplacementBackend(message: Extract<WorkerMessage, { type: "ready" }>): boolean {
+    const jobBackend = [...this.computes.values()][0]?.backend;
+    if (this.options.allowMixedBackends || jobBackend === undefined || message.backend === jobBackend)
+      return false;
+    const why = `runs backend ${message.backend}, the job ${jobBackend} (see --allow-mixed-backends)`;
+    this.membership.markLost(message.rank, why);
+    return true;
   }
 
   /**
@@ -191,6 +231,8 @@ export class RemoteRanks implements RankGroup {
           this.membership.markLost(message.rank, "read different data; every node needs the same files");
           return;
         }
+        if (this.refuseReplacementBackend(message)) return;
+        this.computes.set(message.rank, message);
         return this.ring.addReplacement(message.rank);
       case "failed":
         return this.membership.markLost(message.rank, `failed: ${message.message}`);

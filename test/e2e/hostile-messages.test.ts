@@ -62,7 +62,13 @@ function randomValue(random: Random, depth = 2): unknown {
 /** Valid messages of each direction: broken one field at a time below. */
 const WORKER_MESSAGES: Record<string, unknown>[] = [
   { type: "heartbeat", rank: 0 },
-  { type: "ready", rank: 0, dataFingerprint: "abcd1234", dataPlaneAddress: "" },
+  {
+    type: "ready",
+    rank: 0,
+    dataFingerprint: "abcd1234",
+    dataPlaneAddress: "",
+    ...{ backend: "wasm", device: "cpu", adapter: "" },
+  },
   { type: "stepFailed", rank: 1, step: 3, message: "lost" },
   { type: "aborted", rank: 0, completedSteps: 2 },
   { type: "join", protocol: PROTOCOL_VERSION, name: "x", device: "cpu", host: "h", pid: 1, nonce: "n" },

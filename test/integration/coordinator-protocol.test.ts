@@ -168,7 +168,7 @@ class ScriptedWorker {
   }
 
   /** Subscribes to the rank subject first, as a real worker does, so `start` cannot be missed. */
-  async ready(dataFingerprint: string): Promise<void> {
+  async ready(dataFingerprint: string, backend = "wasm"): Promise<void> {
     assert.ok(this.rank >= 0, `${this.name} has no rank`);
     this.nc.subscribe(this.subjects.rank(this.rank), {
       callback: (error, msg) => {
@@ -181,7 +181,15 @@ class ScriptedWorker {
       },
     });
     await this.nc.flush();
-    this.send({ type: "ready", rank: this.rank, dataFingerprint, dataPlaneAddress: "" });
+    this.send({
+      type: "ready",
+      rank: this.rank,
+      dataFingerprint,
+      dataPlaneAddress: "",
+      backend,
+      device: backend === "webgpu" ? "gpu:0" : "cpu",
+      adapter: "",
+    });
   }
 
   startHeartbeats(periodMs: number): void {
@@ -276,6 +284,29 @@ test(
     );
     // The rejected worker took no place: the next one is rank 0.
     assert.equal((await new ScriptedWorker(nc, job, "current").joinWelcomed()).rank, 0);
+  },
+);
+
+test(
+  "coordinator protocol - workers on different backends are refused at admission, naming each rank's",
+  TIMEOUT,
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const job = "mixed";
+    const coordinator = startCoordinator(t, server.url, job);
+    const nc = await openNats(t, server.url);
+    await coordinator.waitFor(WAITING);
+    const { workers, fingerprint } = await twoReadyWorkers(nc, job);
+    await workers[0]?.ready(fingerprint, "wasm");
+    await workers[1]?.ready(fingerprint, "webgpu");
+    assert.equal(await coordinator.exit, 2);
+    assert.equal(coordinator.errorLines().length, 1, coordinator.stderr);
+    assert.match(
+      coordinator.errorLines()[0] ?? "",
+      /the workers run on different backends \(rank 0 \(mixed-w0\): wasm on cpu; rank 1 \(mixed-w1\): webgpu on gpu:0\)/,
+    );
+    assert.match(coordinator.stderr, /--allow-mixed-backends/);
   },
 );
 
@@ -489,7 +520,15 @@ test(
     const notJoin = await ask(encodeMessage({ type: "heartbeat", rank: 0 }));
     assert.match(notJoin, /expected join, got heartbeat/);
     const malformed = await ask(
-      encodeMessage({ type: "ready", rank: -1, dataFingerprint: "x", dataPlaneAddress: "" }),
+      encodeMessage({
+        type: "ready",
+        rank: -1,
+        dataFingerprint: "x",
+        dataPlaneAddress: "",
+        backend: "wasm",
+        device: "cpu",
+        adapter: "",
+      }),
     );
     assert.match(malformed, /ready: field "rank" is missing or malformed/);
     // None of it took a place or broke the subscription: a proper join is still rank 0.

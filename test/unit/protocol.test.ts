@@ -35,7 +35,17 @@ const WORKER_SAMPLES: Samples<WorkerMessage> = {
       nonce: "3f2b8c1e-5a4d-4e7f-9b0a-1c2d3e4f5a6b",
     },
   ],
-  ready: [{ type: "ready", rank: 1, dataFingerprint: "0a1b2c3d", dataPlaneAddress: "ws://10.0.0.2:4100" }],
+  ready: [
+    {
+      type: "ready",
+      rank: 1,
+      dataFingerprint: "0a1b2c3d",
+      dataPlaneAddress: "ws://10.0.0.2:4100",
+      backend: "webgpu",
+      device: "gpu:1",
+      adapter: 'adapter "NVIDIA H100" (vulkan)',
+    },
+  ],
   stepDone: [
     {
       type: "stepDone",
