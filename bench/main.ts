@@ -16,17 +16,10 @@ import { parseDevice } from "../shared/backend/device.js";
 import { describeBackend, selectBackend, type BackendName } from "../shared/backend/select.js";
 import { matmulParameterCount, trainingFlops } from "../shared/metrics/flops.js";
 import { measureMatMulFlops } from "../shared/metrics/peak-flops.js";
-import { presetConfig } from "../shared/model/config.js";
-import { Gpt, initialValues } from "../shared/model/gpt.js";
-import { AdamW } from "../shared/train/adamw.js";
-import { makeMicroBatch } from "../shared/train/batch.js";
-import { accumulateGradients } from "../shared/train/gradients.js";
-import { StepBufferLayout } from "../shared/train/step-buffer.js";
-import type { Example } from "../shared/data/dataset.js";
-import { mulberry32 } from "../shared/random.js";
 import { OptionError } from "../shared/errors.js";
 import { benchMetrics } from "./metrics.js";
 import { benchPeakMemory } from "./memory.js";
+import { benchStep } from "./train-step-setup.js";
 import { benchAllReduce, parseByteSizes, parsePlanes, parseWorldSizes } from "./allreduce.js";
 
 const { values: args } = parseArgs({
@@ -101,45 +94,15 @@ async function benchMatMul(backend: string): Promise<void> {
   }
 }
 
-function randomExamples(count: number, length: number, vocab: number): Example[] {
-  const random = mulberry32(7);
-  return Array.from({ length: count }, (_, index) => {
-    const ids = Int32Array.from({ length }, () => Math.floor(random() * vocab));
-    const weights = new Float32Array(length).fill(1);
-    weights[0] = 0;
-    return {
-      ids,
-      weights,
-      kinds: new Uint8Array(length).fill(2),
-      truncatedTokens: 0,
-      index,
-      source: { file: "bench", line: index + 1 },
-    };
-  });
-}
-
 async function benchTrainStep(
   backend: string,
   preset: string,
   batchSize: number,
   seq: number,
 ): Promise<void> {
-  const config = presetConfig(preset, 257);
-  const model = new Gpt(config, initialValues(config, 1));
-  const optimizer = new AdamW(model.params, {
-    beta1: 0.9,
-    beta2: 0.999,
-    adamEpsilon: 1e-8,
-    weightDecay: 0.01,
-  });
-  const layout = new StepBufferLayout(new Map([...model.params].map(([name, p]) => [name, p.shape])));
-  const batch = makeMicroBatch(randomExamples(batchSize, seq + 1, 257), 256);
-  const options = { lossReduction: "token" as const, klWeight: 0, neftuneAlpha: 0, seed: 0 };
-  const seconds = await timeSeconds(async () => {
-    const buffer = await accumulateGradients(model, undefined, [batch], layout, options, 0);
-    optimizer.apply(layout, layout.gradients(buffer), 1e-4);
-  }, 3);
-  const params = layout.gradientSize;
+  const step = benchStep(preset, 257, batchSize, seq);
+  const { config, params } = step;
+  const seconds = await timeSeconds(() => step.run(), 3);
   const tokens = batchSize * seq;
   const flops = trainingFlops(config, matmulParameterCount(config), tokens, seq);
   emit({
@@ -153,7 +116,7 @@ async function benchTrainStep(
     tokens_per_s: tokens / seconds,
     gflops: flops / seconds / 1e9,
   });
-  model.dispose();
+  step.dispose();
 }
 
 const selected = await selectBackend(args.backend as BackendName, parseDevice(args.device ?? "cpu"));

@@ -1,5 +1,6 @@
 // A rank's state: its model replica (and frozen reference for KL), optimizer, and the run's examples.
 // It knows nothing of networks: the all-reduce is handed to each step.
+import { weightsChecksum } from "../shared/model/weights-checksum.js";
 import type { Example } from "../shared/data/dataset.js";
 import { saveCheckpoint } from "../shared/model/checkpoint.js";
 import { Gpt } from "../shared/model/gpt.js";
@@ -19,16 +20,6 @@ function pick(examples: readonly Example[], positions: readonly number[], what: 
     if (example === undefined) throw new Error(`${what} position ${p} out of range (${examples.length})`);
     return example;
   });
-}
-
-function weightsChecksum(weights: ReadonlyMap<string, Float32Array>): number {
-  let hash = 0x811c9dc5;
-  for (const values of weights.values()) {
-    for (const bits of new Uint32Array(values.buffer, values.byteOffset, values.length)) {
-      hash = Math.imul(hash ^ bits, 0x01000193);
-    }
-  }
-  return hash >>> 0;
 }
 
 /**

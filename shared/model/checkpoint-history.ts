@@ -2,20 +2,13 @@
 // older ones are DIR.step-N (N: the step each holds), of which the newest K-1 are kept (--keep-checkpoints
 // K). A crash between the two renames of a save leaves DIR.previous and no DIR: a whole checkpoint too.
 // A resume takes the newest one that passes its manifest, and says which it skipped and why.
-import { readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { readdir, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { CheckpointError } from "../errors.js";
-import { verifyManifest } from "./checkpoint-manifest.js";
+import { exists, verifyManifest } from "./checkpoint-manifest.js";
 
 const PREVIOUS = ".previous";
 const STEP = /\.step-(\d+)$/;
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
 
 /** The step a checkpoint holds (its trainer state), or undefined if it does not say. */
 async function stepOf(dir: string): Promise<number | undefined> {

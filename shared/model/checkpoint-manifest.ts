@@ -13,6 +13,14 @@ interface Manifest {
   readonly files: Record<string, { readonly bytes: number; readonly sha256: string }>;
 }
 
+/** Whether `path` exists (file or directory). */
+export async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
 async function sha256Of(path: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);

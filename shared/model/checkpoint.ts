@@ -3,14 +3,14 @@
 //   DIR/model.safetensors    transformer.* tensors, Conv1D weights stored [in, out]
 //   DIR/optimizer.safetensors AdamW moments m.<name>, v.<name> (absent in exported models)
 //   DIR/manifest.json        size and SHA-256 of each file above (checkpoint-manifest.ts)
-import { mkdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { CheckpointError } from "../errors.js";
 import { configFromHuggingFace, configToHuggingFace, type GptConfig } from "./config.js";
 import { parameterShapes } from "./gpt.js";
 import type { Trajectory } from "../train/trajectory.js";
 import { pruneCheckpoints, retireCheckpoint } from "./checkpoint-history.js";
-import { syncDirectory, writeFileSynced, writeManifest } from "./checkpoint-manifest.js";
+import { exists, syncDirectory, writeFileSynced, writeManifest } from "./checkpoint-manifest.js";
 import { readSafetensors, writeSafetensors, type HostTensor } from "./safetensors.js";
 
 /** What a resumed job needs beyond weights and moments. */
@@ -29,13 +29,6 @@ export interface LoadedCheckpoint {
   readonly optimizer: Map<string, Float32Array> | undefined;
   readonly trainer: TrainerState | undefined;
   readonly tokenizer: string | undefined;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 async function readJson(path: string): Promise<unknown> {

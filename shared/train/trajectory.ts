@@ -4,17 +4,13 @@
 // the loss, the batch and the optimizer's schedule. Not in it, so free to change on resume: where output
 // goes, how often to evaluate or checkpoint, metrics, the backend, and the number of workers (data
 // parallelism is exact).
+import { weightsChecksum } from "../model/weights-checksum.js";
 import type { TrainOptions } from "../options.js";
 
-/** FNV-1a over float32 bits of every tensor, in name order. */
+/** The weights' checksum in name order (whatever order a loader gave them), as 8 hex digits. */
 export function weightsFingerprint(weights: ReadonlyMap<string, Float32Array>): string {
-  let hash = 0x811c9dc5;
-  for (const name of [...weights.keys()].sort()) {
-    const values = weights.get(name) ?? new Float32Array(0);
-    for (const bits of new Uint32Array(values.buffer, values.byteOffset, values.length))
-      hash = Math.imul(hash ^ bits, 0x01000193);
-  }
-  return (hash >>> 0).toString(16).padStart(8, "0");
+  const byName = new Map([...weights].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return weightsChecksum(byName).toString(16).padStart(8, "0");
 }
 
 /** Keyed by the flag that sets each value, for messages. */
