@@ -11,6 +11,7 @@ import { coordinatorCommand } from "./commands/coordinator.js";
 import { launchCommand } from "./commands/launch.js";
 import { workerCommand } from "./commands/worker.js";
 import { demoCommand } from "./commands/demo.js";
+import { devicesCommand } from "./commands/devices.js";
 import { generateCommand } from "./commands/generate.js";
 import { masksCommand } from "./commands/masks.js";
 import { scoreCommand } from "./commands/score.js";
@@ -50,6 +51,7 @@ try {
     .command(scoreCommand)
     .command(generateCommand)
     .command(reportCommand)
+    .command(devicesCommand)
     .demandCommand(1, "name a command")
     .strict()
     .wrap(Math.min(120, process.stdout.columns ?? 100))

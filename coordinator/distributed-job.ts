@@ -168,10 +168,8 @@ async function coordinate(
     );
     ranks.onLeaving = () => stop.abort();
     enter("running");
-    // The job's --backend: each worker resolves it on its own device and logs what runs (workers do not
-    // report it to the coordinator yet).
-    const compute = { backend: train.backend, device: "", adapter: "" };
-    const summary = await runJob(train, run, ranks, compute, log, {
+    const gathered = ranks;
+    const summary = await runJob(train, run, ranks, () => gathered.computeSummary(), log, {
       ...control,
       signal: stop.signal,
       checksumEverySteps: options.checksumEverySteps,

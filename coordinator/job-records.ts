@@ -13,12 +13,14 @@ export interface JobSummary {
   /** Steps completed; less than `steps` when the job was stopped early. */
   readonly completed_steps: number;
   readonly world_size: number;
-  /** The backend that ran (`train`), or the job's --backend (a distributed job: workers log their own). */
+  /** The backend that ran: a distributed job's workers' (one, unless --allow-mixed-backends let several, joined by ","). */
   readonly backend: string;
-  /** cpu, gpu:K, gpu:software; "" for a distributed job. */
+  /** cpu, gpu:K, gpu:software (a distributed job's distinct devices, joined by ","). */
   readonly device: string;
   /** webgpu's adapter (name and driver); "" elsewhere. */
   readonly adapter: string;
+  /** A distributed job's ranks at its end, each with what its `ready` said it computes on. */
+  readonly ranks?: readonly RankCompute[];
   readonly train_examples: number;
   readonly eval_examples: number;
   readonly final_train_loss: number;
@@ -98,11 +100,33 @@ export interface RunTally {
   readonly elapsedSeconds: number;
 }
 
+/** What one worker computes on, as it reported when it joined. */
+export interface RankCompute {
+  readonly rank: number;
+  readonly name: string;
+  readonly backend: string;
+  readonly device: string;
+  readonly adapter: string;
+}
+
 /** What a job ran on, as its summary records it. */
 export interface ComputeSummary {
   readonly backend: string;
   readonly device: string;
   readonly adapter: string;
+  readonly ranks?: readonly RankCompute[];
+}
+
+/** The ranks' computes folded into one summary: each field's distinct values, in rank order. */
+export function summarizeRankComputes(ranks: readonly RankCompute[]): ComputeSummary {
+  const distinct = (field: "backend" | "device" | "adapter", separator: string) =>
+    [...new Set(ranks.map((rank) => rank[field]).filter(Boolean))].join(separator);
+  return {
+    backend: distinct("backend", ","),
+    device: distinct("device", ","),
+    adapter: distinct("adapter", "; "),
+    ranks,
+  };
 }
 
 export function jobSummary(
@@ -119,6 +143,7 @@ export function jobSummary(
     backend: compute.backend,
     device: compute.device,
     adapter: compute.adapter,
+    ...(compute.ranks ? { ranks: compute.ranks } : {}),
     train_examples: run.train.length,
     eval_examples: run.heldOut.length,
     final_train_loss: tally.last?.train_loss ?? NaN,

@@ -47,7 +47,8 @@ export async function runJob(
   options: TrainOptions,
   run: PreparedRun,
   ranks: RankGroup,
-  compute: ComputeSummary,
+  /** Read when the job ends: a distributed job's ranks may have changed. */
+  compute: () => ComputeSummary,
   log: Log,
   control: JobControl = {},
 ): Promise<JobSummary> {
@@ -142,7 +143,7 @@ export async function runJob(
     progress.close();
     for (const sink of sinks) await sink.close();
   }
-  const summary = jobSummary(options, run, ranks.worldSize, compute, {
+  const summary = jobSummary(options, run, ranks.worldSize, compute(), {
     completedSteps: last?.step ?? startStep,
     last,
     lastEval,

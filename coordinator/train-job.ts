@@ -70,7 +70,10 @@ export async function runTrainJob(
     jobMetrics?.joined(1);
     jobMetrics?.enter("running");
     const compute = buildInfoOfBackend(backend);
-    const summary = await runJob(options, run, ranks, compute, log, { ...control, metrics: jobMetrics });
+    const summary = await runJob(options, run, ranks, () => compute, log, {
+      ...control,
+      metrics: jobMetrics,
+    });
     jobMetrics?.enter("stopped");
     served?.health.stopping("job finished");
     return summary;

@@ -25,6 +25,7 @@ import { watchLiveness, type LivenessWatch } from "./liveness.js";
 import { Membership, NO_EVENTS, type MembershipEvents } from "./membership.js";
 import { Requests, type ReplyOf } from "./requests.js";
 import { Ring, type RecoveryOptions, type Salvaged } from "./ring.js";
+import { summarizeRankComputes, type ComputeSummary } from "../job-records.js";
 
 export type { RecoveryOptions, Salvaged } from "./ring.js";
 
@@ -91,6 +92,22 @@ export class RemoteRanks implements RankGroup {
   /** Ranks in the current ring: fewer than --workers after a recovery. */
   get worldSize(): number {
     return this.ring.members.length;
+  }
+
+  /** What the ranks in the ring compute on, as their `ready` said. */
+  computeSummary(): ComputeSummary {
+    return summarizeRankComputes(
+      this.ring.members.map((rank) => {
+        const compute = this.computes.get(rank);
+        return {
+          rank,
+          name: this.membership.nameOf(rank),
+          backend: compute?.backend ?? "",
+          device: compute?.device ?? "",
+          adapter: compute?.adapter ?? "",
+        };
+      }),
+    );
   }
 
   /** Waits for `workers` workers to join and load the job, then starts them. */

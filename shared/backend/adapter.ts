@@ -14,6 +14,8 @@ export interface AdapterReport {
   /** Bytes: no buffer bound to a shader may exceed the first, no buffer the second. */
   readonly maxStorageBufferBindingSize: number;
   readonly maxBufferSize: number;
+  /** The compute limits the device was created with (WebGPU's names), for `imtrain devices`. */
+  readonly computeLimits: Readonly<Record<string, number>>;
 }
 
 export function describeAdapter(adapter: AdapterReport): string {

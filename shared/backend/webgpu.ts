@@ -199,16 +199,16 @@ export async function activateWebGpu(device: Device): Promise<AdapterReport> {
     );
   }
   const limits = adapter.limits;
-  const gpuDevice = await adapter.requestDevice({
-    requiredLimits: {
-      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
-      maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
-      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
-      maxBufferSize: limits.maxBufferSize,
-      maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
-      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
-    },
-  });
+  // What tfjs asks the device for (its own backend factory requests the same): the adapter's best.
+  const computeLimits = {
+    maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+    maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+    maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+    maxBufferSize: limits.maxBufferSize,
+    maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+    maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+  };
+  const gpuDevice = await adapter.requestDevice({ requiredLimits: computeLimits });
   failure = undefined;
   activeDevice = gpuDevice;
   gpuDevice.addEventListener("uncapturederror", (event) => {
@@ -236,6 +236,7 @@ export async function activateWebGpu(device: Device): Promise<AdapterReport> {
     software,
     maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
     maxBufferSize: limits.maxBufferSize,
+    computeLimits,
   };
 }
 

@@ -2,9 +2,10 @@
 // --backend webgpu --device gpu:software` learns what wasm learns, step for step, and a micro-batch too
 // large for the adapter stops before training with the flag to lower.
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import type { JobSummary } from "../../coordinator/job-records.js";
 import { runCli } from "../support/cli.js";
 import { requireSoftwareGpu } from "../support/gpu.js";
 import { assertSameRun, stepLosses } from "../support/same-run.js";
@@ -104,7 +105,16 @@ test(
     ]);
     assert.equal(single.status, 0, single.stderr.slice(-3000));
     assert.equal(launched.status, 0, launched.stderr.slice(-3000));
-    assert.match(launched.stderr, /\[w1\].*backend webgpu on gpu:software/);
+        assert.match(launched.stderr, /\[w1\].*backend webgpu on gpu:software/);
+    // The summary names what the workers reported, rank by rank, not the job's --backend flag.
+    const summary = JSON.parse(readFileSync(join(launchOut, "summary.json"), "utf8")) as JobSummary;
+    assert.equal(summary.backend, "webgpu");
+    assert.equal(summary.device, "gpu:software");
+    assert.match(summary.adapter, /llvmpipe|lavapipe/);
+    assert.deepEqual(
+      summary.ranks?.map(({ rank, backend, device }) => ({ rank, backend, device })),
+      [0, 1].map((rank) => ({ rank, backend: "webgpu", device: "gpu:software" })),
+    );
     // Two ranks sum in another order than one: the same run within 1e-4, losses and weights.
     await assertSameRun(trainOut, launchOut, 20);
   },

@@ -49,7 +49,8 @@ const LAVAPIPE: AdapterReport = {
   api: "vulkan",
   software: true,
   maxStorageBufferBindingSize: 128 * 2 ** 20,
-  maxBufferSize: 2 ** 32 - 1,
+    maxBufferSize: 2 ** 32 - 1,
+  computeLimits: {},
 };
 
 test("limits - GPT-2's embedding (147 MiB) does not fit lavapipe's 128 MiB binding: the model is named, no flag", () => {
