@@ -8,7 +8,8 @@
 //               --memory-batch × --memory-seq (1 × 1024) with a 50,257-token vocabulary, next to the
 //               theoretical minimum (bench/memory.ts); --memory-model "" skips it
 // Flags: --backend NAME (default auto), --device cpu|gpu:K|gpu:software (default cpu), --models tiny,small
-// (presets; "" skips train_step), --seq 128,
+// (presets; "" skips train_step), --seq 128, --vocab 257 (train_step's vocabulary; GPT-2's is 50257),
+// --skip-matmul,
 // --batch 8, --allreduce-sizes 1KB..64MB (×4 steps, or a list), --allreduce-iterations 20 (fewer for big
 // sizes), --world-sizes 2,3,4, --planes nats,ws, --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics.
 import { parseArgs } from "node:util";
@@ -36,6 +37,8 @@ const { values: args } = parseArgs({
     "allreduce-nats": { type: "string", default: "auto" },
     "skip-allreduce": { type: "boolean", default: false },
     "skip-metrics": { type: "boolean", default: false },
+    "skip-matmul": { type: "boolean", default: false },
+    vocab: { type: "string", default: "257" },
     "memory-model": { type: "string", default: "gpt2" },
     "memory-batch": { type: "string", default: "1" },
     "memory-seq": { type: "string", default: "1024" },
@@ -43,18 +46,25 @@ const { values: args } = parseArgs({
 });
 
 // Flags are checked before any figure is measured, so a typo fails at once.
+function positiveInteger(flag: keyof typeof args): number {
+  const value = Number(args[flag]);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new OptionError(flag, `"${String(args[flag])}" is not a positive integer`);
+  return value;
+}
+const stepShape = {
+  batch: positiveInteger("batch"),
+  seq: positiveInteger("seq"),
+  vocab: positiveInteger("vocab"),
+};
 const allReduceOptions = {
   sizesBytes: parseByteSizes("allreduce-sizes", args["allreduce-sizes"] ?? ""),
   worldSizes: parseWorldSizes("world-sizes", args["world-sizes"] ?? ""),
   planes: parsePlanes("planes", args.planes ?? ""),
-  iterations: Number(args["allreduce-iterations"]),
+  iterations: positiveInteger("allreduce-iterations"),
   nats: args["allreduce-nats"] === "embedded" ? ("embedded" as const) : ("auto" as const),
 };
-if (!Number.isSafeInteger(allReduceOptions.iterations) || allReduceOptions.iterations < 1)
-  throw new OptionError(
-    "allreduce-iterations",
-    `"${args["allreduce-iterations"]}" is not a positive integer`,
-  );
+
 if (!["auto", "embedded"].includes(args["allreduce-nats"] ?? ""))
   throw new OptionError("allreduce-nats", `"${args["allreduce-nats"]}" is not auto or embedded`);
 
@@ -99,8 +109,9 @@ async function benchTrainStep(
   preset: string,
   batchSize: number,
   seq: number,
+  vocab: number,
 ): Promise<void> {
-  const step = benchStep(preset, 257, batchSize, seq);
+  const step = benchStep(preset, vocab, batchSize, seq);
   const { config, params } = step;
   const seconds = await timeSeconds(() => step.run(), 3);
   const tokens = batchSize * seq;
@@ -109,6 +120,8 @@ async function benchTrainStep(
     bench: "train_step",
     backend,
     model: preset,
+    device: args.device,
+    vocab,
     params,
     batch: batchSize,
     seq,
@@ -121,9 +134,9 @@ async function benchTrainStep(
 
 const selected = await selectBackend(args.backend as BackendName, parseDevice(args.device ?? "cpu"));
 process.stderr.write(`bench: ${describeBackend(selected)}\n`);
-await benchMatMul(selected.name);
+if (!args["skip-matmul"]) await benchMatMul(selected.name);
 for (const preset of (args.models ?? "").split(",").filter(Boolean)) {
-  await benchTrainStep(selected.name, preset, Number(args.batch), Number(args.seq));
+  await benchTrainStep(selected.name, preset, stepShape.batch, stepShape.seq, stepShape.vocab);
 }
 if (args["memory-model"])
   await benchPeakMemory(
