@@ -8,21 +8,21 @@ import { test } from "node:test";
 import type { JobSummary } from "../../coordinator/job-records.js";
 import { runCli } from "../support/cli.js";
 import { requireSoftwareGpu } from "../support/gpu.js";
-import { assertSameRun, stepLosses } from "../support/same-run.js";
+import { assertSameRun, assertSteadyMemory, stepLosses } from "../support/same-run.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("webgpu");
 const data = writeSyntheticData(dir, 40, 9);
 const modelConfig = writeMicroModelConfig(dir);
 
-function flags(out: string): string[] {
+function flags(out: string, { steps = "20", evalFraction = "0" } = {}): string[] {
   return [
     "--data",
     data,
     "--model",
     modelConfig,
     "--steps",
-    "20",
+    steps,
     "--batch-size",
     "6",
     "--micro-batch-size",
@@ -38,7 +38,7 @@ function flags(out: string): string[] {
     "--seed",
     "3",
     "--eval-fraction",
-    "0",
+    evalFraction,
     "--out",
     out,
   ];
@@ -105,7 +105,7 @@ test(
     ]);
     assert.equal(single.status, 0, single.stderr.slice(-3000));
     assert.equal(launched.status, 0, launched.stderr.slice(-3000));
-        assert.match(launched.stderr, /\[w1\].*backend webgpu on gpu:software/);
+    assert.match(launched.stderr, /\[w1\].*backend webgpu on gpu:software/);
     // The summary names what the workers reported, rank by rank, not the job's --backend flag.
     const summary = JSON.parse(readFileSync(join(launchOut, "summary.json"), "utf8")) as JobSummary;
     assert.equal(summary.backend, "webgpu");
@@ -117,6 +117,27 @@ test(
     );
     // Two ranks sum in another order than one: the same run within 1e-4, losses and weights.
     await assertSameRun(trainOut, launchOut, 20);
+  },
+);
+
+test(
+  "webgpu - memory - 300 steps on the software GPU: the live tensors and their bytes at step 300 are those at step 20",
+  { timeout: 300_000 },
+  async (t) => {
+    if (!requireSoftwareGpu(t)) return;
+    const out = join(dir, "steady");
+    const steady = ["--kl-weight", "0.1", "--eval-every", "50", "--checkpoint-every", "100"];
+    const result = await runCli([
+      "train",
+      ...flags(out, { steps: "300", evalFraction: "0.1" }),
+      ...steady,
+      "--backend",
+      "webgpu",
+      "--device",
+      "gpu:software",
+    ]);
+    assert.equal(result.status, 0, result.stderr.slice(-3000));
+    assertSteadyMemory(out, 20, 300);
   },
 );
 

@@ -6,7 +6,7 @@ import { parseTrainFlags } from "../../cli/flags.js";
 import { runTrainJob } from "../../coordinator/train-job.js";
 import { loadCheckpoint } from "../../shared/model/checkpoint.js";
 import { compileTrainOptions } from "../../shared/options.js";
-import { stepLosses } from "../support/same-run.js";
+import { assertSteadyMemory, stepLosses } from "../support/same-run.js";
 import { tempDir, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("resume");
@@ -187,15 +187,5 @@ test("memory - 300 steps: the live tensors and their bytes at step 300 are those
     flags(out, ["--kl-weight", "0.1", "--eval-every", "50", "--checkpoint-every", "100"], "300"),
     quiet,
   );
-  const steps = readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map(
-      (line) => JSON.parse(line) as { type: string; step: number; tensors?: number; tensor_bytes?: number },
-    )
-    .filter((line) => line.type === "step");
-  const at = (step: number) => steps.find((line) => line.step === step);
-  assert.ok(at(20)?.tensors !== undefined && at(20)?.tensor_bytes !== undefined, "step lines carry tensors");
-  assert.equal(at(300)?.tensors, at(20)?.tensors);
-  assert.equal(at(300)?.tensor_bytes, at(20)?.tensor_bytes);
+  assertSteadyMemory(out, 20, 300);
 });

@@ -16,6 +16,24 @@ export function stepLosses(out: string): number[] {
     .map((record) => record.train_loss);
 }
 
+/** Fails unless the live tensors and their bytes at step `to` are those at step `from` (nothing leaks). */
+export function assertSteadyMemory(out: string, from: number, to: number): void {
+  const steps = readFileSync(join(out, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map(
+      (line) => JSON.parse(line) as { type: string; step: number; tensors?: number; tensor_bytes?: number },
+    )
+    .filter((line) => line.type === "step");
+  const at = (step: number) => steps.find((line) => line.step === step);
+  assert.ok(
+    at(from)?.tensors !== undefined && at(from)?.tensor_bytes !== undefined,
+    "step lines carry tensors",
+  );
+  assert.equal(at(to)?.tensors, at(from)?.tensors, `tensors at step ${to} vs ${from}`);
+  assert.equal(at(to)?.tensor_bytes, at(from)?.tensor_bytes, `tensor bytes at step ${to} vs ${from}`);
+}
+
 /** Fails unless `other` made `steps` steps with `reference`'s losses and ends with its weights. */
 export async function assertSameRun(reference: string, other: string, steps: number): Promise<void> {
   const expected = stepLosses(reference);
