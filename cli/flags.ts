@@ -9,9 +9,10 @@ import { TEMPLATE_NAMES } from "../shared/data/template.js";
 import { LOSS_REDUCTIONS } from "../shared/train/loss.js";
 import { LR_SCHEDULES } from "../shared/train/schedule.js";
 
-export function dataFlags<T>(yargs: Argv<T>) {
+/** `required`: false where the command checks for --data itself (launch needs it only with a coordinator). */
+export function dataFlags<T>(yargs: Argv<T>, required = true) {
   return yargs
-    .option("data", { type: "string", demandOption: true, describe: "Training data file (.json or .jsonl)" })
+    .option("data", { type: "string", demandOption: required, describe: "Training data file (.json or .jsonl)" })
     .option("format", {
       type: "string",
       default: "auto",
@@ -64,8 +65,8 @@ export function dataFlags<T>(yargs: Argv<T>) {
     });
 }
 
-export function trainFlags<T>(yargs: Argv<T>) {
-  return dataFlags(yargs)
+export function trainFlags<T>(yargs: Argv<T>, required = true) {
+  return dataFlags(yargs, required)
     .option("eval-data", { type: "string", describe: "Held-out data file (same format flags as --data)" })
     .option("eval-fraction", {
       type: "number",
@@ -230,11 +231,11 @@ export function parseTrainFlags(args: readonly string[]): TrainFlags {
 export const DEFAULT_NATS_URL = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
 
 /** Flags of the coordinator (also accepted by launch, which forwards them). */
-export function coordinatorFlags<T>(yargs: Argv<T>) {
-  return metricsEndpointFlags(trainFlags(yargs))
+export function coordinatorFlags<T>(yargs: Argv<T>, required = true) {
+  return metricsEndpointFlags(trainFlags(yargs, required))
     .option("workers", {
       type: "number",
-      demandOption: true,
+      demandOption: required,
       describe: "Number of workers (ranks) in the job",
     })
     .option("job", {

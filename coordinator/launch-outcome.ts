@@ -22,6 +22,16 @@ function describeEnd(p: EndedProcess): string {
   return `${describeProcessEnd(p.end)}${p.killedByLaunch ? " (stopped by launch)" : ""}`;
 }
 
+/**
+ * A node of workers only (the coordinator is elsewhere): 0 if every worker exited 0, else the status of the
+ * first to fail, named. A worker launch had to stop (it did not drain in time) failed too.
+ */
+export function workersOutcome(workers: readonly EndedProcess[]): LaunchOutcome {
+  const [first] = workers.filter((p) => exitStatus(p.end) !== 0).sort((a, b) => a.endedAtMs - b.endedAtMs);
+  if (first === undefined) return { status: 0, line: undefined };
+  return { status: exitStatus(first.end), line: `launch: ${first.name} ${describeEnd(first)} first` };
+}
+
 /** `coordinator` and the `others` (workers; nats-server if it died) as they ended. */
 export function launchOutcome(coordinator: EndedProcess, others: readonly EndedProcess[]): LaunchOutcome {
   const failures = [coordinator, ...others]

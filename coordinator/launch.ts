@@ -1,6 +1,7 @@
 // `imtrain launch`: one node, like torchrun. Finds a NATS server (given URL, else a nats-server from the
-// PATH on a free loopback port, else an in-process broker), starts a coordinator and N workers as child
-// processes, prefixes their logs, and exits when the job ends, whatever its children died of. With
+// PATH on a free loopback port, else an in-process broker), starts a coordinator and a worker per local
+// device as child processes, prefixes their logs, and exits when the job ends, whatever its children died
+// of. On the other nodes of a job (no coordinator here) it starts only the workers, and exits when they do. With
 // metrics, each process gets its own port and the run directory gets a Prometheus file_sd list of them
 // (deploy/prometheus/prometheus.yml reads it). Its lifecycle, logged:
 //
@@ -20,7 +21,7 @@ import { checkNatsConnection } from "../shared/nats/connect.js";
 import { childNatsEnvironment, type NatsConnectionSettings } from "../shared/nats/settings.js";
 import type { ChildServerExit } from "./child-server.js";
 import type { LaunchDeadlines } from "./launch-deadlines.js";
-import { launchOutcome, type EndedProcess } from "./launch-outcome.js";
+import { launchOutcome, workersOutcome, type EndedProcess } from "./launch-outcome.js";
 import { describeEnd, exitStatus, LaunchedProcess, within, type ProcessEnd } from "./launched-process.js";
 import { scrapeHost, writeMetricsTargets } from "./metrics-targets.js";
 import { EmbeddedNatsServer } from "./nats/embedded-server.js";
@@ -32,23 +33,26 @@ export type LaunchState =
 
 export interface LaunchOptions {
   readonly cliPath: string;
-  readonly workers: number;
+  /** One local worker per entry, on that device (cpu, gpu:K, gpu:software). */
+  readonly workerDevices: readonly string[];
+  /** Local workers' names: PREFIX0, PREFIX1, … (w0, w1, … on the coordinator's node). */
+  readonly workerNamePrefix: string;
   /**
    * A NATS server to use (--nats or $NATS_URL, with its credentials); undefined = start one;
    * "embedded" = the in-process bus.
    */
   readonly nats: NatsConnectionSettings | "embedded" | undefined;
-  /** Arguments for the coordinator (train and coordinator flags, without --nats and its credentials). */
-  readonly coordinatorArgs: readonly string[];
+  /**
+   * Arguments for the coordinator (train and coordinator flags, without --nats and its credentials);
+   * undefined: the job's coordinator runs on another node, and only the workers start here.
+   */
+  readonly coordinatorArgs: readonly string[] | undefined;
   readonly job: string;
-  /** "cpu", or "gpu" to give worker i the device gpu:i. */
-  /** gpu: worker i on GPU i; gpu:software: every worker on the software WebGPU adapter. */
-  readonly devices: "cpu" | "gpu" | "gpu:software";
   readonly deadlines: LaunchDeadlines;
   /** Pass the coordinator's summary line (its stdout) through. */
   readonly printSummary: boolean;
-  /** Where the coordinator writes the run (for the metrics targets file). */
-  readonly outDir: string;
+  /** Where the coordinator writes the run (for the metrics targets file); undefined without a coordinator. */
+  readonly outDir: string | undefined;
   readonly metrics?: LaunchMetrics;
 }
 
@@ -203,11 +207,18 @@ class Launch {
     for (const worker of this.workers) void worker.ended.then((end) => this.workerEnded(worker, end));
     void bus.exit?.then((exit) => this.natsExited(exit));
 
-    const end = await coordinator.ended;
-    this.clearTimers();
-    this.enter("stopping-workers", `the coordinator ${describeEnd(end)}`);
-    await this.stopWorkers();
-    await Promise.all([coordinator, ...this.workers].map((p) => p.settled(LAST_LINES_MS)));
+    if (coordinator) {
+      const end = await coordinator.ended;
+      this.clearTimers();
+      this.enter("stopping-workers", `the coordinator ${describeEnd(end)}`);
+      await this.stopWorkers();
+    } else {
+      // The job's coordinator is elsewhere: it tells these workers when the job ends.
+      await Promise.all(this.workers.map((w) => w.ended));
+      this.clearTimers();
+    }
+    const children = coordinator ? [coordinator, ...this.workers] : this.workers;
+    await Promise.all(children.map((p) => p.settled(LAST_LINES_MS)));
 
     this.enter("stopping-nats");
     await this.stopBus(bus);
@@ -215,38 +226,40 @@ class Launch {
       ...this.workers.filter((w) => !w.running).map(ended),
       ...(this.natsDied ? [this.natsDied] : []),
     ];
-    const outcome = launchOutcome(ended(coordinator), others);
+    const outcome = coordinator ? launchOutcome(ended(coordinator), others) : workersOutcome(others);
     if (outcome.line !== undefined) this.log(outcome.line);
     this.enter("exited", `status ${outcome.status}`);
     return outcome.status;
   }
 
-  private spawnChildren(nats: NatsConnectionSettings): LaunchedProcess {
+  /** Starts the coordinator (if it runs here) and the workers; returns the coordinator. */
+  private spawnChildren(nats: NatsConnectionSettings): LaunchedProcess | undefined {
     const { options } = this;
     const { metrics } = options;
     const { url } = nats;
     const env = childNatsEnvironment(process.env, nats);
     const write = (text: string) => process.stderr.write(text);
-    const coordinator = new LaunchedProcess({
-      name: "coordinator",
-      args: [
-        options.cliPath,
-        "coordinator",
-        "--nats",
-        url,
-        ...options.coordinatorArgs,
-        ...(metrics ? metricsArgs(metrics, metrics.coordinatorPort) : []),
-      ],
-      passStdout: options.printSummary,
-      write,
-      env,
-    });
+    const coordinator =
+      options.coordinatorArgs &&
+      new LaunchedProcess({
+        name: "coordinator",
+        args: [
+          options.cliPath,
+          "coordinator",
+          "--nats",
+          url,
+          ...options.coordinatorArgs,
+          ...(metrics ? metricsArgs(metrics, metrics.coordinatorPort) : []),
+        ],
+        passStdout: options.printSummary,
+        write,
+        env,
+      });
     this.coordinator = coordinator;
-    this.workers = Array.from(
-      { length: options.workers },
-      (_, i) =>
+    this.workers = options.workerDevices.map(
+      (device, i) =>
         new LaunchedProcess({
-          name: `w${i}`,
+          name: `${options.workerNamePrefix}${i}`,
           args: [
             options.cliPath,
             "worker",
@@ -255,9 +268,9 @@ class Launch {
             "--job",
             options.job,
             "--name",
-            `w${i}`,
+            `${options.workerNamePrefix}${i}`,
             "--device",
-            options.devices === "gpu" ? `gpu:${i}` : options.devices,
+            device,
             ...(metrics ? metricsArgs(metrics, metrics.workerPorts[i] ?? 0) : []),
             ...(metrics?.peakTflops === undefined ? [] : ["--peak-tflops", String(metrics.peakTflops)]),
           ],
@@ -267,7 +280,11 @@ class Launch {
         }),
     );
     const pids = this.workers.map((w) => `${w.name} ${w.pid ?? "?"}`).join(", ");
-    this.log(`launch: started the coordinator (pid ${coordinator.pid ?? "?"}) and workers (pids ${pids})`);
+    this.log(
+      coordinator
+        ? `launch: started the coordinator (pid ${coordinator.pid ?? "?"}) and workers (pids ${pids})`
+        : `launch: started workers (pids ${pids}) for job ${options.job}'s coordinator at ${url}`,
+    );
     return coordinator;
   }
 
@@ -275,31 +292,44 @@ class Launch {
     const { metrics } = this.options;
     if (!metrics) return;
     const host = scrapeHost(metrics.host);
-    const urls = metrics.workerPorts.map((port, r) => `w${r} http://${host}:${port}/metrics`);
-    this.log(
-      `launch: metrics at coordinator http://${host}:${metrics.coordinatorPort}/metrics, ${urls.join(", ")}`,
+    const { outDir, workerNamePrefix } = this.options;
+    const urls = metrics.workerPorts.map(
+      (port, r) => `${workerNamePrefix}${r} http://${host}:${port}/metrics`,
     );
+    const coordinatorUrl =
+      outDir === undefined ? [] : [`coordinator http://${host}:${metrics.coordinatorPort}/metrics`];
+    this.log(`launch: metrics at ${[...coordinatorUrl, ...urls].join(", ")}`);
+    // The run directory is the coordinator's: a node of workers only has none to write the targets into.
+    if (outDir === undefined) return;
     const ports = [metrics.coordinatorPort, ...metrics.workerPorts];
-    this.log(
-      `launch: Prometheus targets in ${writeMetricsTargets(this.options.outDir, metrics.host, ports)}`,
-    );
+    this.log(`launch: Prometheus targets in ${writeMetricsTargets(outDir, metrics.host, ports)}`);
   }
 
-  /** The first signal: the coordinator finishes the step, has a worker checkpoint and shuts them down. */
+  /**
+   * The first signal: the coordinator finishes the step, has a worker checkpoint and shuts them down.
+   * Without a coordinator here, each worker is told: it tells the job's coordinator it is leaving, and the
+   * job stops after the step with a checkpoint.
+   */
   private drain(signal: string): void {
-    const coordinator = this.coordinator;
-    if (this.state !== "running" || coordinator === undefined) return; // already on its way out
+    if (this.state !== "running") return; // already on its way out
     this.enter("draining", signal);
-    coordinator.signal("SIGTERM");
-    this.after(this.options.deadlines.drainTimeoutMs, () =>
-      this.stop(coordinator, `did not finish draining within ${this.options.deadlines.drainTimeoutMs} ms`),
-    );
+    const { drainTimeoutMs } = this.options.deadlines;
+    for (const child of this.coordinator ? [this.coordinator] : this.workers.filter((w) => w.running)) {
+      child.signal("SIGTERM");
+      this.after(drainTimeoutMs, () =>
+        this.stop(child, `did not finish draining within ${drainTimeoutMs} ms`),
+      );
+    }
   }
 
   /** A worker that dies while the coordinator runs is news now, not at the end. */
   private workerEnded(worker: LaunchedProcess, end: ProcessEnd): void {
     const coordinator = this.coordinator;
-    if (coordinator === undefined || !coordinator.running) return;
+    if (coordinator === undefined) {
+      if (exitStatus(end) !== 0) this.log(`launch: ${worker.name} ${describeEnd(end)}`);
+      return;
+    }
+    if (!coordinator.running) return;
     if (exitStatus(end) !== 0) this.log(`launch: ${worker.name} ${describeEnd(end)}`);
     if (this.workers.every((w) => !w.running)) {
       // It notices the silence, saves what it can and exits; if it does not, it has nothing left to drive.

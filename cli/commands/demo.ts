@@ -120,7 +120,8 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
       const status = await launch(
         {
           cliPath: CLI_PATH,
-          workers: flags.workers,
+          workerDevices: Array.from({ length: flags.workers }, () => "cpu"),
+          workerNamePrefix: "w",
           nats: compileLaunchNats(flags.nats ?? process.env["NATS_URL"], {}, process.env),
           coordinatorArgs: [
             "--workers",
@@ -130,7 +131,6 @@ export const demoCommand: CommandModule<object, DemoFlags> = {
             ...trainArgs(mode, flags, out, trainFile, evalFile),
           ],
           job,
-          devices: "cpu",
           deadlines: launchDeadlines(120_000, 1_000), // the coordinator's default timings
           printSummary: false,
           outDir: join(out, mode),

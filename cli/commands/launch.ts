@@ -2,7 +2,8 @@ import { fileURLToPath } from "node:url";
 import type { Argv, CommandModule } from "yargs";
 import { freePorts } from "../../coordinator/free-ports.js";
 import { launch, type LaunchMetrics, type LaunchSignals } from "../../coordinator/launch.js";
-import { CPU_DEVICE, parseDevice } from "../../shared/backend/device.js";
+import { hostname } from "node:os";
+import { parseDevice } from "../../shared/backend/device.js";
 import { backendDeviceMismatch, type BackendName } from "../../shared/backend/select.js";
 import { launchDeadlines } from "../../coordinator/launch-deadlines.js";
 import { OptionError } from "../../shared/errors.js";
@@ -10,20 +11,25 @@ import { compileMetricsOptions, type MetricsOptions } from "../../shared/metrics
 import { compileTrainOptions } from "../../shared/options.js";
 import { coordinatorFlags, peakFlopsFlag } from "../flags.js";
 import { compileLaunchNats, NATS_SECURITY_FLAGS, natsSecurityFlags } from "../nats-flags.js";
+import { LAUNCH_DEVICES_HELP, localWorkerDevices } from "../launch-devices.js";
 import { camelCase } from "../raw-args.js";
 import { openRunDir, runDirName, startRunDir } from "../run-dir.js";
 import type { CoordinatorFlags } from "./coordinator.js";
 
-interface LaunchFlags extends Omit<CoordinatorFlags, "nats"> {
+interface LaunchFlags extends Omit<CoordinatorFlags, "nats" | "workers" | "data"> {
   nats?: string;
   devices: string;
+  coordinator: boolean;
+  /** The job's worker count (the coordinator's --workers); by default one per local device listed. */
+  workers?: number;
+  data?: string;
 }
 
 const CLI_PATH = fileURLToPath(new URL("../main.js", import.meta.url));
 
 /** Flags launch consumes itself (each takes a value) rather than forwarding to the coordinator. */
 const LAUNCH_ONLY = [
-  ...["nats", "devices", "metrics-port", "metrics-host", "metrics-linger-s", "peak-tflops"],
+  ...["nats", "devices", "coordinator", "metrics-port", "metrics-host", "metrics-linger-s", "peak-tflops"],
   // Compiled here and handed to the children in their environment, where ps does not show them.
   ...NATS_SECURITY_FLAGS,
 ];
@@ -84,7 +90,8 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
   command: "launch",
   describe: "One node: start a coordinator and N workers (and NATS if none is given), like torchrun",
   builder: (yargs: Argv) =>
-    natsSecurityFlags(peakFlopsFlag(coordinatorFlags(yargs)))
+    // --data and --workers are checked in the handler: a node of workers only needs neither.
+    natsSecurityFlags(peakFlopsFlag(coordinatorFlags(yargs, false)))
       .option("nats", {
         type: "string",
         describe:
@@ -93,42 +100,90 @@ export const launchCommand: CommandModule<object, LaunchFlags> = {
       .option("devices", {
         type: "string",
         default: "cpu",
-        choices: ["cpu", "gpu", "gpu:software"],
+        describe: `The local workers' devices, one process each: ${LAUNCH_DEVICES_HELP}`,
+      })
+      .option("coordinator", {
+        type: "boolean",
+        default: true,
         describe:
-          "cpu: every worker on CPU; gpu: worker i on GPU i; gpu:software: every worker on a software WebGPU adapter (lavapipe; for tests)",
+          "Start the job's coordinator here (--no-coordinator: only this node's workers, joining the coordinator on another node through --nats URL and --job)",
       })
       .epilogue(
-        "With --metrics-port P the coordinator serves metrics on P and worker r on P+1+r (0: free ports); the URLs are printed and written to OUT/metrics-targets.json for Prometheus.",
+        [
+          "With --metrics-port P the coordinator serves metrics on P and worker r on P+1+r (0: free ports); the URLs are printed and written to OUT/metrics-targets.json for Prometheus.",
+          "Several nodes: on the first, `launch --nats URL --workers TOTAL --devices all …` (the coordinator and a worker per GPU; it waits for the rest); on each other, `launch --no-coordinator --nats URL --job JOB --devices all`.",
+        ].join("\n\n"),
       ) as unknown as Argv<LaunchFlags>,
   handler: async (argv) => {
+    const devices = await localWorkerDevices(argv.devices, argv.workers);
     // A backend the workers cannot run on their devices: refused before anything is written or started.
     const backend = argv.backend as BackendName;
-    const devices = argv.devices === "gpu" || argv.devices === "gpu:software" ? argv.devices : "cpu";
-    const refusal = backendDeviceMismatch(
-      backend,
-      devices === "cpu" ? CPU_DEVICE : parseDevice(devices === "gpu" ? "gpu:0" : devices),
-    );
-    if (refusal !== undefined)
-      throw new OptionError("devices", `${devices} for backend ${backend}: ${refusal}`);
+    for (const device of new Set(devices)) {
+      const refusal = backendDeviceMismatch(backend, parseDevice(device, "devices"));
+      if (refusal !== undefined)
+        throw new OptionError("devices", `${device} for backend ${backend}: ${refusal}`);
+    }
     const log = (line: string) => process.stderr.write(line + "\n");
-    const runDir = await openRunDir(argv, runDirName("launch", argv.job));
-    // Fail here, once, on bad flags rather than in N+1 processes.
-    const options = compileTrainOptions({ ...argv, out: runDir.dir });
-    const metrics = await launchMetrics(compileMetricsOptions(argv), argv.workers);
-    if (!(await startRunDir(runDir, options, log))) return;
-    const forwarded = forwardedArgs(process.argv.slice(process.argv.indexOf("launch") + 1));
+    const nats = compileLaunchNats(argv.nats ?? process.env["NATS_URL"], argv, process.env);
+    const metrics = await launchMetrics(compileMetricsOptions(argv), devices.length);
     // A closed terminal or pipe must not kill launch mid-job (its children would be orphaned): write and move on.
     process.stderr.on("error", () => undefined);
     process.stdout.on("error", () => undefined);
+    if (!argv.coordinator) {
+      if (nats === undefined || nats === "embedded")
+        throw new OptionError(
+          "nats",
+          "--no-coordinator needs the NATS URL of the job's coordinator (--nats or $NATS_URL)",
+        );
+      const status = await launch(
+        {
+          cliPath: CLI_PATH,
+          workerDevices: devices,
+          // Unique in the job: other nodes' workers are w0, w1, … too.
+          workerNamePrefix: `${hostname()}-w`,
+          nats,
+          coordinatorArgs: undefined,
+          job: argv.job,
+          deadlines: launchDeadlines(argv.workerTimeoutMs, argv.heartbeatMs),
+          printSummary: false,
+          outDir: undefined,
+          ...(metrics ? { metrics } : {}),
+        },
+        log,
+        launchSignals(log),
+      );
+      process.exit(status);
+    }
+    if (argv.data === undefined)
+      throw new OptionError(
+        "data",
+        "required: launch starts the job's coordinator here (--no-coordinator starts only workers)",
+      );
+    const workers = argv.workers ?? devices.length;
+    if (workers < devices.length)
+      throw new OptionError(
+        "workers",
+        `${workers} is fewer than the ${devices.length} local workers --devices ${argv.devices} asks for`,
+      );
+    if (workers > devices.length)
+      log(
+        `launch: ${devices.length} workers here; the coordinator waits for ${workers - devices.length} more (launch --no-coordinator --job ${argv.job} on the other nodes)`,
+      );
+    const runDir = await openRunDir(argv, runDirName("launch", argv.job));
+    // Fail here, once, on bad flags rather than in N+1 processes.
+    const options = compileTrainOptions({ ...argv, data: argv.data, out: runDir.dir });
+    if (!(await startRunDir(runDir, options, log))) return;
+    const given = forwardedArgs(process.argv.slice(process.argv.indexOf("launch") + 1));
+    const forwarded = argv.workers === undefined ? [...given, "--workers", String(workers)] : given;
     const status = await launch(
       {
         cliPath: CLI_PATH,
-        workers: argv.workers,
-        nats: compileLaunchNats(argv.nats ?? process.env["NATS_URL"], argv, process.env),
+        workerDevices: devices,
+        workerNamePrefix: "w",
+        nats,
         // The fresh directory launch made is the coordinator's too (given last, so it wins).
         coordinatorArgs: runDir.origin === "default" ? [...forwarded, "--out", runDir.dir] : forwarded,
         job: argv.job,
-        devices,
         deadlines: launchDeadlines(argv.workerTimeoutMs, argv.heartbeatMs),
         printSummary: true,
         outDir: runDir.dir,

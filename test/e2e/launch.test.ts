@@ -4,13 +4,17 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect as tcpConnect } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test, type TestContext } from "node:test";
+import type { JobSummary } from "../../coordinator/job-records.js";
 import { loadCheckpoint } from "../../shared/model/checkpoint.js";
 import { CLI, runCli } from "../support/cli.js";
 import { assertSameRun } from "../support/same-run.js";
-import { requireNatsServer } from "../support/nats.js";
+import { requireNatsServer, startNatsServer } from "../support/nats.js";
+import { gpuCensus, installed } from "../support/gpu.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("launch");
@@ -279,5 +283,94 @@ test(
     assertNoCrash(run.output);
     await assertAllGone([...workers, nats ?? 0]);
     assert.equal(await accepts(natsUrl), false);
+  },
+);
+
+test(
+  "launch - two nodes: one with the coordinator and 2 workers, one with --no-coordinator and 1; the 3 ranks match train",
+  { timeout: 120_000 },
+  async (t) => {
+    const binary = requireNatsServer(t);
+    if (binary === undefined) return;
+    const server = await startNatsServer(binary);
+    t.after(() => server.stop());
+    const job = ["--data", data, "--model", modelConfig, "--steps", "6", "--batch-size", "6", "--seed", "1"];
+        const common = [...job, "--eval-fraction", "0", "--backend", "wasm"];
+    const reference = join(dir, "two-nodes-train");
+    const out = join(dir, "two-nodes");
+    const [single, head, other] = await Promise.all([
+      runCli(["train", ...common, "--out", reference]),
+      runCli([
+        "launch",
+        "--nats",
+        server.url,
+        "--job",
+        "two-nodes",
+        "--workers",
+        "3",
+        "--devices",
+        "cpu,cpu",
+        ...common,
+        "--out",
+        out,
+      ]),
+      // The other node knows only the bus and the job: the coordinator sends it everything else.
+      runCli([
+        "launch",
+        "--no-coordinator",
+        "--nats",
+        server.url,
+        "--job",
+        "two-nodes",
+        "--devices",
+        "cpu",
+        "--workers",
+        "1",
+      ]),
+    ]);
+    assert.equal(single.status, 0, single.stderr.slice(-2000));
+    assert.equal(head.status, 0, head.stderr.slice(-3000));
+    assert.equal(other.status, 0, other.stderr.slice(-3000));
+    assert.match(head.stderr, /launch: 2 workers here; the coordinator waits for 1 more/);
+    assert.match(other.stderr, /launch: started workers \(pids [^)]*\) for job two-nodes's coordinator/);
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as JobSummary;
+    assert.equal(summary.world_size, 3);
+    const names = summary.ranks?.map((rank) => rank.name) ?? [];
+    assert.equal(names.filter((name) => /^w[01]$/.test(name)).length, 2, names.join(","));
+    assert.equal(names.filter((name) => name === `${hostname()}-w0`).length, 1, names.join(","));
+    await assertSameRun(reference, out, 6);
+  },
+);
+
+test(
+  "launch --devices - bad lists and a node without GPUs are refused in one line before anything starts",
+  { timeout: 60_000 },
+  async () => {
+    const cases: [string[], RegExp][] = [
+      [["--devices", "gpu:0,gpu:0"], /^imtrain: --devices: gpu:0 is listed twice/],
+      [
+        ["--devices", "gpu:0,gpu:1", "--backend", "wasm"],
+        /^imtrain: --devices: gpu:0 for backend wasm: a CPU backend/,
+      ],
+      [
+        ["--devices", "cpu,cpu", "--workers", "1"],
+        /^imtrain: --workers: 1 is fewer than the 2 local workers/,
+      ],
+      [["--devices", "cpu"], /^imtrain: --workers: required with --devices cpu/],
+      [
+        ["--no-coordinator", "--devices", "cpu", "--workers", "1", "--nats", "embedded"],
+        /^imtrain: --nats: --no-coordinator needs the NATS URL/,
+      ],
+    ];
+    if (gpuCensus().adapters.every((a) => a.software) && !installed("@tensorflow/tfjs-node-gpu"))
+      cases.push([["--devices", "all"], /^imtrain: --devices: all: this node has no GPU \(/]);
+    for (const [args, expected] of cases) {
+      const out = join(dir, `refused-${args.join("_").replace(/[^a-z0-9_]/gi, "")}`);
+      const result = await runCli(["launch", "--data", data, ...args, "--out", out]);
+      assert.equal(result.status, 2, `${args.join(" ")}: ${result.stderr}`);
+      assert.match(result.stderr.trim(), expected, args.join(" "));
+      assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+      assert.equal(existsSync(out), false, `${args.join(" ")} created ${out}`);
+    }
   },
 );
