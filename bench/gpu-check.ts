@@ -9,12 +9,13 @@
 // Flags: --software (also check the software adapter, gpu:software: how CI runs this), --model gpt2,
 // --batch 4, --seq 1024, --steps 20, --timeout-s 1800 (each child process's deadline).
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { BackendProbe } from "../cli/backend-probe.js";
+import { readMetricsLog } from "../report/metrics-log.js";
 import { OptionError } from "../shared/errors.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -68,16 +69,6 @@ function run(script: string, scriptArgs: readonly string[]): Promise<string> {
   });
 }
 
-/** Per-step training losses of a run directory. */
-function stepLosses(out: string): number[] {
-  return readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line) as { type: string; train_loss: number })
-    .filter((record) => record.type === "step")
-    .map((record) => record.train_loss);
-}
-
 async function train(name: string, backend: string, device: string, data: string): Promise<number[]> {
   const out = join(work, name);
   await run(CLI, [
@@ -86,7 +77,7 @@ async function train(name: string, backend: string, device: string, data: string
     ...["--micro-batch-size", "4", "--lr", "3e-3", "--warmup-steps", "3", "--seed", "3"],
     ...["--eval-fraction", "0", "--backend", backend, "--device", device, "--out", out],
   ]);
-  return stepLosses(out);
+  return readMetricsLog(join(out, "metrics.jsonl")).steps.map((line) => line.train_loss ?? NaN);
 }
 
 async function checkAgreement(probe: BackendProbe, data: string, reference: number[]): Promise<void> {

@@ -8,8 +8,15 @@ import { DataError } from "../shared/errors.js";
 /** A number as metrics.jsonl holds it: null where the run had NaN or ±Infinity (JSON cannot hold them). */
 export type Logged = number | null;
 
-/** The step line fields a report reads; each may be absent in older runs. */
-export const STEP_FIELDS = ["train_output_loss", "tokens", "tokens_per_s"] as const;
+/** The step line fields read here (by reports, gpu-check and tests); each may be absent in older runs. */
+export const STEP_FIELDS = [
+  "train_loss",
+  "train_output_loss",
+  "tokens",
+  "tokens_per_s",
+  "tensors",
+  "tensor_bytes",
+] as const;
 export const EVAL_FIELDS = [
   "eval_output_loss",
   "train_eval_output_loss",

@@ -2,29 +2,18 @@
 // Data parallelism over a different number of ranks sums in another order, so "the same run" means equal
 // within 1e-4 (relative for losses, absolute for weights), not bit-identical.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { readMetricsLog } from "../../report/metrics-log.js";
 import { readSafetensors } from "../../shared/model/safetensors.js";
 
 /** The training loss of every step line in OUT/metrics.jsonl, in order. */
 export function stepLosses(out: string): number[] {
-  return readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line) as { type: string; train_loss: number })
-    .filter((record) => record.type === "step")
-    .map((record) => record.train_loss);
+  return readMetricsLog(join(out, "metrics.jsonl")).steps.map((line) => line.train_loss ?? NaN);
 }
 
 /** Fails unless the live tensors and their bytes at step `to` are those at step `from` (nothing leaks). */
 export function assertSteadyMemory(out: string, from: number, to: number): void {
-  const steps = readFileSync(join(out, "metrics.jsonl"), "utf8")
-    .trim()
-    .split("\n")
-    .map(
-      (line) => JSON.parse(line) as { type: string; step: number; tensors?: number; tensor_bytes?: number },
-    )
-    .filter((line) => line.type === "step");
+  const { steps } = readMetricsLog(join(out, "metrics.jsonl"));
   const at = (step: number) => steps.find((line) => line.step === step);
   assert.ok(
     at(from)?.tensors !== undefined && at(from)?.tensor_bytes !== undefined,
