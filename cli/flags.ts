@@ -12,7 +12,11 @@ import { LR_SCHEDULES } from "../shared/train/schedule.js";
 /** `required`: false where the command checks for --data itself (launch needs it only with a coordinator). */
 export function dataFlags<T>(yargs: Argv<T>, required = true) {
   return yargs
-    .option("data", { type: "string", demandOption: required, describe: "Training data file (.json or .jsonl)" })
+    .option("data", {
+      type: "string",
+      demandOption: required,
+      describe: "Training data file (.json or .jsonl)",
+    })
     .option("format", {
       type: "string",
       default: "auto",

@@ -295,7 +295,7 @@ test(
     const server = await startNatsServer(binary);
     t.after(() => server.stop());
     const job = ["--data", data, "--model", modelConfig, "--steps", "6", "--batch-size", "6", "--seed", "1"];
-        const common = [...job, "--eval-fraction", "0", "--backend", "wasm"];
+    const common = [...job, "--eval-fraction", "0", "--backend", "wasm"];
     const reference = join(dir, "two-nodes-train");
     const out = join(dir, "two-nodes");
     const [single, head, other] = await Promise.all([

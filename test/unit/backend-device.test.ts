@@ -49,7 +49,7 @@ const LAVAPIPE: AdapterReport = {
   api: "vulkan",
   software: true,
   maxStorageBufferBindingSize: 128 * 2 ** 20,
-    maxBufferSize: 2 ** 32 - 1,
+  maxBufferSize: 2 ** 32 - 1,
   computeLimits: {},
 };
 
