@@ -1,6 +1,6 @@
 // Building blocks of the GPT-2 forward pass, in plain tfjs-core so autodiff covers them.
 import * as tf from "@tensorflow/tfjs-core";
-import { hasFastTransposedMatMul } from "../backend/select.js";
+import { hasFastBatchedMatMul, hasFastTransposedMatMul } from "../backend/select.js";
 
 /** Swaps the last two axes. */
 function transposeLast2(x: tf.Tensor): tf.Tensor {
@@ -26,7 +26,16 @@ const matMulExplicitGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSave
 
 /** a @ b for rank-2 or batched rank-3 operands. */
 export function matMul<R extends tf.Rank.R2 | tf.Rank.R3>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
-  return (hasFastTransposedMatMul() ? tf.matMul(a, b) : matMulExplicitGrad(a, b)) as tf.Tensor<R>;
+  if (a.rank === 3 && !hasFastBatchedMatMul()) {
+    // One 2-D product per batch entry: each stays on the fast kernel (attention's B·heads products).
+    const bs = tf.unstack(b);
+    return tf.stack(tf.unstack(a).map((ai, i) => matMul2D(ai, bs[i] as tf.Tensor))) as tf.Tensor<R>;
+  }
+  return matMul2D(a, b) as tf.Tensor<R>;
+}
+
+function matMul2D(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return hasFastTransposedMatMul() ? tf.matMul(a, b) : matMulExplicitGrad(a, b);
 }
 
 /** [N, in] @ [in, out] + [out]: HF GPT-2's Conv1D layout (weights stored [in, out]). */
@@ -46,7 +55,10 @@ const GELU_SCALE = Math.sqrt(2 / Math.PI);
 
 /** GPT-2's `gelu_new`: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function geluNew<T extends tf.Tensor>(x: T): T {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_SCALE);
+    // x·x·x, not pow(x, 3): wasm's Pow and its gradient (which also differentiates the exponent) cost more
+  // than the rest of GELU.
+  const cube = tf.mul(tf.mul(x, x), x);
+  const inner = tf.mul(tf.add(x, tf.mul(cube, 0.044715)), GELU_SCALE);
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
 }
 

@@ -58,8 +58,26 @@ export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Tenso
       "int32",
     ),
   );
-  return tf.sub(tf.logSumExp(logits, 1), gold) as tf.Tensor1D;
+    return tf.sub(logSumExpRows(logits), gold) as tf.Tensor1D;
 }
+
+/**
+ * log Σ_v exp(x_v) of each row, with its gradient written as softmax(x)·dy: tfjs's own differentiates the
+ * max it subtracts for stability too (a [N, V] comparison whose terms cancel), which cost as much as the
+ * rest of the loss on wasm.
+ */
+const logSumExpRows = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+  const value = tf.logSumExp(x, 1);
+  save([x, value]);
+  return {
+    value,
+    gradFunc: (dy, saved) => {
+      const [sx, lse] = saved as [tf.Tensor2D, tf.Tensor1D];
+      return [tf.mul(tf.exp(tf.sub(sx, tf.expandDims(lse, 1))), tf.expandDims(dy as tf.Tensor1D, 1))];
+    },
+  };
+}) as (x: tf.Tensor2D) => tf.Tensor1D;
 
 function pickRows<T extends Float32Array | Int32Array>(values: T, rows: Int32Array): T {
   const picked = new (values.constructor as new (n: number) => T)(rows.length);

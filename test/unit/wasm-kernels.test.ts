@@ -1,0 +1,90 @@
+// The kernels imtrain registers on wasm (shared/backend/wasm-kernels.ts) against tfjs's cpu backend, which
+// is the reference: slices, unstacks and splits of every rank and axis are exact copies; the embedding
+// gradient (UnsortedSegmentSum) and attention's per-slice batched matmul, with gradients, agree to float
+// rounding.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import * as tf from "@tensorflow/tfjs-core";
+import { selectBackend } from "../../shared/backend/select.js";
+import { matMul } from "../../shared/model/ops.js";
+
+/** `compute`'s tensors on cpu and on wasm, as arrays. */
+async function onBothBackends(compute: () => tf.Tensor[]): Promise<{ cpu: number[][]; wasm: number[][] }> {
+  const run = async (backend: string) => {
+    if (backend === "wasm") await selectBackend("wasm");
+    else await tf.setBackend(backend);
+    const tensors = tf.tidy(compute);
+    const values = await Promise.all(tensors.map(async (t) => Array.from(await t.data())));
+    tf.dispose(tensors);
+    return values;
+  };
+  return { cpu: await run("cpu"), wasm: await run("wasm") };
+}
+
+function input(shape: number[], dtype: "float32" | "int32" = "float32"): tf.Tensor {
+  const size = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(
+    Array.from({ length: size }, (_, i) => (dtype === "int32" ? i : i * 0.5 - 7)),
+    shape,
+    dtype,
+  );
+}
+
+test("wasm kernels - Slice of ranks 1 to 5, contiguous or not, float32 and int32: exactly the cpu backend's", async () => {
+  const { cpu, wasm } = await onBothBackends(() => [
+    tf.slice(input([10]), [3], [4]),
+    tf.slice(input([6, 5]), [2, 0], [3, 5]), // whole rows: one run
+    tf.slice(input([6, 5]), [1, 2], [4, 2]), // a window: a run per row
+    tf.slice(input([4, 3, 5], "int32"), [1, 1, 1], [2, 2, 3]),
+    tf.slice(input([3, 4, 2, 5]), [1, 0, 1, 2], [2, 4, 1, 3]),
+    tf.slice(input([2, 3, 2, 2, 3]), [1, 1, 0, 1, 0], [1, 2, 2, 1, 2]),
+    tf.slice(input([4, 4]), [1, 1], [-1, 2]), // -1: to the end
+  ]);
+  assert.deepEqual(wasm, cpu);
+});
+
+test("wasm kernels - unstack along each axis and split into unequal sizes: exactly the cpu backend's", async () => {
+  const { cpu, wasm } = await onBothBackends(() => [
+    ...[0, 1, 2].flatMap((axis) => tf.unstack(input([3, 4, 5]), axis)),
+    ...tf.split(input([6, 9]), [2, 3, 4], 1),
+    ...tf.split(input([6, 9]), 3, 0),
+    ...tf.split(input([2, 6, 4]), [1, 5], 1),
+  ]);
+  assert.deepEqual(wasm, cpu);
+});
+
+function assertClose(actual: number[][], expected: number[][], tolerance: number): void {
+  assert.equal(actual.length, expected.length);
+  actual.forEach((values, t) =>
+    values.forEach((value, i) => {
+      const want = expected[t]?.[i] ?? NaN;
+      assert.ok(
+        Math.abs(value - want) <= tolerance * (1 + Math.abs(want)),
+        `tensor ${t}[${i}]: ${value} vs ${want}`,
+      );
+    }),
+  );
+}
+
+test("wasm kernels - the embedding gradient (gather's, an UnsortedSegmentSum) matches cpu", async () => {
+  const { cpu, wasm } = await onBothBackends(() => {
+    const table = input([7, 3]);
+    const ids = tf.tensor1d([0, 3, 3, 6, 1, 3], "int32");
+    const grad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, ids), input([6, 3]))))(table);
+    return [grad];
+  });
+  assertClose(wasm, cpu, 1e-6);
+});
+
+test("wasm kernels - batched matmul as per-slice 2-D products, and both gradients, match cpu", async () => {
+  const { cpu, wasm } = await onBothBackends(() => {
+    const a = tf.randomNormal([5, 4, 3], 0, 1, "float32", 1) as tf.Tensor3D;
+    const b = tf.randomNormal([5, 3, 6], 0, 1, "float32", 2) as tf.Tensor3D;
+    const weights = tf.randomNormal([5, 4, 6], 0, 1, "float32", 3);
+    const loss = (x: tf.Tensor, y: tf.Tensor) =>
+      tf.sum(tf.mul(matMul(x as tf.Tensor3D, y as tf.Tensor3D), weights));
+    const [da, db] = tf.grads(loss)([a, b]);
+    return [matMul(a, b), da as tf.Tensor, db as tf.Tensor];
+  });
+  assertClose(wasm, cpu, 1e-5);
+});
