@@ -6,6 +6,7 @@
 //   against ~1 ms here). Replaced by slices that read the heap in place.
 import * as tf from "@tensorflow/tfjs-core";
 import type { DataType, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import { WASM_FUSED_KERNELS } from "./wasm-fused-kernels.js";
 
 /** The two BackendWasm methods we use, typed here to avoid importing its internals. */
 interface WasmHeapBackend {
@@ -122,7 +123,7 @@ const unsortedSegmentSum: KernelConfig = {
 
 /** Registers ours, replacing wasm's own where it has one (idempotent). */
 export function registerWasmTrainingKernels(): void {
-  for (const kernel of [unsortedSegmentSum, slice, unpack, splitV]) {
+  for (const kernel of [unsortedSegmentSum, slice, unpack, splitV, ...WASM_FUSED_KERNELS]) {
     if (tf.getKernel(kernel.kernelName, "wasm")?.kernelFunc === kernel.kernelFunc) continue;
     if (tf.getKernel(kernel.kernelName, "wasm") !== undefined) tf.unregisterKernel(kernel.kernelName, "wasm");
     tf.registerKernel(kernel);

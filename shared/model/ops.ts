@@ -1,6 +1,7 @@
 // Building blocks of the GPT-2 forward pass, in plain tfjs-core so autodiff covers them.
 import * as tf from "@tensorflow/tfjs-core";
 import { hasFastBatchedMatMul, hasFastTransposedMatMul } from "../backend/select.js";
+import { FUSED_KERNELS, hasFusedKernels } from "../backend/wasm-fused-kernels.js";
 
 /** Swaps the last two axes. */
 function transposeLast2(x: tf.Tensor): tf.Tensor {
@@ -40,11 +41,68 @@ function matMul2D(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
 
 /** [N, in] @ [in, out] + [out]: HF GPT-2's Conv1D layout (weights stored [in, out]). */
 export function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D {
-  return tf.add(matMul(x, weight), bias);
+  const product = matMul(x, weight);
+  return (hasFusedKernels() ? addBiasFused(product, bias) : tf.add(product, bias)) as tf.Tensor2D;
 }
+
+function runFused(name: string, inputs: tf.NamedTensorMap, attrs: object = {}): tf.Tensor[] {
+  const out = tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap);
+  return Array.isArray(out) ? out : [out];
+}
+
+/** y + bias, whose gradient for the bias is one pass over dy (not wasm's transpose, then sum). */
+const addBiasFused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [y, bias] = args as [tf.Tensor, tf.Tensor];
+  return {
+    value: tf.add(y, bias),
+    gradFunc: (dy) => [dy as tf.Tensor, ...runFused(FUSED_KERNELS.columnSum, { x: dy as tf.Tensor })],
+  };
+}) as (y: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+
+/** One fused LayerNorm per eps (an attribute, and customGrad differentiates tensors only). */
+const fusedLayerNorms = new Map<number, (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor>();
+
+function fusedLayerNorm(eps: number): (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor {
+  let fused = fusedLayerNorms.get(eps);
+  if (fused === undefined) {
+    fused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [x, gain, bias, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+      const [y, mean, rstd] = runFused(FUSED_KERNELS.layerNorm, { x, gain, bias }, { eps }) as [
+        tf.Tensor,
+        tf.Tensor,
+        tf.Tensor,
+      ];
+      save([x, gain, mean, rstd]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const [sx, sgain, mean, rstd] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+          const inputs = { x: sx, gain: sgain, mean, rstd, dy: dy as tf.Tensor };
+          return runFused(FUSED_KERNELS.layerNormGrad, inputs);
+        },
+      };
+    }) as (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
+    fusedLayerNorms.set(eps, fused);
+  }
+  return fused;
+}
+
+const geluNewFused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  const [y, tanhs] = runFused(FUSED_KERNELS.geluNew, { x }) as [tf.Tensor, tf.Tensor];
+  save([x, tanhs]);
+  return {
+    value: y,
+    gradFunc: (dy, saved) => {
+      const [sx, st] = saved as [tf.Tensor, tf.Tensor];
+      return runFused(FUSED_KERNELS.geluNewGrad, { x: sx, tanhs: st, dy: dy as tf.Tensor });
+    },
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
 
 /** LayerNorm over the last axis. */
 export function layerNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor1D, bias: tf.Tensor1D, eps: number): T {
+  if (hasFusedKernels()) return fusedLayerNorm(eps)(x, gain, bias) as T;
   const mean = tf.mean(x, -1, true);
   const centred = tf.sub(x, mean);
   const variance = tf.mean(tf.square(centred), -1, true);
@@ -55,7 +113,9 @@ const GELU_SCALE = Math.sqrt(2 / Math.PI);
 
 /** GPT-2's `gelu_new`: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function geluNew<T extends tf.Tensor>(x: T): T {
-    // x·x·x, not pow(x, 3): wasm's Pow and its gradient (which also differentiates the exponent) cost more
+  if (hasFusedKernels()) return geluNewFused(x) as T;
+
+  // x·x·x, not pow(x, 3): wasm's Pow and its gradient (which also differentiates the exponent) cost more
   // than the rest of GELU.
   const cube = tf.mul(tf.mul(x, x), x);
   const inner = tf.mul(tf.add(x, tf.mul(cube, 0.044715)), GELU_SCALE);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../../shared/backend/select.js";
-import { matMul } from "../../shared/model/ops.js";
+import { geluNew, layerNorm, linear, matMul } from "../../shared/model/ops.js";
 
 /** `compute`'s tensors on cpu and on wasm, as arrays. */
 async function onBothBackends(compute: () => tf.Tensor[]): Promise<{ cpu: number[][]; wasm: number[][] }> {
@@ -87,4 +87,26 @@ test("wasm kernels - batched matmul as per-slice 2-D products, and both gradient
     return [matMul(a, b), da as tf.Tensor, db as tf.Tensor];
   });
   assertClose(wasm, cpu, 1e-5);
+});
+
+test("wasm kernels - fused LayerNorm, gelu_new and a linear layer's bias, values and gradients, match cpu's composite ops", async () => {
+  const { cpu, wasm } = await onBothBackends(() => {
+    const x = tf.randomNormal([6, 4, 16], 0, 2, "float32", 4);
+    const gain = tf.randomNormal([16], 1, 0.1, "float32", 5) as tf.Tensor1D;
+    const bias = tf.randomNormal([16], 0, 0.1, "float32", 6) as tf.Tensor1D;
+    const weight = tf.randomNormal([16, 8], 0, 0.3, "float32", 7) as tf.Tensor2D;
+    const b2 = tf.randomNormal([8], 0, 0.1, "float32", 8) as tf.Tensor1D;
+    const upstream = tf.randomNormal([24, 8], 0, 1, "float32", 9);
+    const network = (xs: tf.Tensor, g: tf.Tensor, b: tf.Tensor, w: tf.Tensor, c: tf.Tensor) => {
+      const normed = layerNorm(xs, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5);
+      const hidden = geluNew(tf.reshape(normed, [24, 16]) as tf.Tensor2D);
+      return linear(hidden, w as tf.Tensor2D, c as tf.Tensor1D);
+    };
+    const out = network(x, gain, bias, weight, b2);
+    const grads = tf.grads((...args: tf.Tensor[]) =>
+      tf.sum(tf.mul(network(...(args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor])), upstream)),
+    )([x, gain, bias, weight, b2]);
+    return [out, geluNew(tf.linspace(-12, 12, 97)), ...grads];
+  });
+  assertClose(wasm, cpu, 2e-5);
 });

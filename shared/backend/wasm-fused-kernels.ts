@@ -1,0 +1,208 @@
+// Fused kernels for the elementwise chains of a GPT-2 step on wasm, as loops over the wasm heap: tfjs
+// composes LayerNorm, gelu_new and a bias's gradient from 10–30 small kernels each (every one a pass
+// over memory plus ~20 µs of dispatch, and reductions over rows that wasm can only do after a transpose),
+// which after the matmuls were most of a step (measured with tf.profile: `npm run bench` figures, README).
+// Each forward kernel has its gradient kernel; shared/model/ops.ts wires them into autodiff and uses the
+// composite ops on every other backend. Arithmetic is in float64 per element, stored as float32.
+import * as tf from "@tensorflow/tfjs-core";
+import type { DataType, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+
+/** The kernel names, registered on wasm only. */
+export const FUSED_KERNELS = {
+  layerNorm: "ImtrainLayerNorm",
+  layerNormGrad: "ImtrainLayerNormGrad",
+  geluNew: "ImtrainGeluNew",
+  geluNewGrad: "ImtrainGeluNewGrad",
+  columnSum: "ImtrainColumnSum",
+} as const;
+
+interface WasmHeapBackend {
+  typedArrayFromHeap(tensor: TensorInfo): Float32Array;
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
+}
+
+const heap = (backend: unknown) => backend as WasmHeapBackend;
+/** Rows and width of a tensor seen as [rows, width], width its last axis. */
+function rowsOf(x: TensorInfo): [number, number] {
+  const width = x.shape[x.shape.length - 1] ?? 1;
+  return [tf.util.sizeFromShape(x.shape) / width, width];
+}
+
+/** x [..., d], gain [d], bias [d] → y (the shape of x), mean and 1/σ of each row [rows]. */
+const layerNorm: KernelConfig = {
+  kernelName: FUSED_KERNELS.layerNorm,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { x, gain, bias } = inputs as { x: TensorInfo; gain: TensorInfo; bias: TensorInfo };
+    const { eps } = attrs as unknown as { eps: number };
+    const wasm = heap(backend);
+    const [rows, d] = rowsOf(x);
+    const y = wasm.makeOutput([...x.shape], "float32");
+    const mean = wasm.makeOutput([rows], "float32");
+    const rstd = wasm.makeOutput([rows], "float32");
+    const [xs, g, b, ys, means, rstds] = [x, gain, bias, y, mean, rstd].map((t) =>
+      wasm.typedArrayFromHeap(t),
+    );
+    for (let r = 0; r < rows; r++) {
+      const at = r * d;
+      let sum = 0;
+      for (let i = 0; i < d; i++) sum += xs![at + i]!;
+      const mu = sum / d;
+      let squares = 0;
+      for (let i = 0; i < d; i++) squares += (xs![at + i]! - mu) ** 2;
+      const inv = 1 / Math.sqrt(squares / d + eps);
+      for (let i = 0; i < d; i++) ys![at + i] = (xs![at + i]! - mu) * inv * g![i]! + b![i]!;
+      means![r] = mu;
+      rstds![r] = inv;
+    }
+    return [y, mean, rstd];
+  },
+};
+
+/** x, gain, the forward's mean and 1/σ, dy → dx, dgain, dbias. */
+const layerNormGrad: KernelConfig = {
+  kernelName: FUSED_KERNELS.layerNormGrad,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend }) => {
+    const { x, gain, mean, rstd, dy } = inputs as Record<"x" | "gain" | "mean" | "rstd" | "dy", TensorInfo>;
+    const wasm = heap(backend);
+    const [rows, d] = rowsOf(x);
+    const dx = wasm.makeOutput([...x.shape], "float32");
+    const dgain = wasm.makeOutput([d], "float32");
+    const dbias = wasm.makeOutput([d], "float32");
+    const [xs, g, means, rstds, dys, dxs] = [x, gain, mean, rstd, dy, dx].map((t) =>
+      wasm.typedArrayFromHeap(t),
+    );
+    const gainSums = new Float64Array(d);
+    const biasSums = new Float64Array(d);
+    for (let r = 0; r < rows; r++) {
+      const at = r * d;
+      const mu = means![r]!;
+      const inv = rstds![r]!;
+      // dx = (1/σ)·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = dy·gain, x̂ = (x − μ)/σ
+      let gradMean = 0;
+      let gradDotNormed = 0;
+      for (let i = 0; i < d; i++) {
+        const normed = (xs![at + i]! - mu) * inv;
+        const grad = dys![at + i]! * g![i]!;
+        gradMean += grad;
+        gradDotNormed += grad * normed;
+        gainSums[i]! += dys![at + i]! * normed;
+        biasSums[i]! += dys![at + i]!;
+      }
+      gradMean /= d;
+      gradDotNormed /= d;
+      for (let i = 0; i < d; i++) {
+        const normed = (xs![at + i]! - mu) * inv;
+        dxs![at + i] = inv * (dys![at + i]! * g![i]! - gradMean - normed * gradDotNormed);
+      }
+    }
+    wasm.typedArrayFromHeap(dgain).set(gainSums);
+    wasm.typedArrayFromHeap(dbias).set(biasSums);
+    return [dx, dgain, dbias];
+  },
+};
+
+const GELU_SCALE = Math.sqrt(2 / Math.PI);
+const GELU_CUBE = 0.044715;
+
+/** 2^k for k = -1050 … 1049, for exp's scaling. */
+const POWERS_OF_TWO = Float64Array.from({ length: 2100 }, (_, i) => 2 ** (i - 1050));
+/** Adding and subtracting 1.5·2^52 rounds a double to an integer: several times faster than Math.round. */
+const ROUNDER = 6755399441055744;
+
+/**
+ * e^x to ~1e-8 relative, well inside float32's 6e-8: x = k·ln 2 + r with |r| ≤ ln2/2, e^r by its Taylor
+ * series to r^7 (error ≤ 0.35^8/8! ≈ 5e-9). Twice as fast as Math.exp here, which was most of GELU's time.
+ */
+function exp(x: number): number {
+  const clamped = x > 88 ? 88 : x < -88 ? -88 : x;
+  const k = clamped * Math.LOG2E + ROUNDER - ROUNDER;
+  const r = clamped - k * Math.LN2;
+  const series =
+    1 + r * (1 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r / 5040))))));
+  return series * POWERS_OF_TWO[k + 1050]!;
+}
+
+/** tanh through one exp: V8's Math.tanh is several times slower. */
+function tanh(u: number): number {
+  if (u > 20) return 1;
+  if (u < -20) return -1;
+  const e = exp(2 * u);
+  return (e - 1) / (e + 1);
+}
+
+/**
+ * gelu_new: x → y = 0.5·x·(1 + t), and t = tanh(√(2/π)·(x + 0.044715·x³)) for the gradient, which would
+ * otherwise compute the tanh again (the exp is most of the kernel's time).
+ */
+const geluNew: KernelConfig = {
+  kernelName: FUSED_KERNELS.geluNew,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend }) => {
+    const { x } = inputs as { x: TensorInfo };
+    const wasm = heap(backend);
+    const y = wasm.makeOutput([...x.shape], "float32");
+    const tanhs = wasm.makeOutput([...x.shape], "float32");
+    const [xs, ys, ts] = [x, y, tanhs].map((t) => wasm.typedArrayFromHeap(t));
+    for (let i = 0; i < xs!.length; i++) {
+      const v = xs![i]!;
+      const t = tanh(GELU_SCALE * (v + GELU_CUBE * v * v * v));
+      ys![i] = 0.5 * v * (1 + t);
+      ts![i] = t;
+    }
+    return [y, tanhs];
+  },
+};
+
+/** x, the forward's t, dy → dy·gelu_new′(x). */
+const geluNewGrad: KernelConfig = {
+  kernelName: FUSED_KERNELS.geluNewGrad,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend }) => {
+    const { x, tanhs, dy } = inputs as { x: TensorInfo; tanhs: TensorInfo; dy: TensorInfo };
+    const wasm = heap(backend);
+    const dx = wasm.makeOutput([...x.shape], "float32");
+    const [xs, ts, dys, dxs] = [x, tanhs, dy, dx].map((t) => wasm.typedArrayFromHeap(t));
+    for (let i = 0; i < xs!.length; i++) {
+      const v = xs![i]!;
+      const t = ts![i]!;
+      const slope = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_SCALE * (1 + 3 * GELU_CUBE * v * v);
+      dxs![i] = dys![i]! * slope;
+    }
+    return dx;
+  },
+};
+
+/** x [..., m] → the sum over all leading axes [m]: a bias's gradient, without wasm's transpose-then-sum. */
+const columnSum: KernelConfig = {
+  kernelName: FUSED_KERNELS.columnSum,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend }) => {
+    const { x } = inputs as { x: TensorInfo };
+    const wasm = heap(backend);
+    const [rows, m] = rowsOf(x);
+    const out = wasm.makeOutput([m], "float32");
+    const xs = wasm.typedArrayFromHeap(x);
+    const sums = new Float64Array(m);
+    for (let r = 0; r < rows; r++) {
+      const at = r * m;
+      for (let i = 0; i < m; i++) sums[i]! += xs[at + i]!;
+    }
+    wasm.typedArrayFromHeap(out).set(sums);
+    return out;
+  },
+};
+
+export const WASM_FUSED_KERNELS: readonly KernelConfig[] = [
+  layerNorm,
+  layerNormGrad,
+  geluNew,
+  geluNewGrad,
+  columnSum,
+];
+
+/** True where the fused kernels run: wasm, once registerWasmTrainingKernels has run. */
+export function hasFusedKernels(): boolean {
+  return tf.getBackend() === "wasm" && tf.getKernel(FUSED_KERNELS.layerNorm, "wasm") !== undefined;
+}
