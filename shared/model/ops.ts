@@ -11,32 +11,32 @@ function transposeLast2(x: tf.Tensor): tf.Tensor {
   return tf.transpose(x, perm);
 }
 
+/** a @ b, not differentiated itself; a rank-3 product as one 2-D product per batch entry where that is faster. */
+function product(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  if (a.rank !== 3 || hasFastBatchedMatMul()) return tf.matMul(a, b);
+  // Attention's B·heads products: each stays on the fast 2-D kernel.
+  const bs = tf.unstack(b);
+  return tf.stack(tf.unstack(a).map((ai, i) => tf.matMul(ai, bs[i] as tf.Tensor)));
+}
+
 // tfjs's matMul gradient multiplies with transposeA/transposeB set, which on wasm leaves the XNNPACK
-// path and runs ~10x slower; transposing explicitly keeps every product on the fast kernel.
+// path and runs ~10x slower; transposing explicitly (once for a whole batch) keeps every product on the
+// fast kernel.
 const matMulExplicitGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [a, b, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
   save([a, b]);
   return {
-    value: tf.matMul(a, b),
+    value: product(a, b),
     gradFunc: (dy, saved) => {
       const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
-      return [tf.matMul(dy, transposeLast2(sb)), tf.matMul(transposeLast2(sa), dy)];
+      return [product(dy as tf.Tensor, transposeLast2(sb)), product(transposeLast2(sa), dy as tf.Tensor)];
     },
   };
 }) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
 /** a @ b for rank-2 or batched rank-3 operands. */
 export function matMul<R extends tf.Rank.R2 | tf.Rank.R3>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
-  if (a.rank === 3 && !hasFastBatchedMatMul()) {
-    // One 2-D product per batch entry: each stays on the fast kernel (attention's B·heads products).
-    const bs = tf.unstack(b);
-    return tf.stack(tf.unstack(a).map((ai, i) => matMul2D(ai, bs[i] as tf.Tensor))) as tf.Tensor<R>;
-  }
-  return matMul2D(a, b) as tf.Tensor<R>;
-}
-
-function matMul2D(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  return hasFastTransposedMatMul() ? tf.matMul(a, b) : matMulExplicitGrad(a, b);
+  return (hasFastTransposedMatMul() ? tf.matMul(a, b) : matMulExplicitGrad(a, b)) as tf.Tensor<R>;
 }
 
 /** [N, in] @ [in, out] + [out]: HF GPT-2's Conv1D layout (weights stored [in, out]). */
