@@ -14,7 +14,21 @@ export const FUSED_KERNELS = {
   geluNew: "ImtrainGeluNew",
   geluNewGrad: "ImtrainGeluNewGrad",
   columnSum: "ImtrainColumnSum",
+  adamW: "ImtrainAdamW",
 } as const;
+
+/** AdamW's per-step constants, as the fused update takes them. */
+export interface AdamWUpdate {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  /** 1 − β1^t and 1 − β2^t. */
+  readonly correction1: number;
+  readonly correction2: number;
+  readonly lr: number;
+  /** lr·weight decay for this parameter (0 where it is not decayed). */
+  readonly decay: number;
+}
 
 interface WasmHeapBackend {
   typedArrayFromHeap(tensor: TensorInfo): Float32Array;
@@ -194,7 +208,33 @@ const columnSum: KernelConfig = {
   },
 };
 
+/** param, m, v, g → param′, m′, v′: AdamW's ~12 elementwise kernels per parameter as one pass. */
+const adamW: KernelConfig = {
+  kernelName: FUSED_KERNELS.adamW,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { param, m, v, g } = inputs as Record<"param" | "m" | "v" | "g", TensorInfo>;
+    const { beta1, beta2, epsilon, correction1, correction2, lr, decay } = attrs as unknown as AdamWUpdate;
+    const wasm = heap(backend);
+    const outputs = [param, m, v].map((t) => wasm.makeOutput([...t.shape], "float32"));
+    const [ps, ms, vs, gs, newPs, newMs, newVs] = [param, m, v, g, ...outputs].map((t) =>
+      wasm.typedArrayFromHeap(t),
+    );
+    for (let i = 0; i < ps!.length; i++) {
+      const grad = gs![i]!;
+      const moment1 = beta1 * ms![i]! + (1 - beta1) * grad;
+      const moment2 = beta2 * vs![i]! + (1 - beta2) * grad * grad;
+      const update = moment1 / correction1 / (Math.sqrt(moment2 / correction2) + epsilon);
+      newPs![i] = ps![i]! * (1 - decay) - lr * update;
+      newMs![i] = moment1;
+      newVs![i] = moment2;
+    }
+    return outputs;
+  },
+};
+
 export const WASM_FUSED_KERNELS: readonly KernelConfig[] = [
+  adamW,
   layerNorm,
   layerNormGrad,
   geluNew,

@@ -3,6 +3,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { StepBufferLayout } from "./step-buffer.js";
 import { variableOf } from "../model/gpt.js";
+import { FUSED_KERNELS, hasFusedKernels } from "../backend/wasm-fused-kernels.js";
 
 export interface AdamWOptions {
   readonly beta1: number;
@@ -36,13 +37,24 @@ export class AdamW {
     const correction2 = 1 - beta2 ** this.stepCount;
     for (const [name, param] of this.params) {
       const { m, v } = this.moments.get(name) ?? { m: param, v: param };
+      // Decay matrices only (weights and embeddings), not biases or LayerNorm gains, as GPT-2 recipes do.
+      const decay = param.rank >= 2 ? lr * weightDecay : 0;
       tf.tidy(() => {
         const g = tf.tensor(layout.slice(gradients, name), param.shape);
+        if (hasFusedKernels()) {
+          const update = { beta1, beta2, epsilon: adamEpsilon, correction1, correction2, lr, decay };
+          const [p1, m1, v1] = tf
+            .engine()
+            .runKernel(FUSED_KERNELS.adamW, { param, m, v, g }, { ...update }) as tf.Tensor[];
+          param.assign(p1 as tf.Tensor);
+          m.assign(m1 as tf.Tensor);
+          v.assign(v1 as tf.Tensor);
+          return;
+        }
         m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
         v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
         const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(v, correction2)), adamEpsilon));
-        // Decay matrices only (weights and embeddings), not biases or LayerNorm gains, as GPT-2 recipes do.
-        const decayed = param.rank >= 2 ? tf.mul(param, 1 - lr * weightDecay) : param;
+        const decayed = decay > 0 ? tf.mul(param, 1 - decay) : param;
         param.assign(tf.sub(decayed, tf.mul(update, lr)));
       });
     }
