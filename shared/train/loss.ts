@@ -58,7 +58,7 @@ export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Tenso
       "int32",
     ),
   );
-    return tf.sub(logSumExpRows(logits), gold) as tf.Tensor1D;
+  return tf.sub(logSumExpRows(logits), gold) as tf.Tensor1D;
 }
 
 /**
