@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import type { BackendProbe } from "../cli/backend-probe.js";
 import { readMetricsLog } from "../report/metrics-log.js";
 import { OptionError } from "../shared/errors.js";
+import { emitLine, figure } from "./figure.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = join(HERE, "../cli/main.js");
@@ -41,10 +42,6 @@ for (const flag of ["batch", "seq", "steps", "timeout-s"] as const) {
 const timeoutMs = Number(args["timeout-s"]) * 1000;
 const work = mkdtempSync(join(tmpdir(), "imtrain-gpu-check-"));
 let failed = false;
-
-function emit(record: Record<string, unknown>): void {
-  process.stdout.write(JSON.stringify(record) + "\n");
-}
 
 function say(line: string): void {
   process.stderr.write(`gpu-check: ${line}\n`);
@@ -94,34 +91,45 @@ async function checkAgreement(probe: BackendProbe, data: string, reference: numb
   const worst = relative.reduce((a, b) => (Number.isNaN(b) ? NaN : Math.max(a, b)), 0);
   const ok = losses.length === reference.length && worst <= RELATIVE_TOLERANCE;
   failed ||= !ok;
-  emit({
-    check: "agreement",
+  // The tolerance is the ceiling: ratio ≤ 1 passes.
+  const details = {
     backend: probe.backend,
     device: probe.device,
     steps: losses.length,
-    max_relative_difference: worst,
-    tolerance: RELATIVE_TOLERANCE,
     first_loss: losses[0],
     last_loss: losses.at(-1),
     ok,
-  });
+  };
+  emitLine(
+    figure(
+      `agreement/${probe.backend}/${probe.device}`,
+      worst,
+      "relative difference",
+      details,
+      RELATIVE_TOLERANCE,
+    ),
+  );
 }
 
 async function benchThroughput(probe: BackendProbe): Promise<void> {
-  emit({
-    bench: "matmul",
-    backend: probe.backend,
-    device: probe.device,
-    n: probe.matmul?.n,
-    tflops: (probe.matmul?.gflops ?? NaN) / 1000,
-  });
+  const n = probe.matmul?.n;
+  const tflops = (probe.matmul?.gflops ?? NaN) / 1000;
+  emitLine(
+    figure(`matmul/${n}/${probe.backend}`, tflops, "TFLOP/s", {
+      backend: probe.backend,
+      device: probe.device,
+      m: n,
+      n,
+      k: n,
+    }),
+  );
   say(`${args.model} training step and peak memory on ${probe.backend} ${probe.device}`);
   const model = args.model ?? "gpt2";
   const shape = ["--batch", args.batch ?? "4", "--seq", args.seq ?? "1024", "--vocab", "50257"];
   const stdout = await run(BENCH, [
     ...["--backend", probe.backend, "--device", probe.device, "--models", model, ...shape],
     ...["--memory-model", model, "--memory-batch", "1", "--memory-seq", args.seq ?? "1024"],
-    ...["--skip-matmul", "--skip-metrics", "--skip-allreduce"],
+    ...["--skip-matmul", "--skip-metrics", "--skip-allreduce", "--skip-scaling", "--skip-torch"],
   ]);
   for (const line of stdout.trim().split("\n").filter(Boolean)) process.stdout.write(line + "\n");
 }
@@ -134,7 +142,7 @@ const devices = JSON.parse(await run(CLI, ["devices", "--json"])) as {
 const gpuProbes = devices.backends.filter(
   (p) => p.runs && p.device !== "cpu" && (args.software || p.device !== "gpu:software"),
 );
-emit({ check: "devices", ...devices });
+emitLine({ name: "devices", value: gpuProbes.length, unit: "GPU backends that run", ...devices });
 if (gpuProbes.length === 0) {
   const tried = devices.backends
     .filter((p) => p.device !== "cpu")
@@ -150,9 +158,16 @@ for (const probe of gpuProbes) {
   try {
     await checkAgreement(probe, data, reference);
     await benchThroughput(probe);
-  } catch (error) {
+  } catch (error_) {
     failed = true;
-    emit({ check: "error", backend: probe.backend, device: probe.device, error: (error as Error).message });
+    const error = (error_ as Error).message;
+    emitLine(
+      figure(`error/${probe.backend}/${probe.device}`, NaN, "", {
+        backend: probe.backend,
+        device: probe.device,
+        error,
+      }),
+    );
   }
 }
 say(failed ? "a check failed (see the JSON lines)" : "every check passed");

@@ -6,7 +6,7 @@ import { ProcessMetrics } from "../shared/metrics/process-metrics.js";
 import type { StepRecord } from "../shared/metrics/records.js";
 import { createMetricsRegistry } from "../shared/metrics/registry.js";
 
-type Emit = (record: Record<string, unknown>) => void;
+import { figure, type Emit } from "./figure.js";
 
 function stepRecord(step: number, worldSize: number): StepRecord {
   const phases = stepPhases(
@@ -61,13 +61,14 @@ export async function benchMetrics(emit: Emit, worldSizes: readonly number[] = [
       collects.push(performance.now() - t0);
     }
     collects.sort((a, b) => a - b);
-    emit({
-      bench: "metrics",
-      world_size: worldSize,
-      record_step_us: recordUs,
-      collect_ms: collects[Math.floor(collects.length / 2)],
-      exposition_bytes: bytes,
-    });
+    const collectMs = collects[Math.floor(collects.length / 2)] ?? NaN;
+    emit(figure(`metrics/record_step/n${worldSize}`, recordUs, "µs", { world_size: worldSize }));
+    emit(
+      figure(`metrics/collect/n${worldSize}`, collectMs, "ms", {
+        world_size: worldSize,
+        exposition_bytes: bytes,
+      }),
+    );
     registry.clear();
   }
 }

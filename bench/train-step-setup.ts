@@ -1,6 +1,7 @@
 // What both training-step figures (train_step, peak_memory) run: a fresh preset model with AdamW, one
 // micro-batch of random tokens, and one optimizer step over it.
-import { presetConfig, type GptConfig } from "../shared/model/config.js";
+import { MODEL_PRESETS, presetConfig, type GptConfig } from "../shared/model/config.js";
+import { OptionError } from "../shared/errors.js";
 import { Gpt, initialValues } from "../shared/model/gpt.js";
 import { AdamW } from "../shared/train/adamw.js";
 import { makeMicroBatch } from "../shared/train/batch.js";
@@ -35,9 +36,26 @@ export interface BenchStep {
   dispose(): void;
 }
 
-/** `preset` with a `vocab`-token vocabulary, trained on `batchSize` random sequences of `seq` tokens. */
-export function benchStep(preset: string, vocab: number, batchSize: number, seq: number): BenchStep {
-  const config = presetConfig(preset, vocab);
+/** Bench-only shapes beside the presets: d128 is the d128 L2 H4 model the README's comparisons use. */
+const BENCH_SHAPES: Record<string, Omit<GptConfig, "vocabSize" | "layerNormEps">> = {
+  d128: { maxPositions: 1024, embedDim: 128, layers: 2, heads: 4 },
+};
+
+/** A preset or bench shape with a `vocab`-token vocabulary. */
+export function benchModelConfig(model: string, vocab: number): GptConfig {
+  const shape = BENCH_SHAPES[model];
+  if (shape !== undefined) return { ...shape, vocabSize: vocab, layerNormEps: 1e-5 };
+  if (MODEL_PRESETS[model] === undefined)
+    throw new OptionError(
+      "models",
+      `"${model}" is not ${[...Object.keys(MODEL_PRESETS), ...Object.keys(BENCH_SHAPES)].join(", ")}`,
+    );
+  return presetConfig(model, vocab);
+}
+
+/** A model of `config`, trained on `batchSize` random sequences of `seq` tokens. */
+export function benchStep(config: GptConfig, batchSize: number, seq: number): BenchStep {
+  const vocab = config.vocabSize;
   const model = new Gpt(config, initialValues(config, 1));
   const optimizer = new AdamW(model.params, {
     beta1: 0.9,

@@ -1,0 +1,109 @@
+// Data-parallel scaling, measured as a user runs it: the same job as `imtrain train` (one process) and as
+// `imtrain launch --workers 1` and `--workers 2` (a coordinator and worker processes on the in-process NATS
+// bus), each reporting tokens/s over its training steps in summary.json.
+//   scaling_2v1    2 workers' tokens/s ÷ one worker's, against 2 (perfect scaling)
+//   dist_overhead  1 distributed worker's tokens/s against the single-process trainer's
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { figure, type Emit } from "./figure.js";
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "../cli/main.js");
+/** A deadline for each run: a hung job fails the bench by name instead of stalling it. */
+const RUN_TIMEOUT_MS = 20 * 60_000;
+
+export interface ScalingShape {
+  readonly embedDim: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly seq: number;
+  /** Examples per optimizer step, over all workers. */
+  readonly batch: number;
+  readonly steps: number;
+}
+
+function run(args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { timeout: RUN_TIMEOUT_MS, maxBuffer: 64 * 2 ** 20 },
+      (error, _, stderr) =>
+        error
+          ? reject(new Error(`imtrain ${args[0]}: ${error.message.split("\n")[0]}\n${stderr.slice(-2000)}`))
+          : resolve(),
+    );
+  });
+}
+
+export async function benchScaling(emit: Emit, shape: ScalingShape): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "imtrain-bench-scaling-"));
+  const model = join(dir, "model.json");
+  writeFileSync(
+    model,
+    JSON.stringify({
+      vocab_size: 257,
+      n_positions: shape.seq,
+      n_embd: shape.embedDim,
+      n_layer: shape.layers,
+      n_head: shape.heads,
+    }),
+  );
+  const data = join(dir, "data.jsonl");
+  // Records of about 60% of the context (a word is ~6 bytes of the byte-level vocabulary), none cut.
+  await run([
+    "synth",
+    "--out",
+    data,
+    "--examples",
+    String(4 * shape.batch),
+    "--instruction-words",
+    String(Math.max(1, Math.floor(shape.seq * 0.07))),
+    "--output-words",
+    String(Math.max(1, Math.floor(shape.seq * 0.03))),
+  ]);
+  const job = [
+    ...[
+      "--data",
+      data,
+      "--model",
+      model,
+      "--context-length",
+      String(shape.seq),
+      "--steps",
+      String(shape.steps),
+    ],
+    ...[
+      "--batch-size",
+      String(shape.batch),
+      // The plain template: Alpaca's preamble alone is longer than a quick run's context.
+      "--template",
+      "plain",
+      "--eval-fraction",
+      "0",
+      "--backend",
+      "wasm",
+      "--checkpoint-every",
+      "0",
+    ],
+  ];
+  const tokensPerSecond = async (name: string, args: readonly string[]) => {
+    const out = join(dir, name);
+    await run([...args, ...job, "--out", out]);
+    return (JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as { tokens_per_s: number })
+      .tokens_per_s;
+  };
+  const single = await tokensPerSecond("train", ["train"]);
+  const one = await tokensPerSecond("launch-1", ["launch", "--workers", "1", "--nats", "embedded"]);
+  const two = await tokensPerSecond("launch-2", ["launch", "--workers", "2", "--nats", "embedded"]);
+  const details = {
+    ...shape,
+    train_tokens_per_s: single,
+    workers1_tokens_per_s: one,
+    workers2_tokens_per_s: two,
+  };
+  emit(figure("scaling_2v1", two / one, "×", details, 2));
+  emit(figure("dist_overhead", one, "tokens/s", details, single));
+}
