@@ -1,0 +1,67 @@
+// `npm run bench -- --quick`, the same code as the full bench on small sizes: every line is a figure
+// {name, value, unit}, a ratio is its value over its ceiling, and the compute, memory and scaling figures
+// are all there with the shapes they measured. Speed targets live in the bench's figures, not here.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { Figure } from "../../bench/figure.js";
+
+const BENCH = join(dirname(fileURLToPath(import.meta.url)), "../../bench/main.js");
+
+function bench(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BENCH, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once("error", reject);
+    child.once("close", (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+test(
+  "bench --quick - every line is a figure; matmul, train step, memory, metrics and scaling are measured",
+  { timeout: 300_000 },
+  async () => {
+    // The all-reduce figures have a test of their own (test/integration/allreduce-transports.test.ts).
+    const result = await bench(["--quick", "--backend", "wasm", "--skip-allreduce", "--skip-torch"]);
+    assert.equal(result.status, 0, result.stderr.slice(-3000));
+    const figures = result.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Figure);
+    for (const f of figures) {
+      assert.equal(typeof f.name, "string", JSON.stringify(f));
+      assert.equal(typeof f.unit, "string", JSON.stringify(f));
+      assert.ok(Number.isFinite(f.value) && f.value > 0, JSON.stringify(f));
+      if (f.ceiling !== undefined)
+        assert.ok(Math.abs((f.ratio ?? NaN) - f.value / f.ceiling) < 1e-12, JSON.stringify(f));
+    }
+    const named = (name: string) => figures.find((f) => f.name === name);
+    const matmul = named("matmul/256/wasm");
+    const step = named("train_step/tiny/wasm");
+    assert.ok(matmul && step, result.stdout);
+    assert.equal(step.ceiling, matmul.value, "a step is measured against the run's own matmul ceiling");
+    assert.equal(step["batch"], 2);
+    assert.ok((step["tokens_per_s"] as number) > 0);
+    assert.ok((named("memory/tiny")?.ratio ?? 0) >= 1, "the peak is at least the theoretical minimum");
+    assert.ok(named("metrics/record_step/n8") && named("metrics/collect/n64"), result.stdout);
+    const scaling = named("scaling_2v1");
+    assert.equal(scaling?.ceiling, 2);
+    assert.equal(named("dist_overhead")?.ceiling, scaling?.["train_tokens_per_s"]);
+  },
+);
+
+test(
+  "bench - a typo in a flag stops it before anything is measured, naming the flag",
+  { timeout: 60_000 },
+  async () => {
+    const result = await bench(["--quick", "--models", "tiny,huge"]);
+    assert.notEqual(result.status, 0);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /--models.*"huge" is not/);
+  },
+);
