@@ -70,11 +70,26 @@ function closeSocket(socket: WebSocket, code: number, reason: string): Promise<v
   });
 }
 
+/**
+ * A client's frames must be masked (RFC 6455), to keep a browser's data from poisoning proxy caches. Between
+ * imtrain's own ranks over a direct TCP link there is no proxy and no browser, and XOR-ing every gradient byte
+ * in JavaScript cost about as much as adding them. A mask of zeros is a valid mask that changes nothing, and
+ * `ws` skips the XOR for it on both ends.
+ */
+function zeroMask(mask: Uint8Array): void {
+  mask.fill(0);
+}
+
 function openOnce(url: string, handshakeTimeoutMs: number): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     // Nothing but control frames comes back on this socket. The handshake timeout covers a peer that accepts
     // the TCP connection and never answers the upgrade (a stalled process, or not a ring server).
-    const socket = new WebSocket(url, { maxPayload: 4096, handshakeTimeout: handshakeTimeoutMs });
+    const socket = new WebSocket(url, {
+      maxPayload: 4096,
+      handshakeTimeout: handshakeTimeoutMs,
+      generateMask: zeroMask,
+      perMessageDeflate: false, // floats do not compress, and deflate would cost more than the wire
+    });
     const onError = (error: Error) => reject(error);
     socket.once("error", onError);
     socket.once("open", () => {
