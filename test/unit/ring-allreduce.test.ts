@@ -238,3 +238,17 @@ test("segments - N segments of a bucket cover it in order with sizes differing b
     }
   }
 });
+
+test("allreduce - chunkBytes caps every message below the transport's limit, and the chunked sum is bit-identical to one chunk per segment", async () => {
+  const length = 50_021;
+  const chunked = await reduceOnMemoryRing(3, length, { reorder: true, seed: 5 }, { chunkBytes: 4096 });
+  assertSummedAndIdentical(chunked.outputs, chunked.inputs);
+  assert.ok(
+    chunked.stats.largestMessageBytes <= 4096 + CHUNK_OVERHEAD_BYTES,
+    `${chunked.stats.largestMessageBytes}`,
+  );
+  assert.ok(chunked.stats.messages >= 6 * Math.ceil(length / 3 / 1024), `${chunked.stats.messages} messages`);
+  // Elementwise additions in the same order per float: the chunk size cannot change a bit.
+  const whole = await reduceOnMemoryRing(3, length, { reorder: true, seed: 5 }, { chunkBytes: 2 ** 30 });
+  assert.deepEqual(chunked.outputs[0], whole.outputs[0]);
+});

@@ -33,6 +33,11 @@ import {
 import type { RingTransport } from "./transport.js";
 
 export const DEFAULT_BUCKET_BYTES = 32 * 2 ** 20;
+/**
+ * The largest chunk sent as one message (smaller if the transport's messages are): chunks are pipelined, a
+ * rank adding chunk k while chunk k+1 is on the wire, instead of a whole segment crossing before any add.
+ */
+export const DEFAULT_CHUNK_BYTES = 256 * 2 ** 10;
 /** The default progress deadline: the coordinator's default worker timeout. */
 export const DEFAULT_MESSAGE_TIMEOUT_MS = 120_000;
 /** setTimeout's limit. */
@@ -41,6 +46,8 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 export interface RingAllReduceOptions {
   /** Floats reduced per round of the ring, in bytes (default 32 MiB); bounds the data in flight per link. */
   readonly bucketBytes?: number;
+  /** Largest chunk per message, in bytes (default DEFAULT_CHUNK_BYTES; capped by the transport's limit). */
+  readonly chunkBytes?: number;
   /**
    * Progress deadline of an exchange, in ms (default DEFAULT_MESSAGE_TIMEOUT_MS, 120 s): an exchange that
    * for this long neither receives a chunk it waits for nor completes a send fails on this rank with a
@@ -141,7 +148,13 @@ export class RingAllReduce {
     this.previousRank = mod(rank - 1, worldSize);
     this.nextRank = mod(rank + 1, worldSize);
     // One rank needs no ring: leave the transport alone.
-    this.chunkFloats = worldSize === 1 ? 0 : floatsPerChunk(transport.maxMessageBytes);
+    const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (!(chunkBytes >= FLOAT_BYTES))
+      throw new RangeError(`ring all-reduce: chunkBytes ${chunkBytes} holds no float`);
+    this.chunkFloats =
+      worldSize === 1
+        ? 0
+        : Math.min(floatsPerChunk(transport.maxMessageBytes), Math.floor(chunkBytes / FLOAT_BYTES));
     if (worldSize === 1) return;
     transport.onMessage((bytes) => this.receive(bytes));
     // A broken link fails whoever waits for a chunk now (and later, unless it is already held); sends fail in
@@ -342,16 +355,25 @@ export class RingAllReduce {
         throw new RingError(this.transport.rank, tag, `${where} overlaps a chunk already received`);
       current.deadline.progress();
       missing -= floats;
-      if (phase === "all-gather") {
-        bytesOf(buffer, span).set(chunk.data);
-      } else {
-        if (this.scratch.length < floats) this.scratch = new Float32Array(floats);
-        new Uint8Array(this.scratch.buffer, 0, chunk.data.length).set(chunk.data);
-        for (let i = 0; i < floats; i++)
-          buffer[span.start + i] = (buffer[span.start + i] ?? 0) + (this.scratch[i] ?? 0);
-      }
+      if (phase === "all-gather") bytesOf(buffer, span).set(chunk.data);
+      else this.addInto(buffer, span.start, chunk.data);
     }
     current.receiving = undefined;
+  }
+
+  /** buffer[start …] += the floats in `bytes`, read in place when they are 4-byte aligned. */
+  private addInto(buffer: Float32Array, start: number, bytes: Uint8Array): void {
+    const floats = bytes.length / FLOAT_BYTES;
+    let addend: Float32Array;
+    if (bytes.byteOffset % FLOAT_BYTES === 0)
+      addend = new Float32Array(bytes.buffer, bytes.byteOffset, floats);
+    else {
+      if (this.scratch.length < floats) this.scratch = new Float32Array(floats);
+      new Uint8Array(this.scratch.buffer, 0, bytes.length).set(bytes);
+      addend = this.scratch;
+    }
+    const target = buffer.subarray(start, start + floats);
+    for (let i = 0; i < floats; i++) target[i]! += addend[i]!;
   }
 
   private drop(reason: RingDropReason, chunk: RingChunk, why: string): void {
