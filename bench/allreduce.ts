@@ -18,7 +18,8 @@ import { connect, type NatsConnection, type Subscription } from "nats";
 import { EmbeddedNatsServer, findNatsServer, startNatsServerProcess } from "../coordinator/nats/index.js";
 import { OptionError } from "../shared/errors.js";
 import { DATA_PLANES, type DataPlane } from "../shared/protocol.js";
-import { DEFAULT_BUCKET_BYTES, MAX_WORLD_SIZE } from "../worker/allreduce/index.js";
+import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, MAX_WORLD_SIZE } from "../worker/allreduce/index.js";
+import { figure, type Emit } from "./figure.js";
 
 export type NatsChoice = "auto" | "embedded";
 
@@ -320,6 +321,8 @@ interface Group {
   readonly plane: DataPlane;
   readonly worldSize: number;
   readonly sizes: readonly SizePlan[];
+  /** One loopback TCP stream's GB/s: what busbw is measured against. */
+  readonly ceilingGbps: number;
 }
 
 /** Starts N ranks for one plane, collects their times size by size and emits one record per size. */
@@ -327,7 +330,7 @@ async function runGroup(
   nc: NatsConnection,
   bus: Bus,
   group: Group,
-  emit: (record: Record<string, unknown>) => void,
+  emit: Emit,
   interrupted: Promise<never>,
 ): Promise<void> {
   const { plane, worldSize, sizes } = group;
@@ -382,18 +385,27 @@ async function runGroup(
       );
       const seconds = median(perIteration);
       const algbw = plan.bytes / seconds / 1e9;
-      emit({
-        bench: "allreduce",
+      const busbw = (algbw * 2 * (worldSize - 1)) / worldSize;
+      const details = {
         plane,
         world_size: worldSize,
         bytes: plan.bytes,
         iterations: plan.iterations,
         seconds,
         algbw_gbps: algbw,
-        busbw_gbps: (algbw * 2 * (worldSize - 1)) / worldSize,
         nats: bus.kind,
         bucket_bytes: DEFAULT_BUCKET_BYTES,
-      });
+        chunk_bytes: DEFAULT_CHUNK_BYTES,
+      };
+      emit(
+        figure(
+          `allreduce/${plane}/n${worldSize}/${plan.bytes}`,
+          busbw,
+          "GB/s busbw",
+          details,
+          group.ceilingGbps,
+        ),
+      );
     }
     await Promise.all(ranks.map((rank) => rank.finished));
   };
@@ -450,22 +462,22 @@ async function loopbackSeconds(bytes: number): Promise<number> {
   }
 }
 
-async function benchTcpLoopback(emit: (record: Record<string, unknown>) => void): Promise<void> {
+/** One loopback TCP stream's GB/s, emitted and returned (the all-reduce's ceiling). */
+async function benchTcpLoopback(emit: Emit): Promise<number> {
   await loopbackSeconds(TCP_BYTES / 8); // warm-up
   const times: number[] = [];
   for (let i = 0; i < TCP_REPEATS; i++) times.push(await loopbackSeconds(TCP_BYTES));
   const seconds = median(times);
-  emit({ bench: "tcp_loopback", bytes: TCP_BYTES, seconds, gbps: TCP_BYTES / seconds / 1e9 });
+  const gbps = TCP_BYTES / seconds / 1e9;
+  emit(figure("tcp_loopback", gbps, "GB/s", { bytes: TCP_BYTES, seconds }));
+  return gbps;
 }
 
 /**
  * Emits tcp_loopback (the ceiling), then one allreduce record per (plane, world size, size). Throws if a rank
  * fails, a sum is wrong, a group stalls or SIGINT/SIGTERM arrives; everything it started is stopped first.
  */
-export async function benchAllReduce(
-  emit: (record: Record<string, unknown>) => void,
-  options: AllReduceBenchOptions,
-): Promise<void> {
+export async function benchAllReduce(emit: Emit, options: AllReduceBenchOptions): Promise<void> {
   if (!Number.isSafeInteger(options.iterations) || options.iterations < 1)
     throw new RangeError(`allreduce bench: iterations ${options.iterations} is not a positive integer`);
   for (const bytes of options.sizesBytes)
@@ -484,14 +496,14 @@ export async function benchAllReduce(
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    await benchTcpLoopback(emit);
+    const ceilingGbps = await benchTcpLoopback(emit);
     const bus = await startBus(options.nats ?? "auto");
     try {
       const nc = await connect({ servers: bus.url, name: "imtrain-bench" });
       try {
         for (const plane of options.planes)
           for (const worldSize of options.worldSizes)
-            await runGroup(nc, bus, { plane, worldSize, sizes }, emit, interrupted);
+            await runGroup(nc, bus, { plane, worldSize, sizes, ceilingGbps }, emit, interrupted);
       } finally {
         await nc.close();
       }

@@ -27,7 +27,7 @@ import { benchMetrics } from "./metrics.js";
 import { benchPeakMemory } from "./memory.js";
 import { benchModelConfig, benchStep } from "./train-step-setup.js";
 import { benchScaling } from "./scaling.js";
-import { emitLine, figure, type Figure } from "./figure.js";
+import { emitLine, figure } from "./figure.js";
 import type { GptConfig } from "../shared/model/config.js";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -222,8 +222,7 @@ if (args["memory-model"])
     50_257,
   );
 if (!args["skip-metrics"]) await benchMetrics(emitLine);
-if (!args["skip-allreduce"])
-  await benchAllReduce((record) => emitLine(record as unknown as Figure), allReduceOptions);
+if (!args["skip-allreduce"]) await benchAllReduce(emitLine, allReduceOptions);
 if (!args["skip-scaling"]) {
   const shape = args.quick
     ? { embedDim: 32, layers: 1, heads: 2, seq: 64, batch: 4, steps: 3 }

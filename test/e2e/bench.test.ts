@@ -1,6 +1,6 @@
 // `npm run bench -- --quick`, the same code as the full bench on small sizes: every line is a figure
-// {name, value, unit}, a ratio is its value over its ceiling, and the compute, memory and scaling figures
-// are all there with the shapes they measured. Speed targets live in the bench's figures, not here.
+// {name, value, unit}, a ratio is its value over its ceiling, and the compute, memory, all-reduce and
+// scaling figures are all there with the shapes they measured. Speed targets live in the bench's figures, not here.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -26,8 +26,7 @@ test(
   "bench --quick - every line is a figure; matmul, train step, memory, metrics and scaling are measured",
   { timeout: 300_000 },
   async () => {
-    // The all-reduce figures have a test of their own (test/integration/allreduce-transports.test.ts).
-    const result = await bench(["--quick", "--backend", "wasm", "--skip-allreduce", "--skip-torch"]);
+    const result = await bench(["--quick", "--backend", "wasm", "--skip-torch"]);
     assert.equal(result.status, 0, result.stderr.slice(-3000));
     const figures = result.stdout
       .trim()
@@ -49,6 +48,12 @@ test(
     assert.ok((step["tokens_per_s"] as number) > 0);
     assert.ok((named("memory/tiny")?.ratio ?? 0) >= 1, "the peak is at least the theoretical minimum");
     assert.ok(named("metrics/record_step/n8") && named("metrics/collect/n64"), result.stdout);
+    const tcp = named("tcp_loopback");
+    for (const plane of ["nats", "ws"]) {
+      const allreduce = named(`allreduce/${plane}/n2/262144`);
+      assert.ok(allreduce, `allreduce over ${plane}: ${result.stdout}`);
+      assert.equal(allreduce.ceiling, tcp?.value, "busbw is measured against one loopback TCP stream");
+    }
     const scaling = named("scaling_2v1");
     assert.equal(scaling?.ceiling, 2);
     assert.equal(named("dist_overhead")?.ceiling, scaling?.["train_tokens_per_s"]);

@@ -2,6 +2,7 @@
 export {
   RingAllReduce,
   DEFAULT_BUCKET_BYTES,
+  DEFAULT_CHUNK_BYTES,
   DEFAULT_MESSAGE_TIMEOUT_MS,
   type RingAllReduceOptions,
 } from "./ring.js";
