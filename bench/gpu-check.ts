@@ -14,10 +14,14 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { reportAndExit } from "../cli/exit-on-error.js";
 import type { BackendProbe } from "../cli/backend-probe.js";
 import { readMetricsLog } from "../report/metrics-log.js";
 import { OptionError } from "../shared/errors.js";
 import { emitLine, figure } from "./figure.js";
+
+// A bad flag (an OptionError) is one line naming it, as in the CLI; anything else is a bug with its trace.
+process.on("uncaughtException", reportAndExit);
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CLI = join(HERE, "../cli/main.js");

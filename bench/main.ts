@@ -18,6 +18,7 @@
 // --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics, --skip-scaling, --skip-torch, and
 // --quick (the same code on small sizes, for CI: tiny only, 1 KB..256 KB, N=2, a 3-step scaling run).
 import { parseArgs } from "node:util";
+import { reportAndExit } from "../cli/exit-on-error.js";
 import { parseDevice } from "../shared/backend/device.js";
 import { describeBackend, selectBackend, type BackendName } from "../shared/backend/select.js";
 import { matmulParameterCount, trainingFlops } from "../shared/metrics/flops.js";
@@ -32,6 +33,9 @@ import type { GptConfig } from "../shared/model/config.js";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { benchAllReduce, parseByteSizes, parsePlanes, parseWorldSizes } from "./allreduce.js";
+
+// A bad flag (an OptionError) is one line naming it, as in the CLI; anything else is a bug with its trace.
+process.on("uncaughtException", reportAndExit);
 
 const { values: args } = parseArgs({
   options: {

@@ -113,7 +113,7 @@ export const devicesCommand: CommandModule<object, DevicesFlags> = {
       .option("expect-gpu", {
         type: "boolean",
         default: false,
-        describe: "Exit 1 unless a GPU backend runs on a hardware GPU (for a node's start-up check)",
+        describe: "Exit 2 unless a GPU backend runs on a hardware GPU (for a node's start-up check)",
       }) as unknown as Argv<DevicesFlags>,
   handler: async (argv) => {
     inRange("probe-timeout-s", argv.probeTimeoutS, 1, 3600);

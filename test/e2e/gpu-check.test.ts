@@ -3,26 +3,16 @@
 // backend through `imtrain devices`, trains 20 steps on it against wasm, and prints one JSON line per
 // figure. Without --software, a machine with no hardware GPU fails it in one line.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
+import { runNodeScript } from "../support/cli.js";
 import { fileURLToPath } from "node:url";
 import { gpuCensus, installed, requireSoftwareGpu } from "../support/gpu.js";
 
 const GPU_CHECK = join(dirname(fileURLToPath(import.meta.url)), "../../bench/gpu-check.js");
 
-function gpuCheck(
-  args: readonly string[],
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [GPU_CHECK, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("error", reject);
-    child.once("close", (status) => resolve({ status, stdout, stderr }));
-  });
+function gpuCheck(args: readonly string[]) {
+  return runNodeScript(GPU_CHECK, args);
 }
 
 type Figure = Record<string, unknown>;

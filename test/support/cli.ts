@@ -21,8 +21,18 @@ export function runCli(
   env: NodeJS.ProcessEnv = process.env,
   cwd?: string,
 ): Promise<CliRun> {
+  return runNodeScript(CLI, args, env, cwd);
+}
+
+/** Runs `node script args…` (a compiled entry point such as the bench) to completion, collecting its output. */
+export function runNodeScript(
+  script: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  cwd?: string,
+): Promise<CliRun> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [script, ...args], { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
