@@ -2,6 +2,8 @@
 //   matmul/<n>/<backend>          the backend's own 2-D matMul GFLOP/s: the ceiling of the model's matmuls
 //   train_step/<model>/<backend>  GFLOP/s of a full optimizer step (forward, masked loss, backward, AdamW),
 //                                 against the matmul ceiling; tokens/s in its details
+//   kernels/<model>/<backend>     kernels dispatched per step, and the costliest by time
+//   host_copies/<model>/<backend> uploads to and downloads from the backend's memory per step
 //   train_step_vs_torch/<model>   tokens/s against PyTorch's CPU step on the same shape and thread count,
 //                                 where python3 has torch (bench/torch_step.py)
 //   memory/<model>                tfjs's peak tensor bytes over one step of --memory-model (default gpt2) at
@@ -28,6 +30,7 @@ import { benchMetrics } from "./metrics.js";
 import { benchPeakMemory } from "./memory.js";
 import { benchModelConfig, benchStep } from "./train-step-setup.js";
 import { benchScaling } from "./scaling.js";
+import { benchStepProfile } from "./step-profile.js";
 import { emitLine, figure } from "./figure.js";
 import type { GptConfig } from "../shared/model/config.js";
 import { spawnSync } from "node:child_process";
@@ -140,6 +143,7 @@ async function benchTrainStep(backend: string, model: string, ceilingGflops: num
   const step = benchStep(benchModelConfig(model, vocab), batch, seq);
   const { config, params } = step;
   const seconds = await timeSeconds(() => step.run(), 3);
+  await benchStepProfile(emitLine, step, model, backend);
   const tokens = batch * seq;
   const gflops = trainingFlops(config, matmulParameterCount(config), tokens, seq) / seconds / 1e9;
   const shape = {

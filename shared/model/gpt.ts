@@ -49,6 +49,8 @@ export function initialValues(config: GptConfig, seed: number): Map<string, Floa
 
 export class Gpt {
   readonly params: Map<string, tf.Variable>;
+  /** 1/√(head size), a tensor made once: a number would be a new upload (on a GPU, a copy) in every layer. */
+  private readonly attentionScale: tf.Scalar;
 
   constructor(
     readonly config: GptConfig,
@@ -56,6 +58,7 @@ export class Gpt {
     trainable = true,
   ) {
     this.params = new Map();
+    this.attentionScale = tf.keep(tf.scalar(1 / Math.sqrt(config.embedDim / config.heads)));
     for (const [name, shape] of parameterShapes(config)) {
       const value = values.get(name);
       if (value === undefined) throw new Error(`missing parameter ${name}`);
@@ -109,7 +112,7 @@ export class Gpt {
         tf.reshape(tf.transpose(tf.reshape(part, [B, T, heads, hs]), [0, 2, 1, 3]), [B * heads, T, hs]),
       ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
     const scores = tf.add(
-      tf.mul(matMul(q, tf.transpose(k, [0, 2, 1]) as tf.Tensor3D), 1 / Math.sqrt(hs)),
+      tf.mul(matMul(q, tf.transpose(k, [0, 2, 1]) as tf.Tensor3D), this.attentionScale),
       causalMask(T),
     );
     const context = matMul(tf.softmax(scores) as tf.Tensor3D, v); // [B·nh, T, hs]
@@ -137,6 +140,7 @@ export class Gpt {
 
   dispose(): void {
     for (const param of this.params.values()) param.dispose();
+    this.attentionScale.dispose();
   }
 }
 

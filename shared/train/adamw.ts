@@ -29,20 +29,47 @@ export class AdamW {
     }
   }
 
-  /** Applies one update from flat gradients already divided by the step's normaliser. */
+  /**
+   * Applies one update from flat gradients already divided by the step's normaliser. The gradients go to
+   * the backend in one upload and are sliced there, and the step's constants become tensors once: a copy to
+   * the backend (on a GPU, a round trip) per step, not per parameter.
+   */
   apply(layout: StepBufferLayout, gradients: Float32Array, lr: number): void {
     const { beta1, beta2, adamEpsilon, weightDecay } = this.options;
     this.stepCount++;
     const correction1 = 1 - beta1 ** this.stepCount;
     const correction2 = 1 - beta2 ** this.stepCount;
+    const fused = hasFusedKernels();
+    const all = tf.tensor1d(gradients);
+    const c = fused
+      ? undefined
+      : {
+          beta1: tf.scalar(beta1),
+          oneMinusBeta1: tf.scalar(1 - beta1),
+          beta2: tf.scalar(beta2),
+          oneMinusBeta2: tf.scalar(1 - beta2),
+          correction1: tf.scalar(correction1),
+          correction2: tf.scalar(correction2),
+          epsilon: tf.scalar(adamEpsilon),
+          kept: tf.scalar(1 - lr * weightDecay),
+          lr: tf.scalar(lr),
+        };
     for (const [name, param] of this.params) {
       const { m, v } = this.moments.get(name) ?? { m: param, v: param };
       // Decay matrices only (weights and embeddings), not biases or LayerNorm gains, as GPT-2 recipes do.
-      const decay = param.rank >= 2 ? lr * weightDecay : 0;
+      const decayed = param.rank >= 2;
       tf.tidy(() => {
-        const g = tf.tensor(layout.slice(gradients, name), param.shape);
-        if (hasFusedKernels()) {
-          const update = { beta1, beta2, epsilon: adamEpsilon, correction1, correction2, lr, decay };
+        const g = tf.reshape(tf.slice(all, layout.offsets.get(name) ?? 0, param.size), param.shape);
+        if (c === undefined) {
+          const update = {
+            beta1,
+            beta2,
+            epsilon: adamEpsilon,
+            correction1,
+            correction2,
+            lr,
+            decay: decayed ? lr * weightDecay : 0,
+          };
           const [p1, m1, v1] = tf
             .engine()
             .runKernel(FUSED_KERNELS.adamW, { param, m, v, g }, { ...update }) as tf.Tensor[];
@@ -51,13 +78,13 @@ export class AdamW {
           v.assign(v1 as tf.Tensor);
           return;
         }
-        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
-        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
-        const update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(v, correction2)), adamEpsilon));
-        const decayed = decay > 0 ? tf.mul(param, 1 - decay) : param;
-        param.assign(tf.sub(decayed, tf.mul(update, lr)));
+        m.assign(tf.add(tf.mul(m, c.beta1), tf.mul(g, c.oneMinusBeta1)));
+        v.assign(tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(g), c.oneMinusBeta2)));
+        const update = tf.div(tf.div(m, c.correction1), tf.add(tf.sqrt(tf.div(v, c.correction2)), c.epsilon));
+        param.assign(tf.sub(decayed ? tf.mul(param, c.kept) : param, tf.mul(update, c.lr)));
       });
     }
+    tf.dispose([all, ...Object.values(c ?? {})]);
   }
 
   /** Moment values by `m.<name>` / `v.<name>`, for checkpoints (read asynchronously: webgpu has no sync read). */

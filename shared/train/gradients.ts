@@ -124,13 +124,17 @@ export async function accumulateGradients(
     crossEntropy?.dispose();
     value.dispose();
   }
-  const buffer = new Float32Array(layout.size);
-  await Promise.all(
-    [...sums].map(async ([name, sum]) => {
-      layout.slice(buffer, name).set((await sum.data()) as Float32Array);
-      sum.dispose();
-    }),
+  // One download for all gradients, in the layout's order: one copy per step whatever the model's size (on a
+  // GPU each read is a round trip). A parameter with no gradient gets zeros.
+  const flat = tf.tidy(() =>
+    tf.concat(
+      [...layout.shapes].map(([name, shape]) => tf.reshape(sums.get(name) ?? tf.zeros([...shape]), [-1])),
+    ),
   );
+  tf.dispose([...sums.values()]);
+  const buffer = new Float32Array(layout.size);
+  buffer.set((await flat.data()) as Float32Array);
+  flat.dispose();
   layout.writeTotals(buffer, totals);
   return buffer;
 }

@@ -161,12 +161,13 @@ test("changing a later token leaves earlier positions' logits unchanged", async 
   }
 });
 
-test("a model and its Adam moments hold one tensor per parameter each, also after an update: no temporaries kept", async () => {
+test("a model and its Adam moments hold one tensor per parameter each (and the model its attention scale), also after an update: no temporaries kept", async () => {
   await selectBackend("wasm");
-  const before = tf.memory().numTensors;
+  const initial = tf.memory().numTensors;
   const model = new Gpt(CONFIG, WEIGHTS, true);
   const params = model.params.size;
-  assert.equal(tf.memory().numTensors - before, params, "the model's variables only");
+  assert.equal(tf.memory().numTensors - initial, params + 1, "the model's variables and its attention scale");
+  const before = initial + 1;
   const optimizer = new AdamW(model.params, {
     beta1: 0.9,
     beta2: 0.999,
@@ -180,6 +181,7 @@ test("a model and its Adam moments hold one tensor per parameter each, also afte
   assert.equal(tf.memory().numTensors - before, 3 * params, "an update keeps no old values alive");
   assert.equal(tf.memory().numBytes, bytesBefore);
   model.dispose();
+  assert.equal(tf.memory().numTensors - initial, 2 * params, "disposed: the moments are the optimizer's");
 });
 
 test("a fresh gpt2-preset model initialises (its 38.6 M-element embedding once overflowed tidy's tensor walk)", async () => {
