@@ -106,10 +106,23 @@ export function layerNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor1D, bias: tf
   const mean = tf.mean(x, -1, true);
   const centred = tf.sub(x, mean);
   const variance = tf.mean(tf.square(centred), -1, true);
-  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), gain), bias) as T;
+  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, constant(eps)))), gain), bias) as T;
 }
 
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
+
+/** Scalars made once per backend and value: a number in an op is a new upload each time (on a GPU, a copy). */
+const constants = new Map<string, tf.Scalar>();
+
+function constant(value: number): tf.Scalar {
+  const key = `${tf.getBackend()}:${value}`;
+  let scalar = constants.get(key);
+  if (scalar === undefined) {
+    scalar = tf.keep(tf.scalar(value));
+    constants.set(key, scalar);
+  }
+  return scalar;
+}
 
 /** GPT-2's `gelu_new`: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function geluNew<T extends tf.Tensor>(x: T): T {
@@ -118,8 +131,8 @@ export function geluNew<T extends tf.Tensor>(x: T): T {
   // x·x·x, not pow(x, 3): wasm's Pow and its gradient (which also differentiates the exponent) cost more
   // than the rest of GELU.
   const cube = tf.mul(tf.mul(x, x), x);
-  const inner = tf.mul(tf.add(x, tf.mul(cube, 0.044715)), GELU_SCALE);
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;
+  const inner = tf.mul(tf.add(x, tf.mul(cube, constant(0.044715))), constant(GELU_SCALE));
+  return tf.mul(tf.mul(x, constant(0.5)), tf.add(tf.tanh(inner), constant(1))) as T;
 }
 
 /** The mask of the longest sequence so far; shorter ones are its top-left corner. One, so memory is bounded. */
