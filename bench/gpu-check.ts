@@ -1,20 +1,11 @@
-// npm run gpu-check: what a person runs on a machine with GPUs. One JSON line per figure on stdout,
-// progress on stderr; exit 0 if every check passed, 1 if one failed or no GPU backend runs.
-//   devices      `imtrain devices --json`: what runs here, and why the rest does not
-//   agreement    per GPU backend that runs: a --steps-step `imtrain train` (tiny preset, synthetic data)
-//                whose per-step losses must match wasm's within 1e-3 relative
-//   matmul       per GPU backend: its 2-D matmul ceiling in TFLOP/s (measured by devices)
-//   train_step, peak_memory   per GPU backend: `npm run bench` on the --model preset (default gpt2, with
-//                GPT-2's 50,257-token vocabulary) at --batch × --seq tokens
-// Flags: --software (also check the software adapter, gpu:software: how CI runs this), --model gpt2,
-// --batch 4, --seq 1024, --steps 20, --timeout-s 1800 (each child process's deadline).
+// npm run gpu-check: what it measures and its flags are in USAGE below (`--help` prints it).
 import { execFile } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { reportAndExit } from "../cli/exit-on-error.js";
+import { parseBenchArgs } from "./args.js";
 import type { BackendProbe } from "../cli/backend-probe.js";
 import { readMetricsLog } from "../report/metrics-log.js";
 import { OptionError } from "../shared/errors.js";
@@ -28,8 +19,21 @@ const CLI = join(HERE, "../cli/main.js");
 const BENCH = join(HERE, "main.js");
 const RELATIVE_TOLERANCE = 1e-3;
 
-const { values: args } = parseArgs({
-  options: {
+const USAGE = `
+npm run gpu-check: what a person runs on a machine with GPUs. One JSON line per figure on stdout,
+progress on stderr; exit 0 if every check passed, 1 if one failed or no GPU backend runs.
+  devices      \`imtrain devices --json\`: what runs here, and why the rest does not
+  agreement    per GPU backend that runs: a --steps-step \`imtrain train\` (tiny preset, synthetic data)
+               whose per-step losses must match wasm's within 1e-3 relative
+  matmul       per GPU backend: its 2-D matmul ceiling in TFLOP/s (measured by devices)
+  train_step, peak_memory   per GPU backend: \`npm run bench\` on the --model preset (default gpt2, with
+               GPT-2's 50,257-token vocabulary) at --batch × --seq tokens
+Flags: --software (also check the software adapter, gpu:software: how CI runs this), --model gpt2,
+--batch 4, --seq 1024, --steps 20, --timeout-s 1800 (each child process's deadline).
+`;
+
+const args = parseBenchArgs(
+  {
     software: { type: "boolean", default: false },
     model: { type: "string", default: "gpt2" },
     batch: { type: "string", default: "4" },
@@ -37,7 +41,8 @@ const { values: args } = parseArgs({
     steps: { type: "string", default: "20" },
     "timeout-s": { type: "string", default: "1800" },
   },
-});
+  USAGE,
+);
 for (const flag of ["batch", "seq", "steps", "timeout-s"] as const) {
   const value = Number(args[flag]);
   if (!Number.isSafeInteger(value) || value < 1)

@@ -1,26 +1,6 @@
-// npm run bench: one JSON line per figure, {name, value, unit, ceiling, ratio, …} (bench/figure.ts):
-//   matmul/<n>/<backend>          the backend's own 2-D matMul GFLOP/s: the ceiling of the model's matmuls
-//   train_step/<model>/<backend>  GFLOP/s of a full optimizer step (forward, masked loss, backward, AdamW),
-//                                 against the matmul ceiling; tokens/s in its details
-//   kernels/<model>/<backend>     kernels dispatched per step, and the costliest by time
-//   host_copies/<model>/<backend> uploads to and downloads from the backend's memory per step
-//   train_step_vs_torch/<model>   tokens/s against PyTorch's CPU step on the same shape and thread count,
-//                                 where python3 has torch (bench/torch_step.py)
-//   memory/<model>                tfjs's peak tensor bytes over one step of --memory-model (default gpt2) at
-//                                 --memory-batch × --memory-seq (1 × 1024), 50,257-token vocabulary,
-//                                 against the theoretical minimum (bench/memory.ts); --memory-model "" skips
-//   metrics/…                     what recording a step and collecting a scrape cost, at 8 and 64 ranks
-//   tcp_loopback, allreduce/<plane>/n<N>/<bytes>   one loopback TCP stream (the ceiling), then the ring
-//                                 all-reduce per data plane, world size and size, ranks as processes
-//   scaling_2v1, dist_overhead    launch --workers 2 against 1, and 1 against train (bench/scaling.ts)
-// Flags: --backend NAME (default auto), --device cpu|gpu:K|gpu:software (default cpu), --models
-// tiny,small,medium,d128 (presets, and d128 = d128 L2 H4; "" skips train_step), --seq 128, --batch 8,
-// --vocab 257 (GPT-2's is 50257), --skip-matmul, --allreduce-sizes 1KB..64MB (×4 steps, or a list),
-// --allreduce-iterations 20 (fewer for big sizes), --world-sizes 2,3,4, --planes nats,ws,
-// --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics, --skip-scaling, --skip-torch, and
-// --quick (the same code on small sizes, for CI: tiny only, 1 KB..256 KB, N=2, a 3-step scaling run).
-import { parseArgs } from "node:util";
+// npm run bench: what it measures and its flags are in USAGE below (`--help` prints it).
 import { reportAndExit } from "../cli/exit-on-error.js";
+import { parseBenchArgs } from "./args.js";
 import { parseDevice } from "../shared/backend/device.js";
 import { describeBackend, selectBackend, type BackendName } from "../shared/backend/select.js";
 import { matmulParameterCount, trainingFlops } from "../shared/metrics/flops.js";
@@ -40,8 +20,32 @@ import { benchAllReduce, parseByteSizes, parsePlanes, parseWorldSizes } from "./
 // A bad flag (an OptionError) is one line naming it, as in the CLI; anything else is a bug with its trace.
 process.on("uncaughtException", reportAndExit);
 
-const { values: args } = parseArgs({
-  options: {
+const USAGE = `
+npm run bench: one JSON line per figure, {name, value, unit, ceiling, ratio, …} (bench/figure.ts):
+  matmul/<n>/<backend>          the backend's own 2-D matMul GFLOP/s: the ceiling of the model's matmuls
+  train_step/<model>/<backend>  GFLOP/s of a full optimizer step (forward, masked loss, backward, AdamW),
+                                against the matmul ceiling; tokens/s in its details
+  kernels/<model>/<backend>     kernels dispatched per step, and the costliest by time
+  host_copies/<model>/<backend> uploads to and downloads from the backend's memory per step
+  train_step_vs_torch/<model>   tokens/s against PyTorch's CPU step on the same shape and thread count,
+                                where python3 has torch (bench/torch_step.py)
+  memory/<model>                tfjs's peak tensor bytes over one step of --memory-model (default gpt2) at
+                                --memory-batch × --memory-seq (1 × 1024), 50,257-token vocabulary,
+                                against the theoretical minimum (bench/memory.ts); --memory-model "" skips
+  metrics/…                     what recording a step and collecting a scrape cost, at 8 and 64 ranks
+  tcp_loopback, allreduce/<plane>/n<N>/<bytes>   one loopback TCP stream (the ceiling), then the ring
+                                all-reduce per data plane, world size and size, ranks as processes
+  scaling_2v1, dist_overhead    launch --workers 2 against 1, and 1 against train (bench/scaling.ts)
+Flags: --backend NAME (default auto), --device cpu|gpu:K|gpu:software (default cpu), --models
+tiny,small,medium,d128 (presets, and d128 = d128 L2 H4; "" skips train_step), --seq 128, --batch 8,
+--vocab 257 (GPT-2's is 50257), --skip-matmul, --allreduce-sizes 1KB..64MB (×4 steps, or a list),
+--allreduce-iterations 20 (fewer for big sizes), --world-sizes 2,3,4, --planes nats,ws,
+--allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics, --skip-scaling, --skip-torch, and
+--quick (the same code on small sizes, for CI: tiny only, 1 KB..256 KB, N=2, a 3-step scaling run).
+`;
+
+const args = parseBenchArgs(
+  {
     backend: { type: "string", default: "auto" },
     device: { type: "string", default: "cpu" },
     models: { type: "string", default: "tiny,small,medium,d128" },
@@ -63,7 +67,8 @@ const { values: args } = parseArgs({
     "memory-batch": { type: "string", default: "1" },
     "memory-seq": { type: "string", default: "1024" },
   },
-});
+  USAGE,
+);
 // --quick: the same code on small sizes (CI runs it), unless a flag says otherwise.
 if (args.quick) {
   const given = new Set(process.argv.filter((a) => a.startsWith("--")).map((a) => a.slice(2).split("=")[0]));

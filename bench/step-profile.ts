@@ -79,9 +79,14 @@ export async function benchStepProfile(
     .slice(0, 10)
     .map(([name, { ms, count }]) => ({ name, ms: Math.round(ms * 10) / 10, count }));
   const shape = { backend, model, params: step.params, layers: step.config.layers, d: step.config.embedDim };
+  // Without per-kernel times (webgpu on an adapter without timestamp queries) the list is by count.
+  const timed = costliest.some((kernel) => kernel.ms > 0);
+  const kernelMs = [...byKernel.values()].reduce((sum, kernel) => sum + kernel.ms, 0);
   emit(
     figure(`kernels/${model}/${backend}`, profile.kernels.length, "kernels per step", {
       ...shape,
+      kernel_ms: timed ? Math.round(kernelMs * 10) / 10 : null,
+      costliest_by: timed ? "time" : "count (this backend does not time kernels)",
       costliest,
     }),
   );

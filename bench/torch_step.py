@@ -2,7 +2,8 @@
 
 The same GPT-2 block as shared/model/gpt.ts (pre-LayerNorm, causal attention, gelu_new, tied embeddings),
 one step = forward, cross-entropy over every position, backward, AdamW. Prints one JSON line.
-Usage: python3 bench/torch_step.py D LAYERS HEADS SEQ BATCH VOCAB THREADS
+Usage: python3 bench/torch_step.py D LAYERS HEADS SEQ BATCH VOCAB THREADS [DEVICE]
+DEVICE is cpu (default) or cuda: on a GPU node, PyTorch's fp32 step there, to read webgpu's figure against.
 """
 
 import json
@@ -47,8 +48,8 @@ class Gpt(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         t = ids.shape[1]
-        mask = torch.full((t, t), -1e9).triu(1)
-        x = self.wte(ids) + self.wpe(torch.arange(t))
+        mask = torch.full((t, t), -1e9, device=ids.device).triu(1)
+        x = self.wte(ids) + self.wpe(torch.arange(t, device=ids.device))
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_f(x) @ self.wte.weight.T
@@ -56,11 +57,14 @@ class Gpt(nn.Module):
 
 def main() -> None:
     d, layers, heads, seq, batch, vocab, threads = (int(a) for a in sys.argv[1:8])
+    device = torch.device(sys.argv[8] if len(sys.argv) > 8 else "cpu")
+    # fp32 products as imtrain's (TF32 would be a different, faster arithmetic).
+    torch.backends.cuda.matmul.allow_tf32 = False
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = Gpt(vocab, seq, d, layers, heads)
+    model = Gpt(vocab, seq, d, layers, heads).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
-    ids = torch.randint(0, vocab, (batch, seq + 1))
+    ids = torch.randint(0, vocab, (batch, seq + 1), device=device)
     inputs, targets = ids[:, :-1], ids[:, 1:]
 
     def step() -> None:
@@ -68,6 +72,8 @@ def main() -> None:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     step()  # warm-up
     times = []
@@ -76,7 +82,7 @@ def main() -> None:
         step()
         times.append(time.perf_counter() - started)
     seconds = sorted(times)[len(times) // 2]
-    print(json.dumps({"torch": torch.__version__, "threads": threads, "seconds": seconds,
+    print(json.dumps({"torch": torch.__version__, "device": str(device), "threads": threads, "seconds": seconds,
                       "tokens_per_s": batch * seq / seconds}))
 
 

@@ -42,7 +42,11 @@ interface GpuDevice {
 interface GpuAdapter {
   readonly info: GpuAdapterInfo;
   readonly limits: GpuLimits;
-  requestDevice(descriptor: { requiredLimits: Record<string, number> }): Promise<GpuDevice>;
+  readonly features: ReadonlySet<string>;
+  requestDevice(descriptor: {
+    requiredLimits: Record<string, number>;
+    requiredFeatures: string[];
+  }): Promise<GpuDevice>;
 }
 interface Gpu {
   requestAdapter(): Promise<GpuAdapter | null>;
@@ -208,7 +212,10 @@ export async function activateWebGpu(device: Device): Promise<AdapterReport> {
     maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
     maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
   };
-  const gpuDevice = await adapter.requestDevice({ requiredLimits: computeLimits });
+  // Timestamp queries, where the adapter has them, give tf.profile (and the bench's kernels figure) each
+  // kernel's GPU time; tfjs uses them only while profiling.
+  const requiredFeatures = adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
+  const gpuDevice = await adapter.requestDevice({ requiredLimits: computeLimits, requiredFeatures });
   failure = undefined;
   activeDevice = gpuDevice;
   gpuDevice.addEventListener("uncapturederror", (event) => {

@@ -59,32 +59,60 @@ const addBiasFused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>)
   };
 }) as (y: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
 
-/** One fused LayerNorm per eps (an attribute, and customGrad differentiates tensors only). */
-const fusedLayerNorms = new Map<number, (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor>();
+/** LayerNorm's forward and backward for one eps (an attribute, and customGrad differentiates tensors only). */
+const layerNorms = new Map<number, (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor>();
 
-function fusedLayerNorm(eps: number): (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor {
-  let fused = fusedLayerNorms.get(eps);
-  if (fused === undefined) {
-    fused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+function layerNormFor(eps: number): (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor {
+  let norm = layerNorms.get(eps);
+  if (norm === undefined) {
+    norm = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const [x, gain, bias, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-      const [y, mean, rstd] = runFused(FUSED_KERNELS.layerNorm, { x, gain, bias }, { eps }) as [
-        tf.Tensor,
-        tf.Tensor,
-        tf.Tensor,
-      ];
-      save([x, gain, mean, rstd]);
+      if (hasFusedKernels()) {
+        const [y, mean, rstd] = runFused(FUSED_KERNELS.layerNorm, { x, gain, bias }, { eps }) as [
+          tf.Tensor,
+          tf.Tensor,
+          tf.Tensor,
+        ];
+        save([x, gain, mean, rstd]);
+        return {
+          value: y,
+          gradFunc: (dy, saved) => {
+            const [sx, sgain, smean, srstd] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+            const inputs = { x: sx, gain: sgain, mean: smean, rstd: srstd, dy: dy as tf.Tensor };
+            return runFused(FUSED_KERNELS.layerNormGrad, inputs);
+          },
+        };
+      }
+      // Composite (webgpu, cpu), with the backward written out: tfjs's own gradients of mean and rsqrt
+      // upload a ones tensor of x's shape and a few scalars per LayerNorm (on a GPU, host copies that grow
+      // with the model).
+      const centred = tf.sub(x, tf.mean(x, -1, true));
+      const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), constant(eps)));
+      const normalised = tf.mul(centred, rstd);
+      save([normalised, rstd, gain]);
       return {
-        value: y,
+        value: tf.add(tf.mul(normalised, gain), bias),
         gradFunc: (dy, saved) => {
-          const [sx, sgain, mean, rstd] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-          const inputs = { x: sx, gain: sgain, mean, rstd, dy: dy as tf.Tensor };
-          return runFused(FUSED_KERNELS.layerNormGrad, inputs);
+          const [xhat, srstd, sgain] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const g = dy as tf.Tensor;
+          const width = xhat.shape.at(-1) ?? 1;
+          // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·gain; gain and bias sum over the rows.
+          const dxhat = tf.mul(g, sgain);
+          const dx = tf.mul(
+            srstd,
+            tf.sub(
+              tf.sub(dxhat, tf.mean(dxhat, -1, true)),
+              tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), -1, true)),
+            ),
+          );
+          const rowsOf = (t: tf.Tensor) => tf.reshape(t, [-1, width]);
+          return [dx, tf.sum(rowsOf(tf.mul(g, xhat)), 0), tf.sum(rowsOf(g), 0)];
         },
       };
     }) as (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
-    fusedLayerNorms.set(eps, fused);
+    layerNorms.set(eps, norm);
   }
-  return fused;
+  return norm;
 }
 
 const geluNewFused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
@@ -102,11 +130,7 @@ const geluNewFused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>)
 
 /** LayerNorm over the last axis. */
 export function layerNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor1D, bias: tf.Tensor1D, eps: number): T {
-  if (hasFusedKernels()) return fusedLayerNorm(eps)(x, gain, bias) as T;
-  const mean = tf.mean(x, -1, true);
-  const centred = tf.sub(x, mean);
-  const variance = tf.mean(tf.square(centred), -1, true);
-  return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, constant(eps)))), gain), bias) as T;
+  return layerNormFor(eps)(x, gain, bias) as T;
 }
 
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
@@ -124,15 +148,41 @@ function constant(value: number): tf.Scalar {
   return scalar;
 }
 
+/**
+ * GPT-2's `gelu_new` composite (webgpu, cpu): y = 0.5·x·(1 + t), t = tanh(√(2/π)·(x + 0.044715·x³)), with
+ * y' = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²) written out: x·x·x, not pow(x, 3) (Pow's
+ * gradient also differentiates the exponent), and every number a cached constant, not a per-op upload.
+ */
+const geluNewComposite = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  const square = tf.mul(x, x);
+  const inner = tf.mul(
+    tf.mul(x, tf.add(constant(1), tf.mul(square, constant(0.044715)))),
+    constant(GELU_SCALE),
+  );
+  const t = tf.tanh(inner);
+  save([x, t]);
+  return {
+    value: tf.mul(tf.mul(x, constant(0.5)), tf.add(t, constant(1))),
+    gradFunc: (dy, saved) => {
+      const [sx, st] = saved as [tf.Tensor, tf.Tensor];
+      const slope = tf.mul(
+        tf.add(constant(1), tf.mul(tf.mul(sx, sx), constant(3 * 0.044715))),
+        constant(GELU_SCALE),
+      );
+      const half = constant(0.5);
+      const dydx = tf.add(
+        tf.mul(half, tf.add(constant(1), st)),
+        tf.mul(tf.mul(tf.mul(half, sx), tf.sub(constant(1), tf.mul(st, st))), slope),
+      );
+      return tf.mul(dy as tf.Tensor, dydx);
+    },
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
+
 /** GPT-2's `gelu_new`: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export function geluNew<T extends tf.Tensor>(x: T): T {
-  if (hasFusedKernels()) return geluNewFused(x) as T;
-
-  // x·x·x, not pow(x, 3): wasm's Pow and its gradient (which also differentiates the exponent) cost more
-  // than the rest of GELU.
-  const cube = tf.mul(tf.mul(x, x), x);
-  const inner = tf.mul(tf.add(x, tf.mul(cube, constant(0.044715))), constant(GELU_SCALE));
-  return tf.mul(tf.mul(x, constant(0.5)), tf.add(tf.tanh(inner), constant(1))) as T;
+  return (hasFusedKernels() ? geluNewFused(x) : geluNewComposite(x)) as T;
 }
 
 /** The mask of the longest sequence so far; shorter ones are its top-left corner. One, so memory is bounded. */

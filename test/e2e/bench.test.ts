@@ -62,3 +62,18 @@ test(
     assert.equal(result.stderr.trim(), 'imtrain: --models: "huge" is not tiny, small, medium, gpt2, d128');
   },
 );
+
+test(
+  "bench - --help prints what each figure is and the flags; a flag it does not know is one line and exit 2",
+  { timeout: 60_000 },
+  async () => {
+    const help = await bench(["--help"]);
+    assert.equal(help.status, 0, help.stderr);
+    for (const word of ["train_step/<model>/<backend>", "--quick", "--skip-torch", "--world-sizes"])
+      assert.ok(help.stdout.includes(word), `--help mentions ${word}: ${help.stdout}`);
+    const unknown = await bench(["--quick", "--bogus"]);
+    assert.equal(unknown.status, 2);
+    assert.equal(unknown.stdout, "");
+    assert.equal(unknown.stderr.trim(), "imtrain: Unknown option '--bogus' (--help lists the flags)");
+  },
+);

@@ -3,10 +3,12 @@
 // large for the adapter stops before training with the flag to lower.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import type { JobSummary } from "../../coordinator/job-records.js";
-import { runCli } from "../support/cli.js";
+import { runCli, runNodeScript } from "../support/cli.js";
+import type { Figure } from "../../bench/figure.js";
 import { requireSoftwareGpu } from "../support/gpu.js";
 import { assertSameRun, assertSteadyMemory, stepLosses } from "../support/same-run.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
@@ -163,5 +165,37 @@ test(
     );
     assert.doesNotMatch(result.stderr, /^\s+at /m, "no stack trace");
     assert.ok(!existsSync(out), `${out} should not have been created`);
+  },
+);
+
+test(
+  "webgpu - bench: host copies per step are the same for a 2-layer and a 4-layer model, and kernels are timed",
+  { timeout: 240_000 },
+  async (t) => {
+    if (!requireSoftwareGpu(t)) return;
+    const bench = join(dirname(fileURLToPath(import.meta.url)), "../../bench/main.js");
+    const skips = ["--skip-matmul", "--skip-allreduce", "--skip-scaling", "--skip-metrics", "--skip-torch"];
+    const result = await runNodeScript(bench, [
+      ...["--backend", "webgpu", "--device", "gpu:software", "--models", "tiny,small"],
+      ...["--seq", "32", "--batch", "2", "--memory-model", "", ...skips],
+    ]);
+    assert.equal(result.status, 0, result.stderr.slice(-3000));
+    const figures = result.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Figure);
+    const named = (name: string) => {
+      const found = figures.find((f) => f.name === name);
+      assert.ok(found, `${name} in ${result.stdout}`);
+      return found;
+    };
+    const [tiny, small] = [named("host_copies/tiny/webgpu"), named("host_copies/small/webgpu")];
+    assert.deepEqual([small["layers"], tiny["layers"]], [4, 2]);
+    // One upload of the gradients, the batch's few tensors and the optimizer's scalars; three downloads.
+    assert.equal(small.value, tiny.value, "copies per step do not grow with the layers");
+    assert.equal(small["downloads"], 3);
+    const kernels = named("kernels/small/webgpu");
+    assert.ok((kernels["kernel_ms"] as number) > 0, "lavapipe has timestamp queries: kernels are timed");
+    assert.equal(kernels["costliest_by"], "time");
   },
 );
