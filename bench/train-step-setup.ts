@@ -21,6 +21,7 @@ function randomExamples(count: number, length: number, vocab: number): Example[]
       weights,
       kinds: new Uint8Array(length).fill(2),
       truncatedTokens: 0,
+      truncatedOutputTokens: 0,
       index,
       source: { file: "bench", line: index + 1 },
     };

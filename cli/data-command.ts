@@ -4,26 +4,21 @@ import { encodingOptions, loadDataTokenizer, loadEncoded } from "../shared/data/
 import type { Tokenizer } from "../shared/data/tokenizer.js";
 import { compileDataOptions, type DataFlags, type DataOptions } from "../shared/options.js";
 
-/** Without a model, sequences are capped at this many tokens unless --context-length says otherwise. */
-export const DEFAULT_DATA_CONTEXT = 2048;
-
 export interface LoadedData {
   readonly options: DataOptions;
   readonly tokenizer: Tokenizer;
   readonly dataset: Dataset;
 }
 
+/** Reads and encodes --data cut to `maxPositions` (the model's) or a shorter --context-length, as train would. */
 export async function loadDataForCommand(
   flags: DataFlags,
-  maxPositions = DEFAULT_DATA_CONTEXT,
+  maxPositions: number,
   tokenizer?: Tokenizer,
 ): Promise<LoadedData> {
   const options = compileDataOptions(flags);
   const chosen = tokenizer ?? (await loadDataTokenizer(options));
-  const encoding = encodingOptions(
-    options,
-    options.contextLength === undefined ? maxPositions : Math.max(maxPositions, options.contextLength),
-  );
+  const encoding = encodingOptions(options, maxPositions);
   const dataset = loadEncoded(options.dataFile, options, chosen, encoding, (line) =>
     process.stderr.write(line + "\n"),
   );

@@ -6,6 +6,7 @@ import { BACKEND_NAMES } from "../shared/backend/select.js";
 import { DATA_PLANES } from "../shared/protocol.js";
 import { DATA_FORMATS } from "../shared/data/formats.js";
 import { TEMPLATE_NAMES } from "../shared/data/template.js";
+import { TRUNCATION_MODES } from "../shared/data/encode.js";
 import { LOSS_REDUCTIONS } from "../shared/train/loss.js";
 import { LR_SCHEDULES } from "../shared/train/schedule.js";
 
@@ -60,7 +61,14 @@ export function dataFlags<T>(yargs: Argv<T>, required = true) {
     .option("context-length", {
       type: "number",
       describe:
-        "Longest sequence in tokens (default: the model's maximum); longer examples are cut at the end",
+        "Longest sequence in tokens (default: the model's maximum); longer examples are cut (--truncation)",
+    })
+    .option("truncation", {
+      type: "string",
+      default: "prompt",
+      choices: TRUNCATION_MODES,
+      describe:
+        "How a too-long example is cut. prompt: drop prompt tokens from the start of the prompt, keeping the template and the output whole (the end too, only if those alone do not fit); end: keep the first tokens, as open-instruct does (a long prompt takes the output with it)",
     })
     .option("drop-empty-outputs", {
       type: "boolean",
@@ -68,6 +76,14 @@ export function dataFlags<T>(yargs: Argv<T>, required = true) {
       describe: "Skip records with an empty output instead of stopping with an error",
     });
 }
+
+/** --model, as train reads it; analyze and masks take it too, so they cut examples as training would. */
+export const MODEL_OPTION = {
+  type: "string",
+  default: "tiny",
+  describe:
+    "Preset (tiny, small, medium, gpt2), a checkpoint directory, or a GPT-2 config.json for a fresh model",
+} as const;
 
 export function trainFlags<T>(yargs: Argv<T>, required = true) {
   return dataFlags(yargs, required)
@@ -82,12 +98,7 @@ export function trainFlags<T>(yargs: Argv<T>, required = true) {
       default: 256,
       describe: "Most examples scored per eval set (held-out and the fixed training subset)",
     })
-    .option("model", {
-      type: "string",
-      default: "tiny",
-      describe:
-        "Preset (tiny, small, medium, gpt2), a checkpoint directory, or a GPT-2 config.json for a fresh model",
-    })
+    .option("model", MODEL_OPTION)
     .option("backend", {
       type: "string",
       default: "auto",
@@ -249,10 +260,10 @@ export function coordinatorFlags<T>(yargs: Argv<T>, required = true) {
     })
     .option("data-plane", {
       type: "string",
-      default: "nats",
+      default: "ws",
       choices: DATA_PLANES,
       describe:
-        "Where gradients travel: nats, or direct WebSocket links between workers (NATS then carries control only)",
+        "Where gradients travel: ws, direct WebSocket links between workers, NATS carrying control only (each worker must be reachable at its --advertise-host); or nats, every gradient byte through the NATS server",
     })
     .option("checksum-every", {
       type: "number",

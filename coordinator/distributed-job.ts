@@ -6,6 +6,7 @@
 //                                        ↘ salvaging (a worker was lost) → failed
 //   (SIGTERM, or a worker leaving: `running` finishes the step, checkpoints, then `stopped`)
 // With --metrics-port it serves the job's metrics; the workers serve their ranks'.
+import { randomBytes } from "node:crypto";
 import type { Log } from "../shared/data/load.js";
 import { UserError } from "../shared/errors.js";
 import { connectToNats } from "../shared/nats/connect.js";
@@ -138,6 +139,7 @@ async function coordinate(
     heartbeatMs: options.heartbeatMs,
     coordinatorTimeoutMs: options.heartbeatTimeoutMs,
     ringMessageTimeoutMs: options.workerTimeoutMs,
+    ringToken: randomBytes(32).toString("hex"),
   };
   let ranks: RemoteRanks | undefined;
   // A worker leaving (SIGTERM) stops the job like a SIGTERM here: after the step, with a checkpoint.
@@ -146,6 +148,8 @@ async function coordinate(
   stop.signal.addEventListener("abort", () => health?.stopping("stopping after this step"), { once: true });
   let outcome = "job finished";
   let restarts = 0;
+  /** Why the last recovery failed, for the job's final error. */
+  let recoveryFailure: string | undefined;
   let failed = false;
   try {
     enter("waiting-for-workers");
@@ -191,7 +195,8 @@ async function coordinate(
             timeoutMs: Math.max(10_000, options.workerTimeoutMs),
           });
         } catch (recoveryError) {
-          log(`recovery ${restarts} failed: ${(recoveryError as Error).message}`);
+          recoveryFailure = (recoveryError as Error).message;
+          log(`recovery ${restarts} failed: ${recoveryFailure}`);
           return false;
         }
         enter("running");
@@ -231,7 +236,7 @@ async function coordinate(
         metrics?.checkpoint(saved.checkpoint);
         enter("failed");
         throw new UserError(
-          `${error.message}; saved the ${saved.checkpoint.step} completed steps: continue with --resume ${train.outDir}`,
+          `${ranks.explainFailure(error, recoveryFailure)}; saved the ${saved.checkpoint.step} completed steps: continue with --resume ${train.outDir}`,
           { cause: error },
         );
       }

@@ -33,6 +33,12 @@ export interface JobSummary {
   readonly prompt_loss_weight: number;
   readonly template_loss_weight: number;
   readonly instruction_output_ratio: number;
+  /** --truncation, and what it cut from the training file: prompt (and template) and output tokens of the
+   * kept examples, and the examples dropped with no output token left. */
+  readonly truncation: string;
+  readonly truncated_prompt_tokens: number;
+  readonly truncated_output_tokens: number;
+  readonly dropped_examples: number;
   readonly model_parameters: number;
 }
 
@@ -155,6 +161,10 @@ export function jobSummary(
     prompt_loss_weight: options.data.weighting.promptLossWeight,
     template_loss_weight: options.data.weighting.templateLossWeight,
     instruction_output_ratio: run.dataStats.instructionOutputRatio,
+    truncation: options.data.truncation,
+    truncated_prompt_tokens: run.dataStats.truncatedTokens - run.dataStats.truncatedOutputTokens,
+    truncated_output_tokens: run.dataStats.truncatedOutputTokens,
+    dropped_examples: run.dataStats.droppedExamples,
     model_parameters: parameterCount(run.model.config),
   };
 }

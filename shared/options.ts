@@ -3,7 +3,7 @@
 import { OptionError } from "./errors.js";
 import type { BackendName } from "./backend/select.js";
 import { BACKEND_NAMES } from "./backend/select.js";
-import type { LossWeighting } from "./data/encode.js";
+import { TRUNCATION_MODES, type LossWeighting, type Truncation } from "./data/encode.js";
 import { DATA_FORMATS, type DataFormat } from "./data/formats.js";
 import { TEMPLATE_NAMES, type TemplateName } from "./data/template.js";
 import { LOSS_REDUCTIONS, type LossReduction } from "./train/loss.js";
@@ -21,6 +21,7 @@ export interface DataFlags {
   templateLossWeight: number;
   lastTurnOnly: boolean;
   contextLength?: number | undefined;
+  truncation?: string | undefined;
   dropEmptyOutputs: boolean;
 }
 
@@ -34,6 +35,7 @@ export interface DataOptions {
   readonly lastTurnOnly: boolean;
   /** Cap on sequence length in tokens; undefined = the model's maximum. */
   readonly contextLength: number | undefined;
+  readonly truncation: Truncation;
   readonly dropEmptyOutputs: boolean;
 }
 
@@ -167,6 +169,7 @@ export function compileDataOptions(flags: DataFlags): DataOptions {
       flags.contextLength === undefined
         ? undefined
         : inRange("context-length", flags.contextLength, 2, 1 << 20, true),
+    truncation: oneOf("truncation", flags.truncation ?? "prompt", TRUNCATION_MODES),
     dropEmptyOutputs: flags.dropEmptyOutputs,
   };
 }

@@ -74,7 +74,12 @@ export const WORKER_MESSAGE = z.discriminatedUnion("type", [
     seconds,
   }),
   z.object({ type: z.literal("checkpointDone"), rank, step: count, seconds }),
-  z.object({ type: z.literal("aborted"), rank, completedSteps: count }),
+  z.object({
+    type: z.literal("aborted"),
+    rank,
+    completedSteps: count,
+    lastStep: z.object({ step: count, result: stepResult, phases }).optional(),
+  }),
   z.object({ type: z.literal("heartbeat"), rank }),
   z.object({ type: z.literal("ringReady"), rank, epoch: count }),
   z.object({ type: z.literal("regrouped"), rank, epoch: count, dataPlaneAddress: text }),
@@ -105,6 +110,10 @@ export const JOB_SPEC = z.object({
   heartbeatMs: z.number().int().min(10).max(86_400_000),
   coordinatorTimeoutMs: z.number().int().min(10).max(86_400_000),
   ringMessageTimeoutMs: z.number().int().min(10).max(86_400_000),
+  ringToken: z
+    .string()
+    .regex(/^[0-9a-f]{16,128}$/)
+    .optional(),
 }) satisfies z.ZodType<JobSpec>;
 
 export const COORDINATOR_MESSAGE = z.discriminatedUnion("type", [

@@ -53,6 +53,8 @@ export interface JobSpec {
   readonly coordinatorTimeoutMs: number;
   /** The longest a ring message may be waited for: the longest step's compute (--worker-timeout-ms). */
   readonly ringMessageTimeoutMs: number;
+  /** What ranks present to each other on the ws data plane (made per job; travels only over NATS). */
+  readonly ringToken?: string | undefined;
 }
 
 /** Totals of one step after the all-reduce: identical on every rank. */
@@ -103,7 +105,16 @@ export type WorkerMessage =
     }
   | { type: "evalDone"; rank: number; requestId: number; heldOut: LossSums; train: LossSums; seconds: number }
   | { type: "checkpointDone"; rank: number; step: number; seconds: number }
-  | { type: "aborted"; rank: number; completedSteps: number }
+  | {
+      type: "aborted";
+      rank: number;
+      completedSteps: number;
+      /**
+       * The last step this rank applied, as its stepDone said: if every stepDone of a step was lost (NATS
+       * restarting while the ws ring finished the step), recovery records the step from these.
+       */
+      lastStep?: { step: number; result: StepResult; phases: RankPhaseSeconds } | undefined;
+    }
   | { type: "heartbeat"; rank: number }
   /** The ring of `epoch` is up on this rank: steps may be sent. */
   | { type: "ringReady"; rank: number; epoch: number }

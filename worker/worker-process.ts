@@ -33,9 +33,11 @@ import {
   jobSubjects,
   type CoordinatorMessage,
   type JobSpec,
+  type StepResult,
   type WorkerMessage,
 } from "../shared/protocol.js";
 import { prepareRun } from "../shared/train/prepare.js";
+import type { RankPhaseSeconds } from "../shared/metrics/records.js";
 import type { MetricsOptions } from "../shared/metrics/options.js";
 import { resolvePeakFlops } from "../shared/metrics/peak-flops.js";
 import { RankMetrics } from "../shared/metrics/rank-metrics.js";
@@ -288,7 +290,7 @@ export class Worker {
     }
     this.trainOptions = options;
     this.trainer = new Rank(options, run);
-    this.wsListener = job.dataPlane === "ws" ? await listenWsRing(this.options.advertiseHost, 0) : undefined;
+    this.wsListener = job.dataPlane === "ws" ? await this.listenRing(job) : undefined;
 
     // Subscribe before announcing readiness, so `start` cannot be missed.
     this.commandSubscription = nc.subscribe(subjects.rank(this.rank), {
@@ -396,7 +398,7 @@ export class Worker {
         // The old ring was aborted (and closed) with the step; a ws ring needs a new listener to join.
         this.enter("regrouping");
         await this.wsListener?.close().catch(() => undefined);
-        if (job.dataPlane === "ws") this.wsListener = await listenWsRing(this.options.advertiseHost, 0);
+        if (job.dataPlane === "ws") this.wsListener = await this.listenRing(job);
         const dataPlaneAddress = this.wsListener?.address ?? "";
         this.send({ type: "regrouped", rank: this.rank, epoch: message.epoch, dataPlaneAddress });
         return;
@@ -437,6 +439,7 @@ export class Worker {
         const checksum = message.checksum ? await rank.checksumAsync() : null;
         const { numTensors: tensors, numBytes: bytes } = tf.memory();
         const memory = { tensors, bytes };
+        this.lastStep = { step: message.step, result, phases };
         this.send({
           type: "stepDone",
           rank: this.rank,
@@ -478,6 +481,8 @@ export class Worker {
 
   private ring: RingAllReduce | undefined;
   private aborted = false;
+  /** The last step applied, repeated in an abort reply (see the aborted message). */
+  private lastStep: { step: number; result: StepResult; phases: RankPhaseSeconds } | undefined;
   private wsListener: WsRingListener | undefined;
 
   /** This rank's link and ring for `start`'s epoch, position and world size. */
@@ -516,6 +521,17 @@ export class Worker {
       this.log(`${this.options.name}: ring epoch ${epoch}: position ${position} of ${worldSize}`);
   }
 
+  /** This rank's ws listener: peers must present the job's ring token; a refused one is logged and counted. */
+  private listenRing(job: JobSpec): Promise<WsRingListener> {
+    return listenWsRing(this.options.advertiseHost, 0, {
+      ...(job.ringToken === undefined ? {} : { token: job.ringToken }),
+      onRefused: (detail) => {
+        this.log(`${this.options.name}: refused ${detail}`);
+        this.served?.process.messageDropped("forbidden");
+      },
+    });
+  }
+
   /** A peer is gone: cancel the step in flight (its update is never applied) and report where we stand. */
   private abort(reason: string, rank: Rank): void {
     this.log(`${this.options.name}: abort (${reason})`);
@@ -528,7 +544,14 @@ export class Worker {
     // Queue the reply behind the cancelled step so it reports the steps actually applied.
     this.commands = this.commands
       .catch(() => undefined)
-      .then(() => this.send({ type: "aborted", rank: this.rank, completedSteps: rank.completedSteps }));
+      .then(() =>
+        this.send({
+          type: "aborted",
+          rank: this.rank,
+          completedSteps: rank.completedSteps,
+          ...(this.lastStep ? { lastStep: this.lastStep } : {}),
+        }),
+      );
   }
 
   /** SIGTERM: finish the step in flight, then tell the coordinator, which stops the job with a checkpoint. */

@@ -5,9 +5,11 @@ import { spanWeight } from "../../shared/data/encode.js";
 import type { DataFlags, DataOptions } from "../../shared/options.js";
 import { paint, terminalStyle, type TerminalStyle } from "../../shared/terminal.js";
 import { loadDataForCommand } from "../data-command.js";
-import { dataFlags } from "../flags.js";
+import { dataFlags, MODEL_OPTION } from "../flags.js";
+import { modelPositions } from "../../shared/model/source.js";
 
 interface MasksFlags extends DataFlags {
+  model: string;
   limit: number;
   json: boolean;
 }
@@ -42,6 +44,7 @@ export const masksCommand: CommandModule<object, MasksFlags> = {
   describe: "Show which tokens carry which loss weight (--json: ids and weights per example)",
   builder: (yargs: Argv) =>
     dataFlags(yargs)
+      .option("model", MODEL_OPTION)
       .option("limit", { type: "number", default: 3, describe: "Examples to show" })
       .option("json", {
         type: "boolean",
@@ -49,7 +52,7 @@ export const masksCommand: CommandModule<object, MasksFlags> = {
         describe: 'One line per example: {"index","ids","weights"}; weights[i] weighs predicting ids[i]',
       }) as unknown as Argv<MasksFlags>,
   handler: async (argv) => {
-    const { options, dataset } = await loadDataForCommand(argv);
+    const { options, dataset } = await loadDataForCommand(argv, await modelPositions(argv.model));
     const shown = dataset.examples.slice(0, argv.limit);
     if (argv.json) {
       for (const e of shown)

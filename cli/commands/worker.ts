@@ -7,6 +7,7 @@ import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/o
 import { serveMetrics } from "../../shared/metrics/serve.js";
 import { IMTRAIN_VERSION } from "../../shared/version.js";
 import { Worker } from "../../worker/worker-process.js";
+import { AUTO_ADVERTISE_HOST, natsHost, routeAddressTo } from "../../worker/advertise-host.js";
 import { reportAndExit } from "../exit-on-error.js";
 import { DEFAULT_NATS_URL, metricsEndpointFlags, peakFlopsFlag } from "../flags.js";
 import { natsSecurityFlags } from "../nats-flags.js";
@@ -70,9 +71,9 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
       })
       .option("advertise-host", {
         type: "string",
-        default: "127.0.0.1",
+        default: AUTO_ADVERTISE_HOST,
         describe:
-          "Host other workers reach this one on (ws data plane; use the pod or node IP across machines)",
+          "Address other workers reach this one on (ws data plane). auto: the address this node reaches the NATS server from (127.0.0.1 when NATS is on loopback); set the pod or node IP where that is not the one peers reach",
       }) as unknown as Argv<WorkerFlags>,
   handler: async (argv) => {
     parseDevice(argv.device); // fails on a bad value before anything starts
@@ -101,7 +102,10 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
         device: argv.device,
         job: argv.job,
         joinTimeoutMs: argv.joinTimeoutMs,
-        advertiseHost: argv.advertiseHost,
+        advertiseHost:
+          argv.advertiseHost === AUTO_ADVERTISE_HOST
+            ? await routeAddressTo(natsHost(argv.nats))
+            : argv.advertiseHost,
         metrics,
       },
       log,

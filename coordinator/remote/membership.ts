@@ -112,6 +112,11 @@ export class Membership {
     return this.lost.get(rank);
   }
 
+  /** Why each lost worker was lost, in rank order. */
+  lostErrors(): WorkerLostError[] {
+    return [...this.lost].sort(([a], [b]) => a - b).map(([, error]) => error);
+  }
+
   isLive(rank: number): boolean {
     return rank < this.members.length && !this.lost.has(rank);
   }

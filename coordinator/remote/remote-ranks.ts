@@ -3,6 +3,7 @@
 // send and runs the job's requests: a step, an eval, a checkpoint.
 import type { NatsConnection, Subscription } from "nats";
 import type { Log } from "../../shared/data/load.js";
+import { unreachableRingAddress } from "./ws-reachability.js";
 import { UserError } from "../../shared/errors.js";
 import {
   ProtocolError,
@@ -158,6 +159,10 @@ export class RemoteRanks implements RankGroup {
         this.computes.set(rank, message);
       }
       this.refuseMixedBackends();
+      const unreachable = unreachableRingAddress(
+        this.membership.members.map((m) => ({ ...m, dataPlaneAddress: m.dataPlaneAddress ?? "" })),
+      );
+      if (unreachable !== undefined) throw new UserError(unreachable);
       // The join subscription stays: a late worker gets a clear "already has its workers" reply.
       await this.ring.form(
         this.membership.members.map((_, rank) => rank),
@@ -192,6 +197,21 @@ export class RemoteRanks implements RankGroup {
     throw new UserError(
       `the workers run on different backends (${each}): their arithmetic differs, so their weights would drift apart; run one backend everywhere, or pass --allow-mixed-backends with --checksum-every 0`,
     );
+  }
+
+  /**
+   * What ended a failed job, whole: `error` and, when recovery failed after it, why, with each lost worker
+   * it does not already name. On the ws plane a killed worker's peer sees the link close before heartbeats
+   * time out, so `error` is the ring breaking while the loss is what the user must hear about.
+   */
+  explainFailure(error: Error, recoveryFailure: string | undefined): string {
+    const parts = [
+      error.message,
+      ...(recoveryFailure === undefined ? [] : [`recovery failed: ${recoveryFailure}`]),
+    ];
+    for (const lost of this.membership.lostErrors())
+      if (!parts.some((part) => part.includes(lost.message))) parts.push(lost.message);
+    return parts.join("; ");
   }
 
   /** A replacement on another backend than the job's is lost, by name; true if it was. */

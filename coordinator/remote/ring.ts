@@ -11,6 +11,7 @@
 // its whole all-reduce before the loss): it is complete, and the rest adopt the state of one that did.
 // awaiting-replacements: fewer than --min-workers are live, so wait (bounded) for new workers, which
 // adopt the live ranks' state. regrouping, forming: the ring of a new epoch from the live ranks.
+import type { ReplyOf } from "./requests.js";
 import type { Log } from "../../shared/data/load.js";
 import { UserError } from "../../shared/errors.js";
 import type { StepResult } from "../../shared/protocol.js";
@@ -43,6 +44,27 @@ export type AppliedStep = GroupStep & { readonly step: number };
 export interface Salvaged {
   readonly checkpoint: CheckpointRecord;
   readonly applied?: AppliedStep;
+}
+
+/**
+ * Step `done` as the ranks' abort replies report it, when every live rank applied it: each stepDone of it was
+ * lost (NATS restarting while the ws ring finished the step), but the update is on every rank, identical.
+ */
+function appliedByAll(
+  live: readonly number[],
+  aborted: ReadonlyMap<number, ReplyOf<"aborted">>,
+  done: number,
+): AppliedStep | undefined {
+  const last = live.map((rank) => aborted.get(rank)?.lastStep);
+  if (last.length === 0 || last.some((s) => s?.step !== done)) return undefined;
+  const first = last[0];
+  if (first === undefined) return undefined;
+  return {
+    step: done,
+    result: first.result,
+    rankPhases: last.map((s) => s?.phases ?? first.phases),
+    ranks: live,
+  };
 }
 
 /** How often recovery looks for replacements while it waits for them. */
@@ -177,7 +199,7 @@ export class Ring {
     const done = this.completed;
     const stepOf = (rank: number) => aborted.get(rank)?.completedSteps ?? -1;
     const steps = new Set(live.map(stepOf));
-    const applied = this.interrupted;
+    const applied = this.interrupted ?? appliedByAll(live, aborted, done);
     if (applied?.step === done && steps.has(done + 1) && !steps.has(done + 2)) {
       await this.catchUp(
         live.filter((rank) => stepOf(rank) === done),

@@ -16,6 +16,9 @@ export interface DataAnalysis {
   readonly conversations: number;
   readonly truncated: number;
   readonly dropped: number;
+  /** Tokens cut from the kept examples' prompts (and template), and from their outputs. */
+  readonly truncated_prompt_tokens: number;
+  readonly truncated_output_tokens: number;
   /** Tokens that are not output: instruction, input, system, template. */
   readonly prompt_tokens: LengthStats;
   readonly output_tokens: LengthStats;
@@ -53,6 +56,11 @@ export function analyzeDataset(dataset: Dataset): DataAnalysis {
     conversations: dataset.conversations,
     truncated: dataset.truncated,
     dropped: dataset.dropped.length,
+    truncated_prompt_tokens: dataset.examples.reduce(
+      (sum, e) => sum + e.truncatedTokens - e.truncatedOutputTokens,
+      0,
+    ),
+    truncated_output_tokens: dataset.examples.reduce((sum, e) => sum + e.truncatedOutputTokens, 0),
     prompt_tokens: prompt,
     output_tokens: output,
     instruction_output_ratio: prompt.mean / Math.max(1e-9, output.mean),

@@ -2,7 +2,7 @@
 // analysis all start from.
 import { UserError, type SourceRef } from "../errors.js";
 import type { Conversation } from "./conversation.js";
-import { tokenizeSpans, type LossWeighting, type TokenizedExample } from "./encode.js";
+import { tokenizeSpans, type LossWeighting, type TokenizedExample, type Truncation } from "./encode.js";
 import type { DataFormat } from "./formats.js";
 import { renderConversation, type TemplateName } from "./template.js";
 import type { Tokenizer } from "./tokenizer.js";
@@ -13,8 +13,9 @@ export interface EncodingOptions {
   readonly weighting: LossWeighting;
   /** Only the final assistant turn of a multi-turn conversation is output. */
   readonly lastTurnOnly: boolean;
-  /** Longest sequence in tokens; longer examples are cut at the end. */
+  /** Longest sequence in tokens; longer examples are cut as `truncation` says. */
   readonly contextLength: number;
+  readonly truncation: Truncation;
 }
 
 export interface Example extends TokenizedExample {
@@ -44,7 +45,13 @@ export function encodeConversations(
   let truncated = 0;
   conversations.forEach((conversation, index) => {
     const spans = renderConversation(conversation, options.template, options);
-    const tokens = tokenizeSpans(spans, tokenizer, options.weighting, options.contextLength);
+    const tokens = tokenizeSpans(
+      spans,
+      tokenizer,
+      options.weighting,
+      options.contextLength,
+      options.truncation,
+    );
     if (tokens === null) {
       dropped.push(conversation.source);
       return;

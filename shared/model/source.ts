@@ -35,6 +35,14 @@ export function checkTokenizerFits(dir: string, checkpoint: LoadedCheckpoint, to
   }
 }
 
+/** The positions --model allows (its context), without loading weights or starting a backend. */
+export async function modelPositions(spec: string): Promise<number> {
+  const where = await kind(spec);
+  if (where === "none") return presetConfig(spec, 1).maxPositions;
+  const { config } = await readModelConfig(where === "dir" ? join(spec, "config.json") : spec);
+  return config.maxPositions;
+}
+
 export async function resolveModel(spec: string, tokenizer: Tokenizer, seed: number): Promise<ModelSource> {
   const where = await kind(spec);
   if (where === "dir" && (await kind(join(spec, "model.safetensors"))) === "file") {

@@ -42,6 +42,8 @@ export interface DataStats {
   readonly instructionOutputRatio: number;
   /** Tokens cut from kept examples. */
   readonly truncatedTokens: number;
+  /** Of those, output tokens (--truncation prompt cuts them only where template and output alone do not fit). */
+  readonly truncatedOutputTokens: number;
   /** Examples dropped because truncation left no output token. */
   readonly droppedExamples: number;
 }
@@ -150,6 +152,10 @@ export async function prepareRun(options: TrainOptions, log: Log): Promise<Prepa
     dataStats: {
       instructionOutputRatio: analyzeDataset(trainFile).instruction_output_ratio,
       truncatedTokens: trainFile.examples.reduce((sum, example) => sum + example.truncatedTokens, 0),
+      truncatedOutputTokens: trainFile.examples.reduce(
+        (sum, example) => sum + example.truncatedOutputTokens,
+        0,
+      ),
       droppedExamples: trainFile.dropped.length,
     },
   };

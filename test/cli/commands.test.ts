@@ -401,16 +401,62 @@ test("analyze --json - a record whose output runs past --context-length counts a
   );
 });
 
-test("analyze --json - a record whose prompt alone fills --context-length is dropped, not truncated", () => {
+test("analyze --json - --truncation end: a record whose prompt alone fills --context-length is dropped", () => {
   const file = writeRecords("dropped.jsonl", [
+    SHORT,
+    { instruction: "x".repeat(100), input: "", output: "Ok" },
+  ]);
+  const analysis = analyze("--data", file, "--context-length", "64", "--truncation", "end");
+  assert.deepEqual(
+    [analysis.conversations, analysis.examples, analysis.truncated, analysis.dropped],
+    [2, 1, 0, 1],
+  );
+});
+
+test("analyze --json - by default the same record keeps its output whole and loses the start of its prompt", () => {
+  const file = writeRecords("prompt-cut.jsonl", [
     SHORT,
     { instruction: "x".repeat(100), input: "", output: "Ok" },
   ]);
   const analysis = analyze("--data", file, "--context-length", "64");
   assert.deepEqual(
-    [analysis.conversations, analysis.examples, analysis.truncated, analysis.dropped],
-    [2, 1, 0, 1],
+    [analysis.examples, analysis.truncated, analysis.dropped, analysis.truncation],
+    [2, 1, 0, "prompt"],
   );
+  // 9 + 100 + 15 + 2 + 1 = 127 tokens, 63 of them instruction bytes cut; no output byte.
+  assert.deepEqual([analysis.truncated_prompt_tokens, analysis.truncated_output_tokens], [63, 0]);
+});
+
+test("analyze and masks --model - examples are cut at the model's positions, as train cuts them", () => {
+  const long = { instruction: "y".repeat(100), input: "", output: "z".repeat(20) };
+  const file = writeRecords("model-context.jsonl", [SHORT, long]);
+  const config = (positions: number) => {
+    const path = fresh(`gpt2-${positions}.json`);
+    fs.writeFileSync(
+      path,
+      JSON.stringify({ vocab_size: 257, n_positions: positions, n_embd: 32, n_layer: 1, n_head: 2 }),
+    );
+    return path;
+  };
+  const wide = analyze("--data", file, "--model", config(256));
+  const narrow = analyze("--data", file, "--model", config(64));
+  assert.deepEqual([wide.context_length, wide.truncated], [256, 0]);
+  assert.deepEqual([narrow.context_length, narrow.truncated], [64, 1]);
+  assert.equal(
+    analyze("--data", file, "--model", "tiny").context_length,
+    256,
+    "the tiny preset's 256 positions",
+  );
+  const masks = nonEmptyLines(ok(["masks", "--data", file, "--model", config(64), "--json"]).stdout).map(
+    parseObject,
+  );
+  assert.deepEqual(
+    masks.map((m) => (m.ids as number[]).length),
+    [34, 64],
+  );
+  const tooLong = runCli(["analyze", "--data", file, "--model", config(64), "--context-length", "65"]);
+  assert.equal(tooLong.status, 2);
+  assert.equal(tooLong.stderr.trim(), "imtrain: --context-length: 65 exceeds the model's 64 positions");
 });
 
 // ---- synth -------------------------------------------------------------------------------------------------------

@@ -179,6 +179,9 @@ test(
         "200",
         "--worker-timeout-ms",
         "30000",
+        // The ring's messages on NATS are among the subjects attacked (the ws plane's frames have their own test).
+        "--data-plane",
+        "nats",
       ],
       ...trainFlags(out, steps),
     ]);

@@ -60,7 +60,7 @@ test("allreduce over WebSockets - 1, 2 and 3 ranks, odd lengths, buckets bigger 
   for (const worldSize of [1, 2, 3]) {
     const listeners = await Promise.all(
       Array.from({ length: worldSize }, () =>
-        listenWsRing("127.0.0.1", 0, { maxPayloadBytes: MAX_PAYLOAD_BYTES }),
+        listenWsRing("127.0.0.1", 0, { maxPayloadBytes: MAX_PAYLOAD_BYTES, token: RING_TOKEN }),
       ),
     );
     try {
@@ -93,6 +93,41 @@ test("ws ring - a rank connects to a next rank whose server starts later", async
     assertSummedAndIdentical(outputs, inputs);
   } finally {
     await Promise.all([first.close(), second.close()]);
+  }
+});
+
+const RING_TOKEN = "0123456789abcdef0123456789abcdef";
+
+test("ws ring - a connection without the job's ring token, or with another, is refused at the handshake (401), told once", async () => {
+  const refused: string[] = [];
+  const listener = await listenWsRing("127.0.0.1", 0, {
+    token: RING_TOKEN,
+    onRefused: (detail) => refused.push(detail),
+  });
+  try {
+    for (const headers of [{}, { authorization: `Bearer ${RING_TOKEN.replace("0", "1")}` }]) {
+      const socket = new WebSocket(`${listener.address}/ring?from=1`, { headers });
+      const status = await new Promise<number>((resolve, reject) => {
+        socket.once("unexpected-response", (_, response) => resolve(response.statusCode ?? 0));
+        socket.once("open", () => reject(new Error("a connection without the token was accepted")));
+        socket.once("error", reject);
+      });
+      socket.terminate();
+      assert.equal(status, 401);
+    }
+    assert.equal(refused.length, 2);
+    assert.match(refused[0] ?? "", /^a connection from 127\.0\.0\.1:\d+ without this job's ring token$/);
+    // With the token, the same handshake is accepted.
+    const member = new WebSocket(`${listener.address}/ring?from=1`, {
+      headers: { authorization: `Bearer ${RING_TOKEN}` },
+    });
+    await new Promise((resolve, reject) => {
+      member.once("open", resolve);
+      member.once("error", reject);
+    });
+    member.terminate();
+  } finally {
+    await listener.close();
   }
 });
 

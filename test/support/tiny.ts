@@ -26,6 +26,7 @@ export function byteDataset(file: string, promptLossWeight: number, contextLengt
     weighting: { promptLossWeight, templateLossWeight: 0 },
     lastTurnOnly: false,
     contextLength,
+    truncation: "prompt",
   });
 }
 

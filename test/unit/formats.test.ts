@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 
 import { DataError, UserError } from "../../shared/errors.js";
+import { sharedDataDir } from "../support/shared-data.js";
 import type { Conversation } from "../../shared/data/conversation.js";
 import { DATA_FORMATS, parseDataText, readDataFile, type DataFormat } from "../../shared/data/formats.js";
 
@@ -375,12 +375,8 @@ test("a missing data file is a UserError naming the path", () => {
 });
 
 test("every data set under ../shared/data loads", (t) => {
-  const dataDir = path.resolve(repoRoot(), "../shared/data");
-  if (!fs.existsSync(dataDir)) {
-    if (process.env.CI === "true") assert.fail(`${dataDir} is missing; CI must provide the shared data sets`);
-    t.skip(`${dataDir} is absent`);
-    return;
-  }
+  const dataDir = sharedDataDir(t);
+  if (dataDir === undefined) return;
   const files = fs
     .readdirSync(dataDir, { recursive: true, encoding: "utf8" })
     .filter((relative) => /\.jsonl?$/.test(relative))
@@ -401,14 +397,3 @@ test("every data set under ../shared/data loads", (t) => {
     );
   }
 });
-
-/** The folder holding package.json, found from this compiled file (dist/test/unit/). */
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, "package.json"))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-  return dir;
-}

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 
 import { UserError } from "../../shared/errors.js";
 import { encodeConversations, type Dataset, type EncodingOptions } from "../../shared/data/dataset.js";
+import type { Truncation } from "../../shared/data/encode.js";
 import { readDataFile, type DataFormat } from "../../shared/data/formats.js";
 import { ByteTokenizer } from "../../shared/data/tokenizers/byte.js";
 
@@ -72,6 +73,7 @@ interface EncodeOptions {
   readonly templateWeight?: number;
   readonly lastTurnOnly?: boolean;
   readonly contextLength?: number;
+  readonly truncation?: Truncation;
 }
 
 function encodeFile(file: string, options: EncodeOptions = {}): Dataset {
@@ -85,6 +87,7 @@ function encodeFile(file: string, options: EncodeOptions = {}): Dataset {
     },
     lastTurnOnly: options.lastTurnOnly ?? false,
     contextLength: options.contextLength ?? 2048,
+    truncation: options.truncation ?? "prompt",
   });
 }
 
@@ -378,11 +381,16 @@ test("weights[0] is 0 even when the first token is template text with template w
 const SHORT = { instruction: "Hi", output: "Hello" };
 const SHORT_REGIONS = tuluExchange("Hi", undefined, "Hello", 0.5, 0.25);
 
-test("truncation: a context length that cuts the output keeps the first tokens with their weights", () => {
+test("truncation end: a context length that cuts the output keeps the first tokens with their weights", () => {
   const file = writeJsonl("short.jsonl", SHORT);
   const full = expectedMask(SHORT_REGIONS);
   assert.equal(full.ids.length, 32);
-  const dataset = encodeFile(file, { lambda: 0.5, templateWeight: 0.25, contextLength: 28 });
+  const dataset = encodeFile(file, {
+    lambda: 0.5,
+    templateWeight: 0.25,
+    contextLength: 28,
+    truncation: "end",
+  });
   const example = dataset.examples[0];
   assert.ok(example);
   assert.deepEqual(maskOf(dataset, 0), { ids: full.ids.slice(0, 28), weights: full.weights.slice(0, 28) });
@@ -394,10 +402,15 @@ test("truncation: a context length that cuts the output keeps the first tokens w
   assert.deepEqual(dataset.dropped, []);
 });
 
-test("truncation: one output token left keeps the example; none left drops it and counts it in dropped", () => {
+test("truncation end: one output token left keeps the example; none left drops it and counts it in dropped", () => {
   const longPrompt = { instruction: "A much longer instruction here", output: "Ok" };
   const file = writeJsonl("mixed.jsonl", SHORT, longPrompt, SHORT);
-  const dataset = encodeFile(file, { lambda: 0.5, templateWeight: 0.25, contextLength: 27 });
+  const dataset = encodeFile(file, {
+    lambda: 0.5,
+    templateWeight: 0.25,
+    contextLength: 27,
+    truncation: "end",
+  });
   assert.equal(dataset.conversations, 3);
   assert.deepEqual(
     dataset.examples.map((e) => e.index),
@@ -410,9 +423,9 @@ test("truncation: one output token left keeps the example; none left drops it an
   assert.equal(maskOf(dataset, 0).weights.at(-1), 1);
 });
 
-test("truncation: a context length that ends exactly at the prompt drops the example", () => {
+test("truncation end: a context length that ends exactly at the prompt drops the example", () => {
   const file = writeJsonl("short.jsonl", SHORT, { instruction: "H", output: "Hello" });
-  const dataset = encodeFile(file, { contextLength: 26 });
+  const dataset = encodeFile(file, { contextLength: 26, truncation: "end" });
   assert.deepEqual(dataset.dropped, [{ file, line: 1 }]);
   assert.deepEqual(
     dataset.examples.map((e) => e.index),
@@ -423,7 +436,7 @@ test("truncation: a context length that ends exactly at the prompt drops the exa
 test("truncation: when every example is dropped, encoding throws a UserError naming --context-length", () => {
   const file = writeJsonl("short.jsonl", SHORT, SHORT);
   assert.throws(
-    () => encodeFile(file, { contextLength: 8 }),
+    () => encodeFile(file, { contextLength: 8, truncation: "end" }),
     (error: unknown) => {
       assert.ok(error instanceof UserError, `expected a UserError, got ${String(error)}`);
       assert.ok(error.message.includes("--context-length"), error.message);
@@ -431,6 +444,54 @@ test("truncation: when every example is dropped, encoding throws a UserError nam
       return true;
     },
   );
+});
+
+test("truncation prompt: the prompt loses its first tokens; the template and the output stay whole", () => {
+  const longPrompt = { instruction: "A much longer instruction here", output: "Ok" };
+  const file = writeJsonl("prompt-cut.jsonl", SHORT, longPrompt);
+  const dataset = encodeFile(file, { lambda: 0.5, templateWeight: 0.25, contextLength: 31 });
+  assert.deepEqual(dataset.dropped, []);
+  assert.equal(dataset.truncated, 2);
+  // SHORT (32 tokens) loses one of "Hi"'s two tokens; the long one keeps "here", the end of its instruction.
+  assert.deepEqual(
+    maskOf(dataset, 0),
+    expectedMask([
+      text("<|user|>\n", 0.25),
+      text("i", 0.5),
+      text("\n<|assistant|>\n", 0.25),
+      text("Hello", 1),
+      eos(1),
+    ]),
+  );
+  assert.deepEqual(
+    maskOf(dataset, 1),
+    expectedMask([
+      text("<|user|>\n", 0.25),
+      text("here", 0.5),
+      text("\n<|assistant|>\n", 0.25),
+      text("Ok", 1),
+      eos(1),
+    ]),
+  );
+  assert.deepEqual(
+    dataset.examples.map((e) => [e.truncatedTokens, e.truncatedOutputTokens]),
+    [
+      [1, 0],
+      [26, 0],
+    ],
+  );
+});
+
+test("truncation prompt: when the template and output alone do not fit, the end is cut too and counted", () => {
+  const file = writeJsonl("short.jsonl", SHORT);
+  const dataset = encodeFile(file, { lambda: 0.5, templateWeight: 0.25, contextLength: 27 });
+  // No prompt left (2 tokens), then the end: 9 + 15 template tokens and "Hel" of the output.
+  assert.deepEqual(
+    maskOf(dataset, 0),
+    expectedMask([text("<|user|>\n", 0.25), text("\n<|assistant|>\n", 0.25), text("Hel", 1)]),
+  );
+  const example = dataset.examples[0];
+  assert.deepEqual([example?.truncatedTokens, example?.truncatedOutputTokens], [5, 3]);
 });
 
 // ---- IT ⊆ IM ---------------------------------------------------------------------------------------------------
@@ -531,7 +592,7 @@ test("masks --json prints, per example, exactly the ids and weights encodeConver
   );
 });
 
-test("masks --json with --loss-mode im, a context length and a limit: dropped examples are skipped", () => {
+test("masks --json with --loss-mode im, a context length, --truncation end and a limit: dropped examples are skipped", () => {
   const file = writeJsonl(
     "cli-cut.jsonl",
     SHORT,
@@ -548,10 +609,12 @@ test("masks --json with --loss-mode im, a context length and a limit: dropped ex
     "im",
     "--context-length",
     "28",
+    "--truncation",
+    "end",
     "--limit",
     "2",
   ]);
-  const encoded = encodeFile(file, { format: "alpaca", lambda: 1, contextLength: 28 });
+  const encoded = encodeFile(file, { format: "alpaca", lambda: 1, contextLength: 28, truncation: "end" });
   assert.deepEqual(
     printed.map((m) => m.index),
     [0, 2],

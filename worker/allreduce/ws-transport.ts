@@ -1,11 +1,14 @@
 // The ring over direct WebSocket links: each rank runs a server that its previous rank connects to, and a
 // client to the next rank's server; binary frames, one ring message per frame. The caller exchanges the
-// addresses (over NATS) between listenWsRing and connect. The data plane is meant for a trusted network: the
-// checks here (frame size, who may connect) catch misconfiguration and runaway frames, not attackers.
+// addresses (over NATS) between listenWsRing and connect. A connection must present the job's ring token (the
+// coordinator makes one per job and sends it with the job over NATS, which is authenticated): a process that
+// is not a rank of this job is refused at the handshake (401), so nothing reaches the sums. The links are not
+// encrypted: on a network others can read, use --data-plane nats over TLS.
 //
 // Every wait is bounded: connect resolves once both links are up (to the next rank, from the previous one)
 // and fails after connectTimeoutMs otherwise, each opening handshake included; a link that closes or
 // errors later fails the transport at once (onError), so a rank waiting on it does not wait for a deadline.
+import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import { LinkEvents } from "./link-events.js";
@@ -22,6 +25,10 @@ const LAST_RETRY_MS = 500;
 export interface WsRingOptions {
   /** Largest frame this rank's server accepts and, so, the largest message its transport sends. */
   readonly maxPayloadBytes?: number;
+  /** The job's ring token: peers must present it, and this rank presents it to its next rank. */
+  readonly token?: string;
+  /** Told of each connection refused for a missing or wrong token (to log and count it). */
+  readonly onRefused?: (detail: string) => void;
 }
 
 export interface WsConnectOptions {
@@ -80,7 +87,14 @@ function zeroMask(mask: Uint8Array): void {
   mask.fill(0);
 }
 
-function openOnce(url: string, handshakeTimeoutMs: number): Promise<WebSocket> {
+/** Whether an Authorization header carries `token` (compared in constant time). */
+function presentsToken(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header ?? "");
+  const expected = Buffer.from(`Bearer ${token}`);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function openOnce(url: string, handshakeTimeoutMs: number, token: string | undefined): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     // Nothing but control frames comes back on this socket. The handshake timeout covers a peer that accepts
     // the TCP connection and never answers the upgrade (a stalled process, or not a ring server).
@@ -89,6 +103,7 @@ function openOnce(url: string, handshakeTimeoutMs: number): Promise<WebSocket> {
       handshakeTimeout: handshakeTimeoutMs,
       generateMask: zeroMask,
       perMessageDeflate: false, // floats do not compress, and deflate would cost more than the wire
+      ...(token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }),
     });
     const onError = (error: Error) => reject(error);
     socket.once("error", onError);
@@ -100,11 +115,16 @@ function openOnce(url: string, handshakeTimeoutMs: number): Promise<WebSocket> {
 }
 
 /** Retries while the server is not up yet, until `timeoutMs` passes or `cancelled()` says to stop. */
-async function openWithRetry(url: string, timeoutMs: number, cancelled: () => boolean): Promise<WebSocket> {
+async function openWithRetry(
+  url: string,
+  timeoutMs: number,
+  token: string | undefined,
+  cancelled: () => boolean,
+): Promise<WebSocket> {
   const deadline = Date.now() + timeoutMs;
   for (let delayMs = FIRST_RETRY_MS; ; delayMs = Math.min(2 * delayMs, LAST_RETRY_MS)) {
     try {
-      return await openOnce(url, Math.max(1, deadline - Date.now()));
+      return await openOnce(url, Math.max(1, deadline - Date.now()), token);
     } catch (error) {
       if (cancelled()) throw new Error(`ws ring: closed while connecting to ${url}`, { cause: error });
       if (Date.now() + delayMs > deadline)
@@ -132,7 +152,25 @@ export async function listenWsRing(
   options: WsRingOptions = {},
 ): Promise<WsRingListener> {
   const maxPayloadBytes = options.maxPayloadBytes ?? WS_MAX_PAYLOAD_BYTES;
-  const server = new WebSocketServer({ host, port, maxPayload: maxPayloadBytes });
+  const { token, onRefused } = options;
+  const server = new WebSocketServer({
+    host,
+    port,
+    maxPayload: maxPayloadBytes,
+    ...(token === undefined
+      ? {}
+      : {
+          verifyClient: (
+            info: { req: IncomingMessage },
+            done: (ok: boolean, code?: number, message?: string) => void,
+          ) => {
+            if (presentsToken(info.req.headers.authorization, token)) return done(true);
+            const peer = `${info.req.socket.remoteAddress ?? "?"}:${info.req.socket.remotePort ?? "?"}`;
+            onRefused?.(`a connection from ${peer} without this job's ring token`);
+            done(false, 401, "not a rank of this job");
+          },
+        }),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);
@@ -273,7 +311,7 @@ export async function listenWsRing(
     const url = `${nextAddress.replace(/\/+$/, "")}/ring?from=${rank}`;
     let next: WebSocket;
     try {
-      next = await openWithRetry(url, timeoutMs, () => closing !== undefined);
+      next = await openWithRetry(url, timeoutMs, token, () => closing !== undefined);
     } catch (error) {
       linked?.reject(new Error("ws ring: gave up joining", { cause: error })); // clears its timer
       throw error;
