@@ -18,13 +18,15 @@ import { scoreCommand } from "./commands/score.js";
 import { reportCommand } from "./commands/report.js";
 import { synthCommand } from "./commands/synth.js";
 import { trainCommand } from "./commands/train.js";
+import { experimentCommand } from "./commands/experiment.js";
 import { configPath, readConfigFile } from "./config-file.js";
 import { checkFlagValues, declaredOptions } from "./flag-values.js";
 import { joinNegativeNumbers } from "./raw-args.js";
 
 try {
   const args = joinNegativeNumbers(hideBin(process.argv));
-  const configFile = configPath(args);
+  // `experiment --config F` names its grid file, not a file of flags.
+  const configFile = args[0] === "experiment" ? undefined : configPath(args);
   const config = configFile === undefined ? undefined : readConfigFile(configFile);
   const parser = yargs(args);
   await parser
@@ -48,6 +50,7 @@ try {
     .command(synthCommand)
     .command(masksCommand)
     .command(analyzeCommand)
+    .command(experimentCommand)
     .command(scoreCommand)
     .command(generateCommand)
     .command(reportCommand)

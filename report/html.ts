@@ -30,12 +30,12 @@ export interface ReportPage {
 
 export const DATA_ELEMENT_ID = "imtrain-report-data";
 
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+export const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 
 /** JSON that cannot end the <script> element it sits in ("</script>", "<!--"); JSON.parse reads it back unchanged. */
-const embeddedJson = (data: unknown) => JSON.stringify(data).replace(/</g, "\\u003c");
+export const embeddedJson = (data: unknown) => JSON.stringify(data).replace(/</g, "\\u003c");
 
-const STYLE = `
+export const STYLE = `
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { margin: 0; background: #f6f8fa; color: #1f2328;

@@ -3,11 +3,31 @@ import { analyzeDataset, type LengthStats } from "../../shared/data/analyze.js";
 import type { DataFlags } from "../../shared/options.js";
 import { loadDataForCommand } from "../data-command.js";
 import { dataFlags, MODEL_OPTION } from "../flags.js";
+import { recommend, shippedResults, type Recommendation } from "../../experiment/recommend.js";
 import { modelPositions } from "../../shared/model/source.js";
 
 interface AnalyzeFlags extends DataFlags {
   model: string;
+  results?: string[] | undefined;
   json: boolean;
+}
+
+function recommendationLines(r: Recommendation | undefined, files: number): string[] {
+  if (r === undefined)
+    return [
+      files === 0
+        ? "recommended λ   none: no experiment results to fit (run imtrain experiment, then --results)"
+        : `recommended λ   none: the ${files} results files hold no IT run paired with another λ`,
+    ];
+  const b = r.basis;
+  const predictions = r.predictions
+    .map((p) => `λ=${p.lambda}: ${p.difference >= 0 ? "+" : ""}${p.difference.toFixed(3)}`)
+    .join(", ");
+  return [
+    `recommended λ   --prompt-loss-weight ${r.promptLossWeight} (${r.promptLossWeight === 0 ? "IT" : r.promptLossWeight === 1 ? "IM" : "between IT and IM"})`,
+    `  fitted held-out output loss vs IT at this ratio and size: ${predictions}`,
+    `  based on ${b.runs} runs of ${b.experiments.join(", ")} (ratios ${b.ratios[0].toFixed(2)}–${b.ratios[1].toFixed(2)}, ${b.trainExamples[0]}–${b.trainExamples[1]} training examples; small models, see README "Results"); outside those ranges it extrapolates`,
+  ];
 }
 
 const row = (name: string, s: LengthStats) =>
@@ -18,11 +38,19 @@ export const analyzeCommand: CommandModule<object, AnalyzeFlags> = {
   describe:
     "Example count, prompt/output token statistics, instruction/output length ratio, truncation and drops",
   builder: (yargs: Argv) =>
-    dataFlags(yargs).option("model", MODEL_OPTION).option("json", {
-      type: "boolean",
-      default: false,
-      describe: "Print one JSON object",
-    }) as unknown as Argv<AnalyzeFlags>,
+    dataFlags(yargs)
+      .option("model", MODEL_OPTION)
+      .option("results", {
+        type: "string",
+        array: true,
+        describe:
+          "Experiment results.json files to recommend a λ from (default: the results shipped in experiments/results/)",
+      })
+      .option("json", {
+        type: "boolean",
+        default: false,
+        describe: "Print one JSON object",
+      }) as unknown as Argv<AnalyzeFlags>,
   handler: async (argv) => {
     const maxPositions = await modelPositions(argv.model);
     const { dataset, tokenizer, options } = await loadDataForCommand(argv, maxPositions);
@@ -32,8 +60,16 @@ export const analyzeCommand: CommandModule<object, AnalyzeFlags> = {
       truncation: options.truncation,
       model: argv.model,
     };
+    const resultFiles = argv.results ?? shippedResults();
+    const recommendation = recommend(resultFiles, analysis.instruction_output_ratio, analysis.examples);
     if (argv.json) {
-      process.stdout.write(JSON.stringify({ ...analysis, ...context, tokenizer: tokenizer.name }) + "\n");
+      const line = {
+        ...analysis,
+        ...context,
+        tokenizer: tokenizer.name,
+        recommendation: recommendation ?? null,
+      };
+      process.stdout.write(JSON.stringify(line) + "\n");
       return;
     }
     process.stdout.write(
@@ -46,6 +82,7 @@ export const analyzeCommand: CommandModule<object, AnalyzeFlags> = {
         row("output tokens", analysis.output_tokens),
         `instruction/output length ratio ${analysis.instruction_output_ratio.toFixed(3)}  (IM tends to help when this is high)`,
         `total tokens    ${analysis.total_tokens}`,
+        ...recommendationLines(recommendation, resultFiles.length),
       ].join("\n") + "\n",
     );
   },

@@ -25,6 +25,9 @@ COPY worker/ worker/
 COPY coordinator/ coordinator/
 COPY report/ report/
 COPY cli/ cli/
+COPY experiment/ experiment/
+# experiment configs, and the shipped results `imtrain analyze` recommends a λ from
+COPY experiments/ experiments/
 # tsconfig also includes test/ and bench/: they are not copied, so only the CLI and its imports compile.
 # main.js is made executable for the /usr/local/bin/imtrain link below.
 RUN npm run build && chmod 755 dist/cli/main.js && npm prune --omit=dev --no-audit --no-fund
@@ -48,6 +51,7 @@ WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules node_modules/
 COPY --from=build /app/dist dist/
+COPY --from=build /app/experiments experiments/
 RUN npm install --no-save --omit=dev --no-audit --no-fund @tensorflow/tfjs-node-gpu@4.22.0 \
   && rm -rf node_modules/webgpu node_modules/@tensorflow/tfjs-backend-webgpu
 
@@ -63,6 +67,7 @@ RUN groupadd --gid 10001 imtrain \
 COPY --from=deps /app/package.json /app/package.json
 COPY --from=deps /app/node_modules /app/node_modules
 COPY --from=deps /app/dist /app/dist
+COPY --from=deps /app/experiments /app/experiments
 # `imtrain` on the PATH too, for `docker exec … imtrain` and a Kubernetes `command:`.
 RUN ln -s /app/dist/cli/main.js /usr/local/bin/imtrain
 ENV NODE_ENV=production

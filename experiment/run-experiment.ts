@@ -1,0 +1,276 @@
+// `imtrain experiment`: the grid, run by run, through the same trainer a user runs. Each run goes
+//   pending → training → generating → done | failed
+// and is done once its folder holds summary.json and bleu.json: a rerun of the same command skips those and
+// redoes any run it finds half-way (a crash or a Ctrl-C), so nothing finished is lost or repeated.
+// results.json and report.html are rewritten after every run.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import type { Conversation } from "../shared/data/conversation.js";
+import { readDataFile } from "../shared/data/formats.js";
+import { corpusBleu } from "../shared/eval/bleu.js";
+import { UserError } from "../shared/errors.js";
+import { writeExperimentReport } from "../report/experiment-report.js";
+import { aggregate, imMinusIt, lambdaFits } from "./analysis.js";
+import { runImtrain, stopChildren } from "./child.js";
+import { BLEU_FILE, failedRun, isFinished, readRunResult, SUMMARY_FILE, type BleuRecord } from "./collect.js";
+import { checkModelExists, gridRuns, runId, type ExperimentConfig } from "./config.js";
+import { readDataset, splitFiles, writeConversations, type SplitFiles } from "./data-splits.js";
+import { RESULTS_VERSION, type ExperimentResults, type RunParams, type RunResult } from "./results.js";
+
+export interface ExperimentOptions {
+  readonly outDir: string;
+  /** Workers per run: 1 runs `train`, more run `launch --workers N`. */
+  readonly workers: number;
+  readonly log: (line: string) => void;
+}
+
+type Flags = Readonly<Record<string, string | number | boolean>>;
+
+function flagArgs(flags: Flags): string[] {
+  return Object.entries(flags).flatMap(([key, value]) =>
+    typeof value === "boolean" ? [value ? `--${key}` : `--no-${key}`] : [`--${key}`, String(value)],
+  );
+}
+
+function writeJsonAtomically(file: string, value: unknown): void {
+  writeFileSync(`${file}.partial`, JSON.stringify(value, null, 2) + "\n");
+  renameSync(`${file}.partial`, file);
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const minutes = Math.floor(seconds / 60);
+  return minutes > 0 ? `${minutes} min ${Math.round(seconds % 60)} s` : `${Math.round(seconds)} s`;
+}
+
+/** The final assistant turn of each conversation: what a generation is compared with. */
+function outputsOf(conversations: readonly Conversation[]): string[] {
+  return conversations.map((c) => c.turns.at(-1)?.content ?? "");
+}
+
+export class Experiment {
+  private readonly runsDir: string;
+  private readonly dataDir: string;
+  private readonly results = new Map<string, RunResult>();
+  private baseModel: string;
+  /** Set by stop(): no new run starts, and the one in flight is left unfinished (redone by a rerun). */
+  private stopping = false;
+
+  constructor(
+    private readonly config: ExperimentConfig,
+    private readonly options: ExperimentOptions,
+  ) {
+    this.runsDir = join(options.outDir, "runs");
+    this.dataDir = join(options.outDir, "data");
+    this.baseModel = config.model;
+  }
+
+  /** A signal: stop the child in flight and start nothing more. */
+  stop(): void {
+    this.stopping = true;
+    stopChildren();
+  }
+
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
+  /** Runs what is not done yet; resolves to the results (failed runs included, with their reason). */
+  async run(): Promise<ExperimentResults> {
+    const { log } = this.options;
+    checkModelExists(this.config);
+    mkdirSync(this.runsDir, { recursive: true });
+    const runs = gridRuns(this.config);
+    const splits = this.writeSplits();
+    if (this.config.pretrain) this.baseModel = await this.pretrain();
+    const finished = runs.filter((p) => isFinished(join(this.runsDir, runId(p))));
+    log(
+      `experiment ${this.config.name}: ${runs.length} runs (${finished.length} already done) in ${this.options.outDir}; base model ${this.baseModel}`,
+    );
+    const started = performance.now();
+    let ran = 0;
+    for (const [index, params] of runs.entries()) {
+      if (this.stopping) break;
+      const id = runId(params);
+      const runDir = join(this.runsDir, id);
+      const runStarted = performance.now();
+      let result: RunResult;
+      if (isFinished(runDir)) {
+        result = readRunResult(id, params, runDir, this.recordedSeconds(runDir));
+      } else {
+        const split = splits.get(`${params.dataset}/${params.seed}`) as SplitFiles;
+        const outcome = await this.runOne(id, params, runDir, split);
+        if (outcome === undefined) break; // stopped mid-run: left for the rerun
+        result = outcome;
+        ran++;
+        const perRun = (performance.now() - started) / 1000 / ran;
+        const left = runs.length - index - 1;
+        const what =
+          result.status === "done"
+            ? `held-out output loss ${result.finalHeldOutOutputLoss.toFixed(4)}, BLEU ${result.bleu.toFixed(2)}`
+            : `FAILED: ${result.error ?? ""}`;
+        log(
+          `[${index + 1}/${runs.length}] ${id}: ${what} (${formatDuration((performance.now() - runStarted) / 1000)}; about ${formatDuration(perRun * left)} left)`,
+        );
+      }
+      this.results.set(id, result);
+      await this.writeResults();
+    }
+    return this.snapshot();
+  }
+
+  /** Held-out and training files for each (data set, seed) of the grid. */
+  private writeSplits(): Map<string, SplitFiles> {
+    const splits = new Map<string, SplitFiles>();
+    for (const dataset of this.config.grid.dataset) {
+      const source = this.config.datasets.get(dataset);
+      if (source === undefined) continue;
+      const conversations = readDataset(dataset, source, this.dataDir, this.options.log);
+      for (const seed of this.config.grid.seed)
+        splits.set(`${dataset}/${seed}`, splitFiles(this.config, dataset, seed, conversations, this.dataDir));
+    }
+    return splits;
+  }
+
+  /** The base model: a plain language-model loss (every token weighs 1) on the pretraining text. */
+  private async pretrain(): Promise<string> {
+    const pretrain = this.config.pretrain;
+    if (pretrain === undefined) return this.config.model;
+    const dir = join(this.options.outDir, "pretrain");
+    const checkpoint = join(dir, "checkpoint");
+    if (existsSync(join(dir, SUMMARY_FILE))) return checkpoint;
+    rmSync(dir, { recursive: true, force: true });
+    const corpus = join(this.dataDir, "pretrain.jsonl");
+    const text = pretrain.datasets.flatMap((name) => {
+      const source = this.config.datasets.get(name);
+      return source === undefined ? [] : readDataset(name, source, this.dataDir, this.options.log);
+    });
+    if (!existsSync(corpus)) writeConversations(corpus, text);
+    this.options.log(
+      `pretraining the base model: ${pretrain.model}, ${pretrain.steps} steps on ${pretrain.datasets.join(", ")} (${text.length} examples)`,
+    );
+    mkdirSync(dir, { recursive: true });
+    const result = await runImtrain(
+      [
+        "train",
+        ...["--data", corpus, "--model", pretrain.model, "--steps", String(pretrain.steps), "--out", dir],
+        ...["--prompt-loss-weight", "1", "--template-loss-weight", "1", "--eval-fraction", "0.02"],
+        ...flagArgs(pretrain.flags),
+      ],
+      join(this.options.outDir, "pretrain.log"),
+      this.config.runTimeoutMs,
+    );
+    if (result.status !== 0)
+      throw new UserError(
+        `pretraining failed${result.timedOut ? " (deadline)" : ""}: ${result.lastError} (log: ${join(this.options.outDir, "pretrain.log")})`,
+      );
+    this.options.log(`base model: ${checkpoint}`);
+    return checkpoint;
+  }
+
+  /** One run, trained then scored; undefined if the experiment was stopped meanwhile. */
+  private async runOne(
+    id: string,
+    p: RunParams,
+    runDir: string,
+    split: SplitFiles,
+  ): Promise<RunResult | undefined> {
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    if (existsSync(runDir)) {
+      this.options.log(`${id}: redoing an unfinished run`);
+      rmSync(runDir, { recursive: true, force: true });
+    }
+    mkdirSync(runDir, { recursive: true });
+    const logFile = join(runDir, "experiment.log");
+    const trainFile = split.train.get(p.trainExamples) ?? "";
+    const trainer =
+      this.options.workers > 1 ? ["launch", "--workers", String(this.options.workers)] : ["train"];
+    const trained = await runImtrain(
+      [
+        ...trainer,
+        ...["--data", trainFile, "--eval-data", split.heldOut, "--model", this.baseModel, "--out", runDir],
+        ...[
+          "--prompt-loss-weight",
+          String(p.promptLossWeight),
+          "--template-loss-weight",
+          String(p.templateLossWeight),
+        ],
+        ...[
+          "--kl-weight",
+          String(p.klWeight),
+          "--neftune-alpha",
+          String(p.neftuneAlpha),
+          "--seed",
+          String(p.seed),
+        ],
+        ...flagArgs(this.config.trainFlags),
+      ],
+      logFile,
+      this.config.runTimeoutMs,
+    );
+    if (this.stopping) return undefined;
+    if (trained.status !== 0 || !existsSync(join(runDir, SUMMARY_FILE)))
+      return failedRun(
+        id,
+        p,
+        `train: ${trained.timedOut ? "deadline passed" : trained.lastError}`,
+        seconds(),
+      );
+    // Greedy generations on training prompts, against the outputs trained on: how much the model copies.
+    const prompts = readDataFile(trainFile, "auto").slice(0, this.config.bleu.examples);
+    const generated = await runImtrain(
+      [
+        "generate",
+        ...["--model", runDir, "--data", trainFile, "--limit", String(prompts.length)],
+        ...["--max-new-tokens", String(this.config.bleu.maxNewTokens)],
+      ],
+      logFile,
+      this.config.runTimeoutMs,
+    );
+    if (this.stopping) return undefined;
+    if (generated.status !== 0)
+      return failedRun(
+        id,
+        p,
+        `generate: ${generated.timedOut ? "deadline passed" : generated.lastError}`,
+        seconds(),
+      );
+    const completions = generated.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => (JSON.parse(line) as { completion: string }).completion);
+    const bleu: BleuRecord = {
+      ...corpusBleu(completions, [outputsOf(prompts)]),
+      examples: completions.length,
+    };
+    writeJsonAtomically(join(runDir, BLEU_FILE), { ...bleu, elapsed_s: seconds() });
+    return readRunResult(id, p, runDir, seconds());
+  }
+
+  private recordedSeconds(runDir: string): number {
+    const record = JSON.parse(readFileSync(join(runDir, BLEU_FILE), "utf8")) as { elapsed_s?: number };
+    return record.elapsed_s ?? NaN;
+  }
+
+  private snapshot(): ExperimentResults {
+    const runs = [...this.results.values()];
+    return {
+      version: RESULTS_VERSION,
+      name: this.config.name,
+      config: this.config.file,
+      generatedAt: new Date().toISOString(),
+      baseModel: this.baseModel,
+      runs,
+      aggregates: aggregate(runs),
+      imMinusIt: imMinusIt(runs),
+      fits: lambdaFits(runs),
+    };
+  }
+
+  private async writeResults(): Promise<void> {
+    const results = this.snapshot();
+    writeJsonAtomically(join(this.options.outDir, "results.json"), results);
+    await writeExperimentReport(results, join(this.options.outDir, "report.html"));
+  }
+}
