@@ -8,6 +8,9 @@ import { DataError } from "../shared/errors.js";
 import { lambdaFits, recommendLambda } from "./analysis.js";
 import type { ExperimentResults, LambdaFit, RunResult } from "./results.js";
 
+/** A λ is recommended from only if its fit rests on this many (data set, size) cells: one cell is no trend. */
+export const MIN_FIT_POINTS = 3;
+
 export const SHIPPED_RESULTS_DIR = fileURLToPath(new URL("../../experiments/results/", import.meta.url));
 
 export interface Recommendation {
@@ -53,7 +56,7 @@ export function recommend(
   const all = files.map(readResults);
   // JSON has no NaN: a failed run's numbers come back as null.
   const runs: RunResult[] = all.flatMap((r) => r.runs).filter((run) => run.status === "done");
-  const fits = lambdaFits(runs);
+  const fits = lambdaFits(runs).filter((fit) => fit.points >= MIN_FIT_POINTS);
   if (fits.length === 0) return undefined;
   const best = recommendLambda(fits, ratio, examples);
   const range = (values: number[]): [number, number] => [Math.min(...values), Math.max(...values)];

@@ -3,7 +3,12 @@ import { analyzeDataset, type LengthStats } from "../../shared/data/analyze.js";
 import type { DataFlags } from "../../shared/options.js";
 import { loadDataForCommand } from "../data-command.js";
 import { dataFlags, MODEL_OPTION } from "../flags.js";
-import { recommend, shippedResults, type Recommendation } from "../../experiment/recommend.js";
+import {
+  MIN_FIT_POINTS,
+  recommend,
+  shippedResults,
+  type Recommendation,
+} from "../../experiment/recommend.js";
 import { modelPositions } from "../../shared/model/source.js";
 
 interface AnalyzeFlags extends DataFlags {
@@ -17,7 +22,7 @@ function recommendationLines(r: Recommendation | undefined, files: number): stri
     return [
       files === 0
         ? "recommended λ   none: no experiment results to fit (run imtrain experiment, then --results)"
-        : `recommended λ   none: the ${files} results files hold no IT run paired with another λ`,
+        : `recommended λ   none: the ${files} results files hold no λ paired with IT in ${MIN_FIT_POINTS} or more (data set, size) cells`,
     ];
   const b = r.basis;
   const predictions = r.predictions
