@@ -44,26 +44,28 @@ export function aggregate(runs: readonly RunResult[]): Aggregate[] {
   });
 }
 
-/** The base values of the knobs other than λ: the smallest in the grid (0 for KL and NEFTune, as in IT/IM). */
-function baseKnobs(runs: readonly RunResult[]) {
+/**
+ * The runs at the base values of the knobs other than λ and size: the smallest in the grid (0 for KL and
+ * NEFTune, as in plain IT/IM).
+ */
+export function atBaseKnobs(runs: readonly RunResult[]): RunResult[] {
   const min = (pick: (p: RunParams) => number) => Math.min(...runs.map((r) => pick(r.params)));
-  return {
-    templateLossWeight: min((p) => p.templateLossWeight),
-    klWeight: min((p) => p.klWeight),
-    neftuneAlpha: min((p) => p.neftuneAlpha),
-  };
+  const [templateLossWeight, klWeight, neftuneAlpha] = [
+    min((p) => p.templateLossWeight),
+    min((p) => p.klWeight),
+    min((p) => p.neftuneAlpha),
+  ];
+  return runs.filter(
+    (r) =>
+      r.params.templateLossWeight === templateLossWeight &&
+      r.params.klWeight === klWeight &&
+      r.params.neftuneAlpha === neftuneAlpha,
+  );
 }
 
 /** Held-out loss at λ minus at λ = 0, per (data set, size, seed) with both, at the base knobs. */
 function differencesFromIt(runs: readonly RunResult[], lambda: number) {
-  const done = runs.filter((r) => r.status === "done");
-  const base = baseKnobs(done);
-  const atBase = done.filter(
-    (r) =>
-      r.params.templateLossWeight === base.templateLossWeight &&
-      r.params.klWeight === base.klWeight &&
-      r.params.neftuneAlpha === base.neftuneAlpha,
-  );
+  const atBase = atBaseKnobs(runs.filter((r) => r.status === "done"));
   const key = (p: RunParams) => JSON.stringify([p.dataset, p.trainExamples, p.seed]);
   const it = new Map(atBase.filter((r) => r.params.promptLossWeight === 0).map((r) => [key(r.params), r]));
   return atBase

@@ -9,6 +9,8 @@ import type { CurvePoint, RunParams, RunResult } from "./results.js";
 
 export interface BleuRecord extends BleuScore {
   readonly examples: number;
+  /** The run's wall time, training and scoring, as bleu.json records it. */
+  readonly elapsed_s: number;
 }
 
 export const SUMMARY_FILE = "summary.json";
@@ -19,12 +21,7 @@ export function isFinished(runDir: string): boolean {
   return existsSync(join(runDir, SUMMARY_FILE)) && existsSync(join(runDir, BLEU_FILE));
 }
 
-export function readRunResult(
-  id: string,
-  params: RunParams,
-  runDir: string,
-  elapsedSeconds: number,
-): RunResult {
+export function readRunResult(id: string, params: RunParams, runDir: string): RunResult {
   const summary = JSON.parse(readFileSync(join(runDir, SUMMARY_FILE), "utf8")) as JobSummary;
   const bleu = JSON.parse(readFileSync(join(runDir, BLEU_FILE), "utf8")) as BleuRecord;
   const curve: CurvePoint[] = readMetricsLog(join(runDir, "metrics.jsonl"))
@@ -45,7 +42,7 @@ export function readRunResult(
     bleu: bleu.score,
     bleuExamples: bleu.examples,
     curve,
-    elapsedSeconds,
+    elapsedSeconds: bleu.elapsed_s,
   };
 }
 

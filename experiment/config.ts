@@ -233,7 +233,6 @@ export function readExperimentConfig(file: string): ExperimentConfig {
   };
 }
 
-/** Every point of the grid, in a fixed order: data set, size, seed, then the loss knobs. */
 /** A --model that is neither a preset nor an existing path: one line before any run starts. */
 export function checkModelExists(config: ExperimentConfig): void {
   if (config.pretrain === undefined && !(config.model in MODEL_PRESETS) && !existsSync(config.model))
@@ -244,6 +243,7 @@ export function checkModelExists(config: ExperimentConfig): void {
     );
 }
 
+/** Every point of the grid, in a fixed order: data set, size, seed, then the loss knobs. */
 export function gridRuns(config: ExperimentConfig): RunParams[] {
   const g = config.grid;
   const runs: RunParams[] = [];

@@ -2,12 +2,13 @@
 // a held-out file and nested training subsets (the first N of a seeded order, so 200 ⊂ 1,000, and the held-out
 // examples are the same for every size and λ), and the pretraining text. Written in a format train reads back
 // to the same conversations: Alpaca records where every conversation is one exchange, chat messages else.
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Conversation } from "../shared/data/conversation.js";
 import { readDataFile, type DataFormat } from "../shared/data/formats.js";
 import { generateSynthetic, writeSyntheticJsonl } from "../shared/data/synth.js";
 import { UserError } from "../shared/errors.js";
+import { writeFileSynced } from "../shared/model/checkpoint-manifest.js";
 import { hashKeys, mulberry32, permutation } from "../shared/random.js";
 import type { DatasetSource, ExperimentConfig } from "./config.js";
 
@@ -37,12 +38,13 @@ function recordOf(c: Conversation, alpaca: boolean): object {
 }
 
 /** Writes conversations as JSONL, atomically (a crash never leaves half a file that looks whole). */
-export function writeConversations(file: string, conversations: readonly Conversation[]): void {
+export async function writeConversations(
+  file: string,
+  conversations: readonly Conversation[],
+): Promise<void> {
   const alpaca = conversations.every(isSingleExchange);
   mkdirSync(dirname(file), { recursive: true });
-  const temporary = `${file}.partial`;
-  writeFileSync(temporary, conversations.map((c) => JSON.stringify(recordOf(c, alpaca)) + "\n").join(""));
-  renameSync(temporary, file);
+  await writeFileSynced(file, conversations.map((c) => JSON.stringify(recordOf(c, alpaca)) + "\n").join(""));
 }
 
 /** A data set's conversations; synthetic ones are generated into DIR/data first, so runs read a file. */
@@ -78,13 +80,13 @@ export function readDataset(
 }
 
 /** Held-out and training files of `dataset` for `seed`, written if missing. */
-export function splitFiles(
+export async function splitFiles(
   config: ExperimentConfig,
   dataset: string,
   seed: number,
   conversations: readonly Conversation[],
   dataDir: string,
-): SplitFiles {
+): Promise<SplitFiles> {
   const sizes = [...new Set(config.grid.trainExamples)].sort((a, b) => a - b);
   const largest = sizes.at(-1) ?? 0;
   const needed = config.heldOutExamples + largest;
@@ -97,12 +99,12 @@ export function splitFiles(
     [...order.subarray(from, to)].map((i) => conversations[i] as Conversation);
   const dir = join(dataDir, dataset, `seed-${seed}`);
   const heldOut = join(dir, "held-out.jsonl");
-  if (!existsSync(heldOut)) writeConversations(heldOut, pick(0, config.heldOutExamples));
+  if (!existsSync(heldOut)) await writeConversations(heldOut, pick(0, config.heldOutExamples));
   const train = new Map<number, string>();
   for (const size of sizes) {
     const file = join(dir, `train-${size}.jsonl`);
     if (!existsSync(file))
-      writeConversations(file, pick(config.heldOutExamples, config.heldOutExamples + size));
+      await writeConversations(file, pick(config.heldOutExamples, config.heldOutExamples + size));
     train.set(size, file);
   }
   return { heldOut, train };

@@ -3,13 +3,15 @@
 // and is done once its folder holds summary.json and bleu.json: a rerun of the same command skips those and
 // redoes any run it finds half-way (a crash or a Ctrl-C), so nothing finished is lost or repeated.
 // results.json and report.html are rewritten after every run.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Conversation } from "../shared/data/conversation.js";
 import { readDataFile } from "../shared/data/formats.js";
 import { corpusBleu } from "../shared/eval/bleu.js";
 import { UserError } from "../shared/errors.js";
 import { writeExperimentReport } from "../report/experiment-report.js";
+import { formatDuration } from "../report/format.js";
+import { writeFileSynced } from "../shared/model/checkpoint-manifest.js";
 import { aggregate, imMinusIt, lambdaFits } from "./analysis.js";
 import { runImtrain, stopChildren } from "./child.js";
 import { BLEU_FILE, failedRun, isFinished, readRunResult, SUMMARY_FILE, type BleuRecord } from "./collect.js";
@@ -32,15 +34,9 @@ function flagArgs(flags: Flags): string[] {
   );
 }
 
-function writeJsonAtomically(file: string, value: unknown): void {
-  writeFileSync(`${file}.partial`, JSON.stringify(value, null, 2) + "\n");
-  renameSync(`${file}.partial`, file);
-}
-
-function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const minutes = Math.floor(seconds / 60);
-  return minutes > 0 ? `${minutes} min ${Math.round(seconds % 60)} s` : `${Math.round(seconds)} s`;
+/** Whole or not at all: a crash never leaves half a file that looks whole. */
+function writeJson(file: string, value: unknown): Promise<void> {
+  return writeFileSynced(file, JSON.stringify(value, null, 2) + "\n");
 }
 
 /** The final assistant turn of each conversation: what a generation is compared with. */
@@ -81,7 +77,7 @@ export class Experiment {
     checkModelExists(this.config);
     mkdirSync(this.runsDir, { recursive: true });
     const runs = gridRuns(this.config);
-    const splits = this.writeSplits();
+    const splits = await this.writeSplits();
     if (this.config.pretrain) this.baseModel = await this.pretrain();
     const finished = runs.filter((p) => isFinished(join(this.runsDir, runId(p))));
     log(
@@ -93,41 +89,43 @@ export class Experiment {
       if (this.stopping) break;
       const id = runId(params);
       const runDir = join(this.runsDir, id);
-      const runStarted = performance.now();
-      let result: RunResult;
       if (isFinished(runDir)) {
-        result = readRunResult(id, params, runDir, this.recordedSeconds(runDir));
-      } else {
-        const split = splits.get(`${params.dataset}/${params.seed}`) as SplitFiles;
-        const outcome = await this.runOne(id, params, runDir, split);
-        if (outcome === undefined) break; // stopped mid-run: left for the rerun
-        result = outcome;
-        ran++;
-        const perRun = (performance.now() - started) / 1000 / ran;
-        const left = runs.length - index - 1;
-        const what =
-          result.status === "done"
-            ? `held-out output loss ${result.finalHeldOutOutputLoss.toFixed(4)}, BLEU ${result.bleu.toFixed(2)}`
-            : `FAILED: ${result.error ?? ""}`;
-        log(
-          `[${index + 1}/${runs.length}] ${id}: ${what} (${formatDuration((performance.now() - runStarted) / 1000)}; about ${formatDuration(perRun * left)} left)`,
-        );
+        this.results.set(id, readRunResult(id, params, runDir));
+        continue;
       }
+      const runStarted = performance.now();
+      const split = splits.get(`${params.dataset}/${params.seed}`) as SplitFiles;
+      const result = await this.runOne(id, params, runDir, split);
+      if (result === undefined) break; // stopped mid-run: left for the rerun
+      ran++;
+      const perRun = (performance.now() - started) / 1000 / ran;
+      const left = runs.length - index - 1;
+      const what =
+        result.status === "done"
+          ? `held-out output loss ${result.finalHeldOutOutputLoss.toFixed(4)}, BLEU ${result.bleu.toFixed(2)}`
+          : `FAILED: ${result.error ?? ""}`;
+      log(
+        `[${index + 1}/${runs.length}] ${id}: ${what} (${formatDuration((performance.now() - runStarted) / 1000)}; about ${formatDuration(perRun * left)} left)`,
+      );
       this.results.set(id, result);
       await this.writeResults();
     }
-    return this.snapshot();
+    // Also when every run was already done: a rerun regenerates results.json and the report from them.
+    return this.writeResults();
   }
 
   /** Held-out and training files for each (data set, seed) of the grid. */
-  private writeSplits(): Map<string, SplitFiles> {
+  private async writeSplits(): Promise<Map<string, SplitFiles>> {
     const splits = new Map<string, SplitFiles>();
     for (const dataset of this.config.grid.dataset) {
       const source = this.config.datasets.get(dataset);
       if (source === undefined) continue;
       const conversations = readDataset(dataset, source, this.dataDir, this.options.log);
       for (const seed of this.config.grid.seed)
-        splits.set(`${dataset}/${seed}`, splitFiles(this.config, dataset, seed, conversations, this.dataDir));
+        splits.set(
+          `${dataset}/${seed}`,
+          await splitFiles(this.config, dataset, seed, conversations, this.dataDir),
+        );
     }
     return splits;
   }
@@ -145,7 +143,7 @@ export class Experiment {
       const source = this.config.datasets.get(name);
       return source === undefined ? [] : readDataset(name, source, this.dataDir, this.options.log);
     });
-    if (!existsSync(corpus)) writeConversations(corpus, text);
+    if (!existsSync(corpus)) await writeConversations(corpus, text);
     this.options.log(
       `pretraining the base model: ${pretrain.model}, ${pretrain.steps} steps on ${pretrain.datasets.join(", ")} (${text.length} examples)`,
     );
@@ -243,14 +241,10 @@ export class Experiment {
     const bleu: BleuRecord = {
       ...corpusBleu(completions, [outputsOf(prompts)]),
       examples: completions.length,
+      elapsed_s: seconds(),
     };
-    writeJsonAtomically(join(runDir, BLEU_FILE), { ...bleu, elapsed_s: seconds() });
-    return readRunResult(id, p, runDir, seconds());
-  }
-
-  private recordedSeconds(runDir: string): number {
-    const record = JSON.parse(readFileSync(join(runDir, BLEU_FILE), "utf8")) as { elapsed_s?: number };
-    return record.elapsed_s ?? NaN;
+    await writeJson(join(runDir, BLEU_FILE), bleu);
+    return readRunResult(id, p, runDir);
   }
 
   private snapshot(): ExperimentResults {
@@ -268,9 +262,10 @@ export class Experiment {
     };
   }
 
-  private async writeResults(): Promise<void> {
+  private async writeResults(): Promise<ExperimentResults> {
     const results = this.snapshot();
-    writeJsonAtomically(join(this.options.outDir, "results.json"), results);
+    await writeJson(join(this.options.outDir, "results.json"), results);
     await writeExperimentReport(results, join(this.options.outDir, "report.html"));
+    return results;
   }
 }

@@ -1,7 +1,7 @@
 // An experiment's charts (the paper's analyses) as ECharts options, from results.json. A chart with nothing
 // to show (one data set, no KL values) is left out rather than drawn empty.
 import type { EChartsOption, SeriesOption } from "echarts";
-import { aggregate, spread } from "../experiment/analysis.js";
+import { aggregate, atBaseKnobs, spread } from "../experiment/analysis.js";
 import type { Aggregate, ExperimentResults, RunResult } from "../experiment/results.js";
 import { FONT, RUN_COLOURS, type Chart } from "./chart-options.js";
 
@@ -27,17 +27,10 @@ const done = (results: ExperimentResults) => results.runs.filter((r) => r.status
 
 /** The base knobs (smallest template weight, KL and NEFTune of the grid) at each data set's largest size. */
 function atBase(runs: readonly RunResult[]): RunResult[] {
-  const min = (f: (r: RunResult) => number) => Math.min(...runs.map(f));
   const largest = new Map<string, number>();
   for (const r of runs)
     largest.set(r.params.dataset, Math.max(largest.get(r.params.dataset) ?? 0, r.params.trainExamples));
-  return runs.filter(
-    (r) =>
-      r.params.templateLossWeight === min((x) => x.params.templateLossWeight) &&
-      r.params.klWeight === min((x) => x.params.klWeight) &&
-      r.params.neftuneAlpha === min((x) => x.params.neftuneAlpha) &&
-      r.params.trainExamples === largest.get(r.params.dataset),
-  );
+  return atBaseKnobs(runs).filter((r) => r.params.trainExamples === largest.get(r.params.dataset));
 }
 
 /** (1) Train and held-out output loss per step, mean over seeds, one colour per (data set, λ). */

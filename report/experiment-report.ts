@@ -1,9 +1,10 @@
 // An experiment's report: one self-contained HTML page of its charts (experiment-charts.ts), the BLEU
 // overlap table (the paper's: generations on training prompts against the training outputs), the means per
 // grid cell, the fits `analyze` recommends from, the failed runs, and results.json embedded.
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { spread } from "../experiment/analysis.js";
+import { writeFileSynced } from "../shared/model/checkpoint-manifest.js";
 import type { ExperimentResults, Spread } from "../experiment/results.js";
 import { experimentCharts } from "./experiment-charts.js";
 import { embeddedJson, escapeHtml, STYLE } from "./html.js";
@@ -142,6 +143,5 @@ ${sections.join("\n")}
 export async function writeExperimentReport(results: ExperimentResults, outFile: string): Promise<void> {
   const html = await renderExperimentReport(results);
   mkdirSync(dirname(outFile), { recursive: true });
-  writeFileSync(`${outFile}.partial`, html);
-  renameSync(`${outFile}.partial`, outFile);
+  await writeFileSynced(outFile, html);
 }
