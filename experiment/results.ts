@@ -91,7 +91,8 @@ export interface ExperimentResults {
   /** The config file the experiment ran, as given. */
   readonly config: string;
   readonly generatedAt: string;
-  /** Base model the runs fine-tuned: a preset, a path, or the pretrain stage's checkpoint. */
+  /** Base model the runs fine-tuned: a preset, a path, or the pretrain stage's checkpoint (relative to the
+   *  experiment's folder when inside it). */
   readonly baseModel: string;
   readonly runs: readonly RunResult[];
   readonly aggregates: readonly Aggregate[];

@@ -4,7 +4,7 @@
 // redoes any run it finds half-way (a crash or a Ctrl-C), so nothing finished is lost or repeated.
 // results.json and report.html are rewritten after every run.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { isAbsolute, join, relative } from "node:path";
 import type { Conversation } from "../shared/data/conversation.js";
 import { readDataFile } from "../shared/data/formats.js";
 import { corpusBleu } from "../shared/eval/bleu.js";
@@ -254,12 +254,21 @@ export class Experiment {
       name: this.config.name,
       config: this.config.file,
       generatedAt: new Date().toISOString(),
-      baseModel: this.baseModel,
+      baseModel: this.recordedBaseModel(),
       runs,
       aggregates: aggregate(runs),
       imMinusIt: imMinusIt(runs),
       fits: lambdaFits(runs),
     };
+  }
+
+  /** The pretrain stage's checkpoint by its path in the experiment's folder, so results.json reads the same
+   *  wherever the folder is copied; a preset or a user's model as given. */
+  private recordedBaseModel(): string {
+    const inside = relative(this.options.outDir, this.baseModel);
+    return this.config.pretrain !== undefined && !inside.startsWith("..") && !isAbsolute(inside)
+      ? inside
+      : this.baseModel;
   }
 
   private async writeResults(): Promise<ExperimentResults> {

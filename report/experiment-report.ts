@@ -3,7 +3,7 @@
 // grid cell, the fits `analyze` recommends from, the failed runs, and results.json embedded.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { spread } from "../experiment/analysis.js";
+import { atBaseKnobs, spread } from "../experiment/analysis.js";
 import { writeFileSynced } from "../shared/model/checkpoint-manifest.js";
 import type { ExperimentResults, Spread } from "../experiment/results.js";
 import { experimentCharts } from "./experiment-charts.js";
@@ -21,11 +21,9 @@ function table(head: readonly string[], rows: readonly (readonly string[])[]): s
   return `<div class="scroll"><table><thead><tr>${th}</tr></thead><tbody>${tr.join("")}</tbody></table></div>`;
 }
 
-/** IT vs IM BLEU per data set and size, over seeds (lower = less copying of the training outputs). */
+/** IT vs IM BLEU per data set and size at the base knobs, over seeds (lower = less copying of the training outputs). */
 function bleuTable(results: ExperimentResults): string {
-  const done = results.runs.filter(
-    (r) => r.status === "done" && r.params.klWeight === 0 && r.params.neftuneAlpha === 0,
-  );
+  const done = atBaseKnobs(results.runs.filter((r) => r.status === "done"));
   const keys = [...new Set(done.map((r) => `${r.params.dataset}\t${r.params.trainExamples}`))];
   const rows = keys.map((key) => {
     const [dataset, size] = key.split("\t");

@@ -6,6 +6,7 @@ import { createSocket } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { UserError } from "../shared/errors.js";
+import { urlHost } from "../shared/url-host.js";
 
 export const AUTO_ADVERTISE_HOST = "auto";
 const RESOLVE_TIMEOUT_MS = 10_000;
@@ -13,8 +14,7 @@ const RESOLVE_TIMEOUT_MS = 10_000;
 /** The host of a NATS URL (the first of a comma-separated list), brackets off an IPv6 literal. */
 export function natsHost(natsUrl: string): string {
   const first = (natsUrl.split(",")[0] ?? "").trim();
-  const hostname = new URL(first.includes("://") ? first : `nats://${first}`).hostname;
-  return hostname.replace(/^\[(.*)\]$/, "$1");
+  return urlHost(first.includes("://") ? first : `nats://${first}`);
 }
 
 /** The local address the kernel would send from to reach `host`; one line naming the flag if it cannot. */

@@ -1,6 +1,7 @@
 // The ws data plane links workers directly, at the addresses they advertise. A worker that advertises a
 // loopback address (127.0.0.1, the old --advertise-host default) can only be reached from its own host: in
 // a job that spans hosts the ring would hang on connecting. Refused at admission with the fix instead.
+import { urlHost } from "../../shared/url-host.js";
 
 export interface RingMemberAddress {
   readonly name: string;
@@ -13,7 +14,7 @@ export interface RingMemberAddress {
 function isLoopback(address: string): boolean {
   let host: string;
   try {
-    host = new URL(address).hostname.replace(/^\[(.*)\]$/, "$1");
+    host = urlHost(address);
   } catch {
     return false;
   }

@@ -61,14 +61,18 @@ test(
     assert.match(first.stderr, /pretraining the base model: .* on pretrain-text \(60 examples\)/);
     const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as ExperimentResults;
     assert.equal(results.runs.length, 8);
-    assert.equal(results.baseModel, join(out, "pretrain", "checkpoint"));
+    // Inside the experiment's folder, so the results read the same wherever the folder is copied.
+    assert.equal(results.baseModel, join("pretrain", "checkpoint"));
     for (const run of results.runs) {
       assert.equal(run.status, "done", run.error);
       assert.ok(run.curve.length >= 2, `${run.id}: evals at steps 2 and 4`);
       assert.ok(run.bleu >= 0 && run.bleu <= 100, `${run.id}: BLEU ${run.bleu}`);
       assert.equal(run.bleuExamples, 4);
       const log = readFileSync(join(out, "runs", run.id, "experiment.log"), "utf8");
-      assert.ok(log.includes(`--model ${results.baseModel}`), "fine-tuned from the pretrained base");
+      assert.ok(
+        log.includes(`--model ${join(out, results.baseModel)}`),
+        "fine-tuned from the pretrained base",
+      );
     }
     // IM − IT for each data set and size, and a fit over them for λ = 1.
     assert.equal(results.imMinusIt.length, 4);
