@@ -3,7 +3,7 @@ import yargs, { type Argv } from "yargs";
 import { UserError } from "../shared/errors.js";
 import type { TrainFlags } from "../shared/options.js";
 import { BACKEND_NAMES } from "../shared/backend/select.js";
-import { DATA_PLANES } from "../shared/protocol.js";
+import { DATA_PLANES, WIRE_DTYPES } from "../shared/protocol.js";
 import { DATA_FORMATS } from "../shared/data/formats.js";
 import { TEMPLATE_NAMES } from "../shared/data/template.js";
 import { TRUNCATION_MODES } from "../shared/data/encode.js";
@@ -264,6 +264,13 @@ export function coordinatorFlags<T>(yargs: Argv<T>, required = true) {
       choices: DATA_PLANES,
       describe:
         "Where gradients travel: ws, direct WebSocket links between workers, NATS carrying control only (each worker must be reachable at its --advertise-host); or nats, every gradient byte through the NATS server",
+    })
+    .option("allreduce-dtype", {
+      type: "string",
+      default: "fp32",
+      choices: WIRE_DTYPES,
+      describe:
+        "The format gradients cross the data plane in: fp32, or bf16/fp16 for half the bytes (sums stay fp32, as PyTorch DDP's compression hooks; fp16 flushes gradients below 6e-8 to zero)",
     })
     .option("checksum-every", {
       type: "number",

@@ -12,7 +12,7 @@ import { UserError } from "../shared/errors.js";
 import { connectToNats } from "../shared/nats/connect.js";
 import { describeNatsAuth, type NatsConnectionSettings } from "../shared/nats/settings.js";
 import type { TrainFlags, TrainOptions } from "../shared/options.js";
-import type { DataPlane, JobSpec } from "../shared/protocol.js";
+import type { DataPlane, JobSpec, WireDtype } from "../shared/protocol.js";
 import { prepareRun } from "../shared/train/prepare.js";
 import type { Health } from "../shared/metrics/health.js";
 import type { MetricsOptions } from "../shared/metrics/options.js";
@@ -36,6 +36,8 @@ export interface CoordinatorOptions {
   /** Job name: the subject prefix, so several jobs can share one NATS server. */
   readonly job: string;
   readonly dataPlane: DataPlane;
+  /** The format gradients travel in (sums stay fp32). */
+  readonly allreduceDtype: WireDtype;
   readonly checksumEverySteps: number;
   readonly heartbeatMs: number;
   /** A worker whose heartbeats (sent from their own thread) stop this long is lost. */
@@ -135,6 +137,7 @@ async function coordinate(
     flags: { ...workerFlags(flags), out: train.outDir },
     totalSteps: run.totalSteps,
     dataPlane: options.dataPlane,
+    allreduceDtype: options.allreduceDtype,
     checksumEverySteps: options.checksumEverySteps,
     heartbeatMs: options.heartbeatMs,
     coordinatorTimeoutMs: options.heartbeatTimeoutMs,

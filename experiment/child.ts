@@ -19,6 +19,18 @@ export interface ChildResult {
 
 const running = new Set<ChildProcess>();
 
+/**
+ * The line of a child's stderr that says why it failed: the last error line ("imtrain: …", "TypeError: …"),
+ * not the stack frames or the "Node.js v20" that an uncaught exception ends with; else the last line.
+ */
+export function failureLine(stderr: string): string {
+  const lines = stderr
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !/^at /.test(line) && !/^Node\.js v\d/.test(line));
+  return lines.filter((line) => /^(imtrain:|\w*Error\b)/.test(line)).at(-1) ?? lines.at(-1) ?? "";
+}
+
 /** Stops every child in flight (the experiment got a signal): SIGTERM, then SIGKILL after a grace period. */
 export function stopChildren(): void {
   for (const child of running) {
@@ -59,12 +71,7 @@ export function runImtrain(
     child.once("close", (status) => {
       clearTimeout(deadline);
       running.delete(child);
-      const lastError =
-        tail
-          .split("\n")
-          .filter((line) => line.trim() !== "")
-          .at(-1) ?? "";
-      log.end(() => resolve({ status, stdout, lastError, timedOut }));
+      log.end(() => resolve({ status, stdout, lastError: failureLine(tail), timedOut }));
     });
   });
 }

@@ -105,6 +105,7 @@ export const JOB_SPEC = z.object({
   }),
   totalSteps: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
   dataPlane: z.enum(["nats", "ws"]),
+  allreduceDtype: z.enum(["fp32", "bf16", "fp16"]).optional(),
   checksumEverySteps: count,
   // Periods and deadlines: from 10 ms (a faster heartbeat would flood the bus) to a day.
   heartbeatMs: z.number().int().min(10).max(86_400_000),

@@ -39,6 +39,10 @@ export function jobSubjects(job: string) {
 export const DATA_PLANES = ["nats", "ws"] as const;
 export type DataPlane = (typeof DATA_PLANES)[number];
 
+/** The float format gradients cross the data plane in (worker/allreduce/wire-dtype.ts); sums stay fp32. */
+export const WIRE_DTYPES = ["fp32", "bf16", "fp16"] as const;
+export type WireDtype = (typeof WIRE_DTYPES)[number];
+
 /** What every worker needs to build the identical job: the raw train flags it compiles itself. */
 export interface JobSpec {
   /** The job's name (--job): a worker checks it is the job it asked to join. */
@@ -46,6 +50,8 @@ export interface JobSpec {
   readonly flags: Record<string, unknown>;
   readonly totalSteps: number;
   readonly dataPlane: DataPlane;
+  /** --allreduce-dtype; absent means fp32. */
+  readonly allreduceDtype?: WireDtype | undefined;
   /** Compare parameter checksums across ranks every K steps (0 = only at the end). */
   readonly checksumEverySteps: number;
   readonly heartbeatMs: number;
@@ -244,16 +250,20 @@ export function decodeLeaseClaim(bytes: Uint8Array, subject: string): LeaseClaim
 const isIndex = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
 
 /** Ring chunks are checked by hand, not by zod: they are the hot path, and three fields. */
-export function decodeRingChunk(bytes: Uint8Array, subject: string): RingChunk {
+/** A ring chunk whose data is whole floats of `bytesPerFloat` bytes (4, or 2 for a bf16/fp16 wire). */
+export function decodeRingChunk(bytes: Uint8Array, subject: string, bytesPerFloat = 4): RingChunk {
   const chunk = decodeObject(bytes, subject);
   const data = chunk["data"];
   if (
     !isIndex(chunk["tag"]) ||
     !isIndex(chunk["offset"]) ||
     !(data instanceof Uint8Array) ||
-    data.length % 4 !== 0
+    data.length % bytesPerFloat !== 0
   ) {
-    throw new ProtocolError(subject, "ring chunk needs integer tag and offset and float32 bytes");
+    throw new ProtocolError(
+      subject,
+      `ring chunk needs integer tag and offset and whole ${bytesPerFloat}-byte floats`,
+    );
   }
   return { tag: chunk["tag"] as number, offset: chunk["offset"] as number, data };
 }

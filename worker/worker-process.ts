@@ -37,6 +37,7 @@ import {
   type WorkerMessage,
 } from "../shared/protocol.js";
 import { prepareRun } from "../shared/train/prepare.js";
+import { STEP_TOTALS } from "../shared/train/step-buffer.js";
 import type { RankPhaseSeconds } from "../shared/metrics/records.js";
 import type { MetricsOptions } from "../shared/metrics/options.js";
 import { resolvePeakFlops } from "../shared/metrics/peak-flops.js";
@@ -510,6 +511,9 @@ export class Worker {
     // compute, the longest a first chunk may legitimately wait); drops are logged and counted.
     this.ring = new RingAllReduce(this.transport, {
       messageTimeoutMs: job.ringMessageTimeoutMs,
+      wireDtype: job.allreduceDtype ?? "fp32",
+      // The step's counts and loss sums behind the gradients stay exact.
+      exactTailFloats: STEP_TOTALS.length,
       onDropped: (reason, detail) => {
         this.log(`${this.options.name}: dropped a ring message (${reason}): ${detail}`);
         this.served?.process.messageDropped(reason);

@@ -3,7 +3,7 @@ import { runCoordinator, type CoordinatorOptions } from "../../coordinator/distr
 import { OptionError } from "../../shared/errors.js";
 import { compileMetricsOptions, type MetricsFlags } from "../../shared/metrics/options.js";
 import { compileTrainOptions, type TrainFlags } from "../../shared/options.js";
-import type { DataPlane } from "../../shared/protocol.js";
+import type { DataPlane, WireDtype } from "../../shared/protocol.js";
 import { coordinatorFlags, DEFAULT_NATS_URL } from "../flags.js";
 import { natsSecurityFlags } from "../nats-flags.js";
 import { redactNatsUrl } from "../../shared/nats/url.js";
@@ -19,6 +19,7 @@ export interface CoordinatorFlags extends TrainFlags, MetricsFlags, NatsSecurity
   workers: number;
   job: string;
   dataPlane: string;
+  allreduceDtype: string;
   checksumEvery: number;
   heartbeatMs: number;
   heartbeatTimeoutMs: number;
@@ -73,6 +74,7 @@ export const coordinatorCommand: CommandModule<object, CoordinatorFlags> = {
       workers: positiveInt("workers", argv.workers),
       job: argv.job,
       dataPlane: argv.dataPlane as DataPlane,
+      allreduceDtype: argv.allreduceDtype as WireDtype,
       checksumEverySteps: Math.max(0, Math.floor(argv.checksumEvery)),
       heartbeatMs: positiveInt("heartbeat-ms", argv.heartbeatMs),
       heartbeatTimeoutMs: heartbeatTimeout(argv.heartbeatTimeoutMs, argv.heartbeatMs),

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { runCli } from "../support/cli.js";
 import { sharedNatsServer } from "../support/nats.js";
-import { assertSameRun } from "../support/same-run.js";
+import { assertSameRun, stepLosses } from "../support/same-run.js";
 import { tempDir, writeMicroModelConfig, writeSyntheticData } from "../support/tiny.js";
 
 const dir = tempDir("equivalence");
@@ -89,4 +89,30 @@ test("equivalence - the ws data plane gives the same run as NATS", async (t) => 
   const out = join(dir, "token-ws3");
   await launch(3, flags("token", out), ["--data-plane", "ws"]);
   await assertSameRun(join(dir, "token-train"), out, 20);
+});
+
+test("equivalence - a bf16 or fp16 all-reduce keeps the ranks identical and follows the fp32 run to the format's rounding", async (t) => {
+  const server = nats();
+  if (server === undefined) return t.skip("nats-server not installed");
+  const reference = stepLosses(join(dir, "token-train"));
+  for (const dtype of ["bf16", "fp16"]) {
+    const out = join(dir, `token-${dtype}`);
+    // Every 5 steps the ranks compare parameter checksums: a rank that kept its own unrounded sums fails it.
+    await launch(2, flags("token", out), ["--allreduce-dtype", dtype, "--checksum-every", "5"]);
+    const losses = stepLosses(out);
+    assert.equal(losses.length, 20, `${dtype}: steps`);
+    const relative = losses.map(
+      (loss, i) => Math.abs(loss - (reference[i] ?? NaN)) / Math.abs(reference[i] ?? NaN),
+    );
+    // Step 1's loss comes before any update; later ones see narrowed gradients, close to fp32's but not equal.
+    assert.ok((relative[0] ?? NaN) <= 1e-4, `${dtype}: step 1 differs by ${relative[0]}`);
+    assert.ok(
+      Math.max(...relative) <= 0.02,
+      `${dtype}: losses differ from fp32's by up to ${Math.max(...relative)}`,
+    );
+    assert.ok(
+      Math.max(...relative.slice(1)) > 1e-7,
+      `${dtype}: the same losses as fp32: nothing was narrowed`,
+    );
+  }
 });

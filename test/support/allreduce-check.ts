@@ -11,9 +11,14 @@ export function rankInputs(worldSize: number, length: number, seed: number): Flo
   );
 }
 
+/**
+ * `unitRoundoff`: the relative rounding of one step, 2^-24 for fp32 arithmetic; a narrowed wire rounds each
+ * partial sum it sends (bf16 2^-9, fp16 2^-12) and the owner's final sum once more.
+ */
 export function assertSummedAndIdentical(
   outputs: readonly Float32Array[],
   inputs: readonly Float32Array[],
+  unitRoundoff = 2 ** -24,
 ): void {
   const first = outputs[0];
   assert.ok(first !== undefined);
@@ -24,8 +29,8 @@ export function assertSummedAndIdentical(
       sum += input[i] ?? NaN;
       magnitude += Math.abs(input[i] ?? NaN);
     }
-    // N − 1 float32 additions, each off by at most half an ulp of a partial sum ≤ magnitude
-    const tolerance = inputs.length * 2 ** -23 * magnitude;
+    // N − 1 additions and up to N roundings, each off by at most unitRoundoff × a partial sum ≤ magnitude
+    const tolerance = 2 * inputs.length * unitRoundoff * magnitude;
     const got: number = first[i] ?? NaN;
     if (!(Math.abs(got - sum) <= tolerance)) assert.fail(`element ${i}: got ${got}, float64 sum ${sum}`);
   }

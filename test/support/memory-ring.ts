@@ -19,7 +19,7 @@ export interface MemoryRing {
   /** Breaks the link into `rank`, as a dropped connection would. */
   breakLink(rank: number, error: Error): void;
   /** Messages sent and the largest one, over all links. */
-  readonly stats: { messages: number; largestMessageBytes: number };
+  readonly stats: { messages: number; bytes: number; largestMessageBytes: number };
 }
 
 /** A copy of `bytes` that starts at byte 1 of a fresh buffer: never 4-byte aligned. */
@@ -32,7 +32,7 @@ function unalignedCopy(bytes: Uint8Array): Uint8Array {
 export function createMemoryRing(worldSize: number, options: MemoryRingOptions = {}): MemoryRing {
   const maxMessageBytes = options.maxMessageBytes ?? 1 << 20;
   const random = mulberry32(options.seed ?? 1);
-  const stats = { messages: 0, largestMessageBytes: 0 };
+  const stats = { messages: 0, bytes: 0, largestMessageBytes: 0 };
   const events = Array.from({ length: worldSize }, () => new LinkEvents());
   const closed = Array.from({ length: worldSize }, () => false);
   // pending[r]: messages on their way to rank r
@@ -72,6 +72,7 @@ export function createMemoryRing(worldSize: number, options: MemoryRingOptions =
         if (message.length > maxMessageBytes)
           throw new Error(`memory ring: ${message.length}-byte message exceeds ${maxMessageBytes}`);
         stats.messages++;
+        stats.bytes += message.length;
         stats.largestMessageBytes = Math.max(stats.largestMessageBytes, message.length);
         schedule(next, [unalignedCopy(message)]);
       },

@@ -1,5 +1,6 @@
 // The experiment's statistics (experiment/analysis.ts) and its report page (report/experiment-report.ts), on
 // hand-made results whose answers are worked out here.
+import { failureLine } from "../../experiment/child.js";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -149,3 +150,24 @@ test(
     assert.ok(written.includes(json?.[2] ?? "?"), "the same results embedded");
   },
 );
+
+test("experiment - a failed child is named by its error line, not the stack or Node's version line", () => {
+  const crash = [
+    "file:///x/dist/shared/protocol-schemas.js:103",
+    "    allreduceDtype: z.enum(WIRE_DTYPES).optional(),",
+    "                           ^",
+    "",
+    "ReferenceError: Cannot access 'WIRE_DTYPES' before initialization",
+    "    at file:///x/dist/shared/protocol-schemas.js:103:28",
+    "    at ModuleJob.run (node:internal/modules/esm/module_job:325:25)",
+    "",
+    "Node.js v20.20.2",
+    "",
+  ].join("\n");
+  assert.equal(failureLine(crash), "ReferenceError: Cannot access 'WIRE_DTYPES' before initialization");
+  assert.equal(
+    failureLine("step 3/10 loss 2.1\nimtrain: --data x.jsonl:4: not JSON\n"),
+    "imtrain: --data x.jsonl:4: not JSON",
+  );
+  assert.equal(failureLine("killed after the last step\n"), "killed after the last step");
+});

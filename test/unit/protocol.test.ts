@@ -399,7 +399,7 @@ test("protocol - decoders reject values of the right kind but out of range: nega
 });
 
 test("protocol - decodeRingChunk rejects data that is not whole float32s, and a bad tag or offset", () => {
-  const reason = /ring chunk needs integer tag and offset and float32 bytes/;
+  const reason = /ring chunk needs integer tag and offset and whole 4-byte floats/;
   const data = new Uint8Array(8);
   const bad: [string, Record<string, unknown>][] = [
     ...[1, 2, 3, 5, 7].map((n): [string, Record<string, unknown>] => [

@@ -6,6 +6,7 @@ import { CHUNK_OVERHEAD_BYTES, floatsPerChunk, segmentSpan } from "../../worker/
 import { RingAllReduce, type RingAllReduceOptions } from "../../worker/allreduce/ring.js";
 import { MAX_BUCKETS, MAX_STEPS, packRingTag, unpackRingTag } from "../../worker/allreduce/tag.js";
 import type { RingTransport } from "../../worker/allreduce/transport.js";
+import { roundToWire } from "../../worker/allreduce/wire-dtype.js";
 import { assertSummedAndIdentical, rankInputs } from "../support/allreduce-check.js";
 import { createMemoryRing, type MemoryRingOptions } from "../support/memory-ring.js";
 
@@ -251,4 +252,70 @@ test("allreduce - chunkBytes caps every message below the transport's limit, and
   // Elementwise additions in the same order per float: the chunk size cannot change a bit.
   const whole = await reduceOnMemoryRing(3, length, { reorder: true, seed: 5 }, { chunkBytes: 2 ** 30 });
   assert.deepEqual(chunked.outputs[0], whole.outputs[0]);
+});
+
+test("allreduce - bf16 and fp16 on the wire: half the bytes, the sum to the format's rounding, bit-identical ranks", async () => {
+  const length = 30_011;
+  const fp32 = await reduceOnMemoryRing(3, length, { reorder: true, seed: 5 });
+  for (const [wireDtype, unitRoundoff] of [
+    ["bf16", 2 ** -9],
+    ["fp16", 2 ** -12],
+  ] as const) {
+    const narrow = await reduceOnMemoryRing(3, length, { reorder: true, seed: 5 }, { wireDtype });
+    assertSummedAndIdentical(narrow.outputs, narrow.inputs, unitRoundoff);
+    // The same chunks, each carrying 2 bytes a float instead of 4 (plus the same msgpack framing).
+    assert.equal(narrow.stats.messages, fp32.stats.messages);
+    const payload = (bytes: number, messages: number) => bytes - messages * CHUNK_OVERHEAD_BYTES;
+    assert.ok(
+      narrow.stats.bytes < 0.52 * fp32.stats.bytes &&
+        payload(narrow.stats.bytes, narrow.stats.messages) <= 0.5 * fp32.stats.bytes,
+      `${wireDtype}: ${narrow.stats.bytes} bytes against fp32's ${fp32.stats.bytes}`,
+    );
+    // Rounded, not merely perturbed: every output is a value the wire format can carry.
+    const output = narrow.outputs[0]!;
+    const narrowed = Float32Array.from(output);
+    roundToWire(narrowed, wireDtype);
+    assert.deepEqual(narrowed, output, `${wireDtype}: outputs are ${wireDtype} values`);
+  }
+});
+
+test("allreduce - a 2-byte wire takes chunks of whole 2-byte floats and drops others as malformed", () => {
+  const ring = createMemoryRing(2);
+  const dropped: string[] = [];
+  const allReduce = new RingAllReduce(ring.transports[1]!, {
+    wireDtype: "bf16",
+    onDropped: (reason) => dropped.push(reason),
+  });
+  const tag = packRingTag(5, 0, "reduce-scatter", 0);
+  ring.inject(1, encodeMessage({ tag, offset: 0, data: new Uint8Array(3) }));
+  assert.deepEqual(dropped, ["malformed"]);
+  assert.equal(allReduce.heldChunks, 0);
+  // 3 bf16 floats of an exchange this rank has not reached: held for it.
+  ring.inject(1, encodeMessage({ tag, offset: 0, data: new Uint8Array(6) }));
+  assert.deepEqual(dropped, ["malformed"]);
+  assert.equal(allReduce.heldChunks, 1);
+});
+
+test("allreduce - the exact tail travels as fp32 on a narrowed wire: counts past bf16's 256 sum exactly", async () => {
+  const worldSize = 3;
+  const { transports } = createMemoryRing(worldSize, { reorder: true });
+  const buffers = Array.from({ length: worldSize }, (_, rank) => {
+    const buffer = new Float32Array(1000 + 2);
+    buffer.fill(0.001 * (rank + 1), 0, 1000);
+    buffer[1000] = 12_345 + rank; // a token count: 37,038 in all, not a bf16 value
+    buffer[1001] = 1 / 3;
+    return buffer;
+  });
+  await Promise.all(
+    transports.map((transport, rank) =>
+      new RingAllReduce(transport, { wireDtype: "bf16", exactTailFloats: 2 }).allReduce(buffers[rank]!, 0),
+    ),
+  );
+  for (const buffer of buffers) {
+    assert.equal(buffer[1000], 37_038);
+    assert.equal(buffer[1001], Math.fround(Math.fround(Math.fround(1 / 3) * 2) + Math.fround(1 / 3)));
+    const gradient = Float32Array.of(buffer[0]!);
+    roundToWire(gradient, "bf16");
+    assert.equal(gradient[0], buffer[0], "the rest travelled as bf16");
+  }
 });

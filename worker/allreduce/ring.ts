@@ -10,7 +10,11 @@
 // bit-identical floats, and the same ones on every run with the same world size and bucket size (a
 // different world size sums in a different order). Every message is a chunk of a segment whose encoded size
 // fits transport.maxMessageBytes, tagged (tag.ts) with its exchange, bucket, phase and step.
-// Floats travel in the platform's byte order (little-endian everywhere we run).
+// Floats travel in the platform's byte order (little-endian everywhere we run), as fp32 or narrowed to
+// bf16/fp16 (wire-dtype.ts; additions stay fp32). Narrowed, the owner of each fully summed segment rounds
+// its own copy to the wire format before the all-gather, so every rank still ends bit-identical; the last
+// exactTailFloats of a buffer (a step's token counts and loss sums) form a bucket of their own that travels
+// as fp32 whatever the wire format, since a count narrowed to bf16 is no longer exact above 256.
 //
 // Faults: every exchange runs against a progress deadline (deadline.ts), so a lost message or rank fails it
 // with a RingTimeoutError instead of hanging; a broken link fails a rank waiting on it at once; copies of a
@@ -28,9 +32,11 @@ import {
   MAX_BUCKETS,
   MAX_WORLD_SIZE,
   packRingTag,
+  unpackRingTag,
   type RingPhase,
 } from "./tag.js";
 import type { RingTransport } from "./transport.js";
+import { narrowFloats, roundToWire, widenInto, wireBytesPerFloat, type WireDtype } from "./wire-dtype.js";
 
 export const DEFAULT_BUCKET_BYTES = 32 * 2 ** 20;
 /**
@@ -46,7 +52,10 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 export interface RingAllReduceOptions {
   /** Floats reduced per round of the ring, in bytes (default 32 MiB); bounds the data in flight per link. */
   readonly bucketBytes?: number;
-  /** Largest chunk per message, in bytes (default DEFAULT_CHUNK_BYTES; capped by the transport's limit). */
+  /**
+   * Largest chunk per message, in bytes of fp32 (default DEFAULT_CHUNK_BYTES; capped by the transport's
+   * limit): the same floats per chunk whatever the wire format.
+   */
   readonly chunkBytes?: number;
   /**
    * Progress deadline of an exchange, in ms (default DEFAULT_MESSAGE_TIMEOUT_MS, 120 s): an exchange that
@@ -62,6 +71,10 @@ export interface RingAllReduceOptions {
    * transport's message handler: it must not throw.
    */
   readonly onDropped?: (reason: RingDropReason, detail: string) => void;
+  /** The format floats travel in (default fp32); every rank of a ring must use the same. */
+  readonly wireDtype?: WireDtype;
+  /** The last floats of every buffer that travel as fp32 whatever wireDtype (default 0). */
+  readonly exactTailFloats?: number;
 }
 
 const FLOAT_BYTES = Float32Array.BYTES_PER_ELEMENT;
@@ -72,15 +85,6 @@ function mod(value: number, n: number): number {
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Bytes of buffer[span) as a Uint8Array over the (aligned) float memory itself. */
-function bytesOf(buffer: Float32Array, span: Span): Uint8Array {
-  return new Uint8Array(
-    buffer.buffer,
-    buffer.byteOffset + span.start * FLOAT_BYTES,
-    (span.end - span.start) * FLOAT_BYTES,
-  );
 }
 
 /**
@@ -115,6 +119,10 @@ export class RingAllReduce {
   private readonly previousRank: number;
   private readonly nextRank: number;
   private readonly messageTimeoutMs: number;
+  private readonly wireDtype: WireDtype;
+  private readonly exactTailFloats: number;
+  /** Buckets of the latest exchange in wireDtype (the rest are the fp32 tail), to describe dropped chunks. */
+  private narrowBuckets = 0;
   private readonly onDropped: ((reason: RingDropReason, detail: string) => void) | undefined;
   private readonly dropCounts = Object.fromEntries(RING_DROP_REASONS.map((reason) => [reason, 0])) as Record<
     RingDropReason,
@@ -144,6 +152,10 @@ export class RingAllReduce {
         `ring all-reduce: messageTimeoutMs ${this.messageTimeoutMs} is not in [1, ${MAX_TIMEOUT_MS}]`,
       );
     this.onDropped = options.onDropped;
+    this.wireDtype = options.wireDtype ?? "fp32";
+    this.exactTailFloats = options.exactTailFloats ?? 0;
+    if (!(Number.isSafeInteger(this.exactTailFloats) && this.exactTailFloats >= 0))
+      throw new RangeError(`ring all-reduce: exactTailFloats ${this.exactTailFloats} is not a count`);
     this.mailbox = new RingMailbox((reason, chunk, why) => this.drop(reason, chunk, why));
     this.previousRank = mod(rank - 1, worldSize);
     this.nextRank = mod(rank + 1, worldSize);
@@ -194,7 +206,11 @@ export class RingAllReduce {
     if (this.transport.worldSize === 1) return buffer;
     const { rank } = this.transport;
     if (this.mailbox.error !== undefined) throw this.mailbox.error;
-    const buckets = bucketSpans(buffer.length, this.bucketFloats);
+    const narrowEnd =
+      this.wireDtype === "fp32" ? buffer.length : Math.max(0, buffer.length - this.exactTailFloats);
+    const narrow = bucketSpans(narrowEnd, this.bucketFloats);
+    const buckets =
+      narrowEnd < buffer.length ? [...narrow, { start: narrowEnd, end: buffer.length }] : narrow;
     if (buckets.length > MAX_BUCKETS)
       throw new RangeError(
         `ring all-reduce: ${buckets.length} buckets exceed ${MAX_BUCKETS}; raise bucketBytes`,
@@ -213,6 +229,7 @@ export class RingAllReduce {
       receiving: undefined,
       sending: undefined,
     };
+    this.narrowBuckets = narrow.length;
     this.running.set(slot, current);
     this.mailbox.open(slot);
     try {
@@ -267,7 +284,7 @@ export class RingAllReduce {
     current: Exchange,
   ): Promise<void> {
     for (const [index, bucket] of buckets.entries())
-      await this.reduceBucket(buffer, exchange, index, bucket, current);
+      await this.reduceBucket(buffer, exchange, index, bucket, this.bucketDtype(index), current);
   }
 
   private async reduceBucket(
@@ -275,17 +292,28 @@ export class RingAllReduce {
     exchange: number,
     index: number,
     bucket: Span,
+    dtype: WireDtype,
     current: Exchange,
   ): Promise<void> {
     const { rank, worldSize } = this.transport;
     const segment = (i: number) => segmentSpan(bucket, worldSize, mod(i, worldSize));
     for (let k = 0; k < worldSize - 1; k++) {
       const tag = packRingTag(exchange, index, "reduce-scatter", k);
-      await this.step(buffer, tag, segment(rank - k), segment(rank - k - 1), "reduce-scatter", current);
+      await this.step(
+        buffer,
+        tag,
+        segment(rank - k),
+        segment(rank - k - 1),
+        "reduce-scatter",
+        dtype,
+        current,
+      );
     }
+    // This rank now holds segment rank + 1 summed: what it keeps must equal what the others will receive.
+    roundToWire(buffer.subarray(segment(rank + 1).start, segment(rank + 1).end), dtype);
     for (let k = 0; k < worldSize - 1; k++) {
       const tag = packRingTag(exchange, index, "all-gather", k);
-      await this.step(buffer, tag, segment(rank + 1 - k), segment(rank - k), "all-gather", current);
+      await this.step(buffer, tag, segment(rank + 1 - k), segment(rank - k), "all-gather", dtype, current);
     }
   }
 
@@ -295,12 +323,13 @@ export class RingAllReduce {
     outgoing: Span,
     incoming: Span,
     phase: RingPhase,
+    dtype: WireDtype,
     current: Exchange,
   ): Promise<void> {
     try {
       await Promise.all([
-        this.sendSegment(buffer, tag, outgoing, current),
-        this.receiveSegment(buffer, tag, incoming, phase, current),
+        this.sendSegment(buffer, tag, outgoing, dtype, current),
+        this.receiveSegment(buffer, tag, incoming, phase, dtype, current),
       ]);
     } catch (error) {
       if (error instanceof RingError) throw error;
@@ -308,10 +337,17 @@ export class RingAllReduce {
     }
   }
 
-  private async sendSegment(buffer: Float32Array, tag: number, segment: Span, current: Exchange) {
+  private async sendSegment(
+    buffer: Float32Array,
+    tag: number,
+    segment: Span,
+    dtype: WireDtype,
+    current: Exchange,
+  ) {
     current.sending = tag;
     for (const span of chunkSpans(segment, this.chunkFloats)) {
-      const chunk: RingChunk = { tag, offset: span.start, data: bytesOf(buffer, span) };
+      const floats = buffer.subarray(span.start, span.end);
+      const chunk: RingChunk = { tag, offset: span.start, data: narrowFloats(floats, dtype) };
       await this.transport.send(encodeMessage(chunk));
       current.deadline.throwIfEnded();
       current.deadline.progress();
@@ -328,6 +364,7 @@ export class RingAllReduce {
     tag: number,
     segment: Span,
     phase: RingPhase,
+    dtype: WireDtype,
     current: Exchange,
   ) {
     current.receiving = tag;
@@ -337,10 +374,10 @@ export class RingAllReduce {
       const chunk = await this.mailbox.next(tag);
       // An exchange that failed while this waited leaves the buffer alone.
       current.deadline.throwIfEnded();
-      const floats = chunk.data.length / FLOAT_BYTES;
+      const floats = chunk.data.length / wireBytesPerFloat(dtype);
       const span = { start: chunk.offset, end: chunk.offset + floats };
       const where = `chunk [${span.start}, ${span.end}) from rank ${this.previousRank}`;
-      if (floats === 0 || span.start < segment.start || span.end > segment.end)
+      if (floats === 0 || !Number.isInteger(floats) || span.start < segment.start || span.end > segment.end)
         throw new RingError(
           this.transport.rank,
           tag,
@@ -355,30 +392,36 @@ export class RingAllReduce {
         throw new RingError(this.transport.rank, tag, `${where} overlaps a chunk already received`);
       current.deadline.progress();
       missing -= floats;
-      if (phase === "all-gather") bytesOf(buffer, span).set(chunk.data);
-      else this.addInto(buffer, span.start, chunk.data);
+      if (phase === "all-gather") widenInto(buffer.subarray(span.start, span.end), chunk.data, dtype);
+      else this.addInto(buffer, span.start, chunk.data, dtype);
     }
     current.receiving = undefined;
   }
 
-  /** buffer[start …] += the floats in `bytes`, read in place when they are 4-byte aligned. */
-  private addInto(buffer: Float32Array, start: number, bytes: Uint8Array): void {
-    const floats = bytes.length / FLOAT_BYTES;
+  /** buffer[start …] += the floats in `bytes` (fp32: read in place when 4-byte aligned), summed in fp32. */
+  private addInto(buffer: Float32Array, start: number, bytes: Uint8Array, dtype: WireDtype): void {
+    const floats = bytes.length / wireBytesPerFloat(dtype);
     let addend: Float32Array;
-    if (bytes.byteOffset % FLOAT_BYTES === 0)
+    if (dtype === "fp32" && bytes.byteOffset % FLOAT_BYTES === 0)
       addend = new Float32Array(bytes.buffer, bytes.byteOffset, floats);
     else {
       if (this.scratch.length < floats) this.scratch = new Float32Array(floats);
-      new Uint8Array(this.scratch.buffer, 0, bytes.length).set(bytes);
-      addend = this.scratch;
+      addend = this.scratch.subarray(0, floats);
+      widenInto(addend, bytes, dtype);
     }
     const target = buffer.subarray(start, start + floats);
     for (let i = 0; i < floats; i++) target[i]! += addend[i]!;
   }
 
+  /** The format bucket `index` travels in: the exact tail's bucket, after the narrowed ones, is fp32. */
+  private bucketDtype(index: number): WireDtype {
+    return index < this.narrowBuckets ? this.wireDtype : "fp32";
+  }
+
   private drop(reason: RingDropReason, chunk: RingChunk, why: string): void {
     this.dropCounts[reason]++;
-    const end = chunk.offset + chunk.data.length / FLOAT_BYTES;
+    const bucket = unpackRingTag(chunk.tag).bucket;
+    const end = chunk.offset + chunk.data.length / wireBytesPerFloat(this.bucketDtype(bucket));
     this.onDropped?.(
       reason,
       `rank ${this.transport.rank} dropped chunk [${chunk.offset}, ${end}) from rank ${this.previousRank}, ` +
@@ -390,7 +433,8 @@ export class RingAllReduce {
     const { rank } = this.transport;
     let chunk: RingChunk;
     try {
-      chunk = decodeRingChunk(bytes, `ring ${this.previousRank}→${rank}`);
+      // Whole elements of the narrowest format this ring sends; receiveSegment checks each bucket's own.
+      chunk = decodeRingChunk(bytes, `ring ${this.previousRank}→${rank}`, wireBytesPerFloat(this.wireDtype));
     } catch (error) {
       // Dropped, not fatal: anyone on the bus can publish on a ring subject. Had it been a real chunk
       // mangled on the way, the exchange misses it and fails by name at its deadline.
