@@ -17,7 +17,9 @@ import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection, type Subscription } from "nats";
 import { EmbeddedNatsServer, findNatsServer, startNatsServerProcess } from "../coordinator/nats/index.js";
 import { OptionError } from "../shared/errors.js";
-import { DATA_PLANES, type DataPlane } from "../shared/protocol.js";
+import { parameterCount } from "../shared/metrics/flops.js";
+import { presetConfig } from "../shared/model/config.js";
+import { DATA_PLANES, WIRE_DTYPES, type DataPlane, type WireDtype } from "../shared/protocol.js";
 import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, MAX_WORLD_SIZE } from "../worker/allreduce/index.js";
 import { figure, type Emit } from "./figure.js";
 
@@ -28,6 +30,8 @@ export interface AllReduceBenchOptions {
   readonly sizesBytes: number[];
   readonly worldSizes: number[];
   readonly planes: DataPlane[];
+  /** Wire formats to measure (--allreduce-dtype); busbw counts the fp32 gradient's bytes for each. */
+  readonly dtypes: WireDtype[];
   /** Timed iterations per size; sizes above TIMED_BYTES_PER_SIZE / iterations get fewer (at least 1). */
   readonly iterations: number;
   /** "auto" (default): nats-server when installed, else the embedded broker. */
@@ -79,6 +83,7 @@ export interface RankConfig {
   readonly rank: number;
   readonly worldSize: number;
   readonly plane: DataPlane;
+  readonly wireDtype: WireDtype;
   readonly bucketBytes: number;
   readonly sizes: SizePlan[];
 }
@@ -137,6 +142,7 @@ export function parseRankConfig(text: string | undefined): RankConfig {
     config.rank < 0 ||
     config.rank >= config.worldSize ||
     !DATA_PLANES.includes(config.plane) ||
+    !WIRE_DTYPES.includes(config.wireDtype) ||
     !isInt(config.bucketBytes) ||
     !Array.isArray(config.sizes) ||
     !config.sizes.every((s) => isInt(s.bytes) && s.bytes % 4 === 0 && isInt(s.warmups) && isInt(s.iterations))
@@ -148,13 +154,19 @@ export function parseRankConfig(text: string | undefined): RankConfig {
 // ---- flags ----
 
 const UNITS: Record<string, number> = { "": 1, b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
+/** "gpt2" as a size: the float32 gradient of GPT-2 124M (50,257-token vocabulary, tied embeddings). */
+export const GPT2_GRADIENT_BYTES = 4 * parameterCount(presetConfig("gpt2", 50_257));
 
 function parseBytes(option: string, text: string): number {
+  if (text.trim().toLowerCase() === "gpt2") return GPT2_GRADIENT_BYTES;
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*$/i.exec(text);
   const unit = UNITS[(match?.[2] ?? "").toLowerCase()];
   const bytes = match === null || unit === undefined ? NaN : Number(match[1]) * unit;
   if (!Number.isSafeInteger(bytes) || bytes < 4 || bytes % 4 !== 0)
-    throw new OptionError(option, `"${text}" is not a whole number of float32s (4 bytes), e.g. 1KB, 64MiB`);
+    throw new OptionError(
+      option,
+      `"${text}" is not a whole number of float32s (4 bytes), e.g. 1KB, 64MiB, or gpt2 (GPT-2 124M's gradient)`,
+    );
   return bytes;
 }
 
@@ -182,6 +194,14 @@ export function parseWorldSizes(option: string, spec: string): number[] {
   if (sizes.length === 0 || !sizes.every((n) => Number.isSafeInteger(n) && n >= 2 && n <= MAX_WORLD_SIZE))
     throw new OptionError(option, `"${spec}" is not a list of world sizes in [2, ${MAX_WORLD_SIZE}]`);
   return [...new Set(sizes)];
+}
+
+export function parseWireDtypes(option: string, spec: string): WireDtype[] {
+  const dtypes = spec.split(",").map((s) => s.trim());
+  const valid = (d: string): d is WireDtype => (WIRE_DTYPES as readonly string[]).includes(d);
+  if (dtypes.length === 0 || !dtypes.every(valid))
+    throw new OptionError(option, `"${spec}" is not a list of ${WIRE_DTYPES.join(", ")}`);
+  return [...new Set(dtypes)];
 }
 
 export function parsePlanes(option: string, spec: string): DataPlane[] {
@@ -319,6 +339,7 @@ function stallWatchdog(ms: number, label: string) {
 
 interface Group {
   readonly plane: DataPlane;
+  readonly dtype: WireDtype;
   readonly worldSize: number;
   readonly sizes: readonly SizePlan[];
   /** One loopback TCP stream's GB/s: what busbw is measured against. */
@@ -333,9 +354,9 @@ async function runGroup(
   emit: Emit,
   interrupted: Promise<never>,
 ): Promise<void> {
-  const { plane, worldSize, sizes } = group;
-  const label = `allreduce ${plane} N=${worldSize}`;
-  const job = `${plane}-${worldSize}-${process.pid}`;
+  const { plane, dtype, worldSize, sizes } = group;
+  const label = `allreduce ${plane}${dtype === "fp32" ? "" : ` ${dtype}`} N=${worldSize}`;
+  const job = `${plane}-${dtype}-${worldSize}-${process.pid}`;
   const subjects = benchSubjects(job);
   const hellos = new Inbox(nc, subjects.hello);
   const results = new Inbox(nc, subjects.result);
@@ -343,7 +364,16 @@ async function runGroup(
   const watchdog = stallWatchdog(STALL_MS, label);
   const ranks = Array.from({ length: worldSize }, (_, rank) =>
     spawnRank(
-      { natsUrl: bus.url, job, rank, worldSize, plane, bucketBytes: DEFAULT_BUCKET_BYTES, sizes: [...sizes] },
+      {
+        natsUrl: bus.url,
+        job,
+        rank,
+        worldSize,
+        plane,
+        wireDtype: dtype,
+        bucketBytes: DEFAULT_BUCKET_BYTES,
+        sizes: [...sizes],
+      },
       `${label} rank ${rank}`,
     ),
   );
@@ -390,6 +420,11 @@ async function runGroup(
         plane,
         world_size: worldSize,
         bytes: plan.bytes,
+        wire_dtype: dtype,
+        // The ring's bandwidth bound: each link carries 2(N−1)/N of the bytes sent, at one TCP stream's rate.
+        bound_seconds:
+          (((2 * (worldSize - 1)) / worldSize) * (plan.bytes / (dtype === "fp32" ? 1 : 2))) /
+          (group.ceilingGbps * 1e9),
         iterations: plan.iterations,
         seconds,
         algbw_gbps: algbw,
@@ -399,7 +434,7 @@ async function runGroup(
       };
       emit(
         figure(
-          `allreduce/${plane}/n${worldSize}/${plan.bytes}`,
+          `allreduce/${plane}/n${worldSize}/${plan.bytes}${dtype === "fp32" ? "" : `/${dtype}`}`,
           busbw,
           "GB/s busbw",
           details,
@@ -502,8 +537,9 @@ export async function benchAllReduce(emit: Emit, options: AllReduceBenchOptions)
       const nc = await connect({ servers: bus.url, name: "imtrain-bench" });
       try {
         for (const plane of options.planes)
-          for (const worldSize of options.worldSizes)
-            await runGroup(nc, bus, { plane, worldSize, sizes, ceilingGbps }, emit, interrupted);
+          for (const dtype of options.dtypes)
+            for (const worldSize of options.worldSizes)
+              await runGroup(nc, bus, { plane, dtype, worldSize, sizes, ceilingGbps }, emit, interrupted);
       } finally {
         await nc.close();
       }

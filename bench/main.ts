@@ -15,7 +15,13 @@ import { emitLine, figure } from "./figure.js";
 import type { GptConfig } from "../shared/model/config.js";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { benchAllReduce, parseByteSizes, parsePlanes, parseWorldSizes } from "./allreduce.js";
+import {
+  benchAllReduce,
+  parseByteSizes,
+  parsePlanes,
+  parseWireDtypes,
+  parseWorldSizes,
+} from "./allreduce.js";
 
 // A bad flag (an OptionError) is one line naming it, as in the CLI; anything else is a bug with its trace.
 process.on("uncaughtException", reportAndExit);
@@ -33,12 +39,15 @@ npm run bench: one JSON line per figure, {name, value, unit, ceiling, ratio, …
                                 --memory-batch × --memory-seq (1 × 1024), 50,257-token vocabulary,
                                 against the theoretical minimum (bench/memory.ts); --memory-model "" skips
   metrics/…                     what recording a step and collecting a scrape cost, at 8 and 64 ranks
-  tcp_loopback, allreduce/<plane>/n<N>/<bytes>   one loopback TCP stream (the ceiling), then the ring
-                                all-reduce per data plane, world size and size, ranks as processes
+  tcp_loopback, allreduce/<plane>/n<N>/<bytes>[/<dtype>]   one loopback TCP stream (the ceiling), then
+                                the ring all-reduce per data plane, wire format, world size and size, ranks
+                                as processes; busbw counts the fp32 gradient's bytes, bound_seconds is the
+                                ring's bandwidth bound (what each link sends ÷ the TCP stream's rate)
   scaling_2v1, dist_overhead    launch --workers 2 against 1, and 1 against train (bench/scaling.ts)
 Flags: --backend NAME (default auto), --device cpu|gpu:K|gpu:software (default cpu), --models
 tiny,small,medium,d128 (presets, and d128 = d128 L2 H4; "" skips train_step), --seq 128, --batch 8,
---vocab 257 (GPT-2's is 50257), --skip-matmul, --allreduce-sizes 1KB..64MB (×4 steps, or a list),
+--vocab 257 (GPT-2's is 50257), --skip-matmul, --allreduce-sizes 1KB..64MB (×4 steps, or a list; gpt2 is
+GPT-2 124M's gradient, 498 MB), --allreduce-dtypes fp32 (a list of fp32, bf16, fp16),
 --allreduce-iterations 20 (fewer for big sizes), --world-sizes 2,3,4, --planes nats,ws,
 --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics, --skip-scaling, --skip-torch, and
 --quick (the same code on small sizes, for CI: tiny only, 1 KB..256 KB, N=2, a 3-step scaling run).
@@ -55,6 +64,7 @@ const args = parseBenchArgs(
     "allreduce-iterations": { type: "string", default: "20" },
     "world-sizes": { type: "string", default: "2,3,4" },
     planes: { type: "string", default: "nats,ws" },
+    "allreduce-dtypes": { type: "string", default: "fp32" },
     "allreduce-nats": { type: "string", default: "auto" },
     "skip-allreduce": { type: "boolean", default: false },
     "skip-metrics": { type: "boolean", default: false },
@@ -102,6 +112,7 @@ const allReduceOptions = {
   sizesBytes: parseByteSizes("allreduce-sizes", args["allreduce-sizes"] ?? ""),
   worldSizes: parseWorldSizes("world-sizes", args["world-sizes"] ?? ""),
   planes: parsePlanes("planes", args.planes ?? ""),
+  dtypes: parseWireDtypes("allreduce-dtypes", args["allreduce-dtypes"] ?? ""),
   iterations: positiveInteger("allreduce-iterations"),
   nats: args["allreduce-nats"] === "embedded" ? ("embedded" as const) : ("auto" as const),
 };

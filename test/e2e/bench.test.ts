@@ -18,7 +18,14 @@ test(
   "bench --quick - every line is a figure; matmul, train step, memory, metrics and scaling are measured",
   { timeout: 300_000 },
   async () => {
-    const result = await bench(["--quick", "--backend", "wasm", "--skip-torch"]);
+    const result = await bench([
+      "--quick",
+      "--backend",
+      "wasm",
+      "--skip-torch",
+      "--allreduce-dtypes",
+      "fp32,bf16",
+    ]);
     assert.equal(result.status, 0, result.stderr.slice(-3000));
     const figures = result.stdout
       .trim()
@@ -45,10 +52,25 @@ test(
       const allreduce = named(`allreduce/${plane}/n2/262144`);
       assert.ok(allreduce, `allreduce over ${plane}: ${result.stdout}`);
       assert.equal(allreduce.ceiling, tcp?.value, "busbw is measured against one loopback TCP stream");
+      // bf16 sends half the bytes of the same gradient: its bandwidth bound is half the time.
+      const bf16 = named(`allreduce/${plane}/n2/262144/bf16`);
+      assert.equal(bf16?.["wire_dtype"], "bf16", `bf16 over ${plane}: ${result.stdout}`);
+      assert.ok(
+        Math.abs((bf16["bound_seconds"] as number) * 2 - (allreduce["bound_seconds"] as number)) < 1e-12,
+        JSON.stringify([bf16, allreduce]),
+      );
     }
     const scaling = named("scaling_2v1");
     assert.equal(scaling?.ceiling, 2);
     assert.equal(named("dist_overhead")?.ceiling, scaling?.["train_tokens_per_s"]);
+    const pair = scaling?.["independent_pair_tokens_per_s"] as number[];
+    assert.equal(pair.length, 2);
+    assert.ok(
+      Math.abs(
+        (named("independent_2v1")?.value ?? NaN) -
+          (pair[0]! + pair[1]!) / (scaling?.["train_tokens_per_s"] as number),
+      ) < 1e-9,
+    );
   },
 );
 

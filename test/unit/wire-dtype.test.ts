@@ -70,17 +70,29 @@ test("wire dtype - every finite 16-bit pattern widens to a float that narrows ba
   }
 });
 
-test("wire dtype - widening reads bytes at an odd offset; fp32 passes the floats through unchanged", () => {
+test("wire dtype - widening reads bytes at an odd offset, from a Uint8Array or a pooled Buffer; fp32 passes the floats through unchanged", () => {
   const values = Float32Array.of(1.5, -0.25, 3e-3, 7);
   for (const dtype of ["fp32", "bf16", "fp16"] as const) {
     const narrow = narrowFloats(values, dtype);
     const shifted = new Uint8Array(narrow.length + 1);
     shifted.set(narrow, 1);
-    const target = new Float32Array(values.length);
-    widenInto(target, shifted.subarray(1), dtype);
     const expected = Float32Array.from(values);
     roundToWire(expected, dtype);
-    assert.deepEqual(target, expected, dtype);
+    // A decoded message's bytes: a Uint8Array, or a Node Buffer inside a larger pooled allocation.
+    const pooled = Buffer.from(shifted);
+    for (const bytes of [
+      shifted.subarray(1),
+      pooled.subarray(1),
+      Buffer.concat([pooled, pooled]).subarray(1, narrow.length + 1),
+    ]) {
+      const target = new Float32Array(values.length);
+      widenInto(target, bytes, dtype);
+      assert.deepEqual(
+        target,
+        expected,
+        `${dtype} from a ${bytes.constructor.name} at offset ${bytes.byteOffset}`,
+      );
+    }
   }
   const kept = Float32Array.of(0.1, 1 / 3);
   roundToWire(kept, "fp32");

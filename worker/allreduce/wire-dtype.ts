@@ -89,7 +89,8 @@ export function widenInto(target: Float32Array, bytes: Uint8Array, dtype: WireDt
   const narrow =
     bytes.byteOffset % 2 === 0
       ? new Uint16Array(bytes.buffer, bytes.byteOffset, target.length)
-      : new Uint16Array(bytes.slice().buffer, 0, target.length);
+      : // A copy: a Node Buffer's slice() is a view into its (pooled) memory, not one.
+        new Uint16Array(new Uint8Array(bytes).buffer, 0, target.length);
   if (dtype === "bf16") {
     const bits = new Uint32Array(target.buffer, target.byteOffset, target.length);
     for (let i = 0; i < bits.length; i++) bits[i] = narrow[i]! << 16;
