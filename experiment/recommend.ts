@@ -47,6 +47,30 @@ function readResults(file: string): ExperimentResults {
   }
 }
 
+/**
+ * One run per grid point (data set, size, λ, template weight, KL, NEFTune, seed): two experiments that both
+ * ran a point (say IT on Claude Alpaca in its own experiment and as the regularisers' baseline) would
+ * otherwise pair one's IT with the other's IM. The first file's run is kept.
+ */
+function firstOfEach(runs: readonly RunResult[]): RunResult[] {
+  const seen = new Set<string>();
+  return runs.filter((run) => {
+    const p = run.params;
+    const key = JSON.stringify([
+      p.dataset,
+      p.trainExamples,
+      p.promptLossWeight,
+      p.templateLossWeight,
+      p.klWeight,
+      p.neftuneAlpha,
+      p.seed,
+    ]);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
 /** undefined when the files hold no run pair (IT and another λ at the same point) to fit. */
 export function recommend(
   files: readonly string[],
@@ -55,7 +79,7 @@ export function recommend(
 ): Recommendation | undefined {
   const all = files.map(readResults);
   // JSON has no NaN: a failed run's numbers come back as null.
-  const runs: RunResult[] = all.flatMap((r) => r.runs).filter((run) => run.status === "done");
+  const runs = firstOfEach(all.flatMap((r) => r.runs).filter((run) => run.status === "done"));
   const fits = lambdaFits(runs).filter((fit) => fit.points >= MIN_FIT_POINTS);
   if (fits.length === 0) return undefined;
   const best = recommendLambda(fits, ratio, examples);

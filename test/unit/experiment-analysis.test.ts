@@ -2,10 +2,11 @@
 // hand-made results whose answers are worked out here.
 import { failureLine } from "../../experiment/child.js";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { aggregate, imMinusIt, lambdaFits, recommendLambda, spread } from "../../experiment/analysis.js";
+import { recommend } from "../../experiment/recommend.js";
 import type { ExperimentResults, RunParams, RunResult } from "../../experiment/results.js";
 import {
   EXPERIMENT_DATA_ELEMENT_ID,
@@ -170,4 +171,22 @@ test("experiment - a failed child is named by its error line, not the stack or N
     "imtrain: --data x.jsonl:4: not JSON",
   );
   assert.equal(failureLine("killed after the last step\n"), "killed after the last step");
+});
+
+test("experiment - recommend pools results files, one run per grid point: a point in two files pairs within the first", () => {
+  const dir = tempDir("experiment-recommend");
+  const first = join(dir, "first.json");
+  const second = join(dir, "second.json");
+  writeFileSync(first, JSON.stringify(results(grid(false), "first")));
+  // The same grid again, its IT runs far worse: pooled naively, its IT would pair with the first's IM.
+  const shifted = grid(false).map((r) =>
+    r.params.promptLossWeight === 0 ? { ...r, finalHeldOutOutputLoss: r.finalHeldOutOutputLoss + 5 } : r,
+  );
+  writeFileSync(second, JSON.stringify(results(shifted, "second")));
+  const alone = recommend([first], 50, 100);
+  const pooled = recommend([first, second], 50, 100);
+  assert.ok(alone && pooled);
+  assert.equal(pooled.basis.runs, alone.basis.runs, "the second file's repeats are not counted again");
+  assert.deepEqual(pooled.basis.experiments, ["first", "second"]);
+  assert.deepEqual(pooled.predictions, alone.predictions);
 });
