@@ -14,7 +14,8 @@ export function spread(values: readonly number[]): Spread {
 
 type Cell = Omit<RunParams, "seed">;
 
-function cellKey(p: Cell): string {
+/** The grid cell a run belongs to: every knob but the seed. */
+export function cellKey(p: Cell): string {
   return JSON.stringify([
     p.dataset,
     p.trainExamples,

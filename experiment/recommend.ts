@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DataError } from "../shared/errors.js";
-import { lambdaFits, recommendLambda } from "./analysis.js";
+import { cellKey, lambdaFits, recommendLambda } from "./analysis.js";
 import type { ExperimentResults, LambdaFit, RunResult } from "./results.js";
 
 /** A λ is recommended from only if its fit rests on this many (data set, size) cells: one cell is no trend. */
@@ -55,16 +55,7 @@ function readResults(file: string): ExperimentResults {
 function firstOfEach(runs: readonly RunResult[]): RunResult[] {
   const seen = new Set<string>();
   return runs.filter((run) => {
-    const p = run.params;
-    const key = JSON.stringify([
-      p.dataset,
-      p.trainExamples,
-      p.promptLossWeight,
-      p.templateLossWeight,
-      p.klWeight,
-      p.neftuneAlpha,
-      p.seed,
-    ]);
+    const key = `${cellKey(run.params)} seed ${run.params.seed}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
