@@ -196,20 +196,21 @@ export function parseWorldSizes(option: string, spec: string): number[] {
   return [...new Set(sizes)];
 }
 
+/** "a,b" → the distinct choices named, each one of `choices`; one line naming the flag otherwise. */
+function parseChoices<T extends string>(option: string, spec: string, choices: readonly T[]): T[] {
+  const names = spec.split(",").map((s) => s.trim());
+  const valid = (name: string): name is T => (choices as readonly string[]).includes(name);
+  if (names.length === 0 || !names.every(valid))
+    throw new OptionError(option, `"${spec}" is not a list of ${choices.join(", ")}`);
+  return [...new Set(names)];
+}
+
 export function parseWireDtypes(option: string, spec: string): WireDtype[] {
-  const dtypes = spec.split(",").map((s) => s.trim());
-  const valid = (d: string): d is WireDtype => (WIRE_DTYPES as readonly string[]).includes(d);
-  if (dtypes.length === 0 || !dtypes.every(valid))
-    throw new OptionError(option, `"${spec}" is not a list of ${WIRE_DTYPES.join(", ")}`);
-  return [...new Set(dtypes)];
+  return parseChoices(option, spec, WIRE_DTYPES);
 }
 
 export function parsePlanes(option: string, spec: string): DataPlane[] {
-  const planes = spec.split(",").map((s) => s.trim());
-  const valid = (p: string): p is DataPlane => (DATA_PLANES as readonly string[]).includes(p);
-  if (planes.length === 0 || !planes.every(valid))
-    throw new OptionError(option, `"${spec}" is not a list of ${DATA_PLANES.join(", ")}`);
-  return [...new Set(planes)];
+  return parseChoices(option, spec, DATA_PLANES);
 }
 
 // ---- the bench ----
