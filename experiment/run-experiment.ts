@@ -23,6 +23,8 @@ export interface ExperimentOptions {
   readonly outDir: string;
   /** Workers per run: 1 runs `train`, more run `launch --workers N`. */
   readonly workers: number;
+  /** Runs at once, each a process (or a launch) of its own: one per free core or device. */
+  readonly parallelRuns: number;
   readonly log: (line: string) => void;
 }
 
@@ -49,8 +51,12 @@ export class Experiment {
   private readonly dataDir: string;
   private readonly results = new Map<string, RunResult>();
   private baseModel: string;
-  /** Set by stop(): no new run starts, and the one in flight is left unfinished (redone by a rerun). */
+  /** Set by stop(): no new run starts, and the ones in flight are left unfinished (redone by a rerun). */
   private stopping = false;
+  /** Grid order, so results.json lists runs the same way however many ran at once. */
+  private order = new Map<string, number>();
+  /** results.json and the report are written one at a time, by whichever run finishes. */
+  private writing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly config: ExperimentConfig,
@@ -83,33 +89,41 @@ export class Experiment {
     log(
       `experiment ${this.config.name}: ${runs.length} runs (${finished.length} already done) in ${this.options.outDir}; base model ${this.baseModel}`,
     );
-    const started = performance.now();
-    let ran = 0;
-    for (const [index, params] of runs.entries()) {
-      if (this.stopping) break;
+    this.order = new Map(runs.map((params, index) => [runId(params), index]));
+    const pending: RunParams[] = [];
+    for (const params of runs) {
       const id = runId(params);
       const runDir = join(this.runsDir, id);
-      if (isFinished(runDir)) {
-        this.results.set(id, readRunResult(id, params, runDir));
-        continue;
-      }
-      const runStarted = performance.now();
-      const split = splits.get(`${params.dataset}/${params.seed}`) as SplitFiles;
-      const result = await this.runOne(id, params, runDir, split);
-      if (result === undefined) break; // stopped mid-run: left for the rerun
-      ran++;
-      const perRun = (performance.now() - started) / 1000 / ran;
-      const left = runs.length - index - 1;
-      const what =
-        result.status === "done"
-          ? `held-out output loss ${result.finalHeldOutOutputLoss.toFixed(4)}, BLEU ${result.bleu.toFixed(2)}`
-          : `FAILED: ${result.error ?? ""}`;
-      log(
-        `[${index + 1}/${runs.length}] ${id}: ${what} (${formatDuration((performance.now() - runStarted) / 1000)}; about ${formatDuration(perRun * left)} left)`,
-      );
-      this.results.set(id, result);
-      await this.writeResults();
+      if (isFinished(runDir)) this.results.set(id, readRunResult(id, params, runDir));
+      else pending.push(params);
     }
+    const started = performance.now();
+    let next = 0;
+    let ran = 0;
+    const runNext = async (): Promise<void> => {
+      while (!this.stopping && next < pending.length) {
+        const params = pending[next++] as RunParams;
+        const id = runId(params);
+        const runStarted = performance.now();
+        const split = splits.get(`${params.dataset}/${params.seed}`) as SplitFiles;
+        const result = await this.runOne(id, params, join(this.runsDir, id), split);
+        if (result === undefined) return; // stopped mid-run: left for the rerun
+        ran++;
+        this.results.set(id, result);
+        // Wall time per finished run, however many run at once.
+        const perRun = (performance.now() - started) / 1000 / ran;
+        const left = pending.length - ran;
+        const what =
+          result.status === "done"
+            ? `held-out output loss ${result.finalHeldOutOutputLoss.toFixed(4)}, BLEU ${result.bleu.toFixed(2)}`
+            : `FAILED: ${result.error ?? ""}`;
+        log(
+          `[${this.results.size}/${runs.length}] ${id}: ${what} (${formatDuration((performance.now() - runStarted) / 1000)}; about ${formatDuration(perRun * left)} left)`,
+        );
+        await this.writeResults();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.parallelRuns, pending.length) }, runNext));
     // Also when every run was already done: a rerun regenerates results.json and the report from them.
     return this.writeResults();
   }
@@ -248,7 +262,8 @@ export class Experiment {
   }
 
   private snapshot(): ExperimentResults {
-    const runs = [...this.results.values()];
+    const position = (run: RunResult) => this.order.get(run.id) ?? Infinity;
+    const runs = [...this.results.values()].sort((a, b) => position(a) - position(b));
     return {
       version: RESULTS_VERSION,
       name: this.config.name,
@@ -271,10 +286,15 @@ export class Experiment {
       : this.baseModel;
   }
 
-  private async writeResults(): Promise<ExperimentResults> {
-    const results = this.snapshot();
-    await writeJson(join(this.options.outDir, "results.json"), results);
-    await writeExperimentReport(results, join(this.options.outDir, "report.html"));
-    return results;
+  private writeResults(): Promise<ExperimentResults> {
+    const write = async () => {
+      const results = this.snapshot();
+      await writeJson(join(this.options.outDir, "results.json"), results);
+      await writeExperimentReport(results, join(this.options.outDir, "report.html"));
+      return results;
+    };
+    const written = this.writing.then(write, write);
+    this.writing = written;
+    return written;
   }
 }

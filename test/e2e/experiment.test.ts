@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { readExperimentConfig, gridRuns } from "../../experiment/config.js";
+import { readExperimentConfig, gridRuns, runId } from "../../experiment/config.js";
 import type { ExperimentResults } from "../../experiment/results.js";
 import { runCli, startCli } from "../support/cli.js";
 import { repoRoot, sharedDataDir } from "../support/shared-data.js";
@@ -56,11 +56,16 @@ test(
   async () => {
     const config = writeConfig("tiny-grid");
     const out = join(dir, "tiny-grid");
-    const first = await runCli(["experiment", "--config", config, "--out", out]);
+    // Two runs at once (the rerun below goes one at a time): the results are listed in grid order.
+    const first = await runCli(["experiment", "--config", config, "--out", out, "--parallel-runs", "2"]);
     assert.equal(first.status, 0, first.stderr.slice(-3000));
     assert.match(first.stderr, /pretraining the base model: .* on pretrain-text \(60 examples\)/);
     const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as ExperimentResults;
     assert.equal(results.runs.length, 8);
+    assert.deepEqual(
+      results.runs.map((run) => run.id),
+      gridRuns(readExperimentConfig(config)).map(runId),
+    );
     // Inside the experiment's folder, so the results read the same wherever the folder is copied.
     assert.equal(results.baseModel, join("pretrain", "checkpoint"));
     for (const run of results.runs) {
@@ -139,7 +144,7 @@ test(
     await first.waitFor(/\[2\/8\]/, 120_000);
     first.child.kill("SIGINT");
     assert.notEqual(await first.exit, 0);
-    assert.match(first.stderr, /SIGINT: stopping the run in flight; rerun the same command to continue/);
+    assert.match(first.stderr, /SIGINT: stopping the runs in flight; rerun the same command to continue/);
     const done = readdirSync(join(out, "runs")).filter((id) =>
       existsSync(join(out, "runs", id, "bleu.json")),
     );
