@@ -3,7 +3,7 @@ import yargs, { type Argv } from "yargs";
 import { UserError } from "../shared/errors.js";
 import type { TrainFlags } from "../shared/options.js";
 import { BACKEND_NAMES } from "../shared/backend/select.js";
-import { DATA_PLANES, WIRE_DTYPES } from "../shared/protocol.js";
+import { DATA_PLANES, JOB_NAME, WIRE_DTYPES } from "../shared/protocol.js";
 import { DATA_FORMATS } from "../shared/data/formats.js";
 import { TEMPLATE_NAMES } from "../shared/data/template.js";
 import { TRUNCATION_MODES } from "../shared/data/encode.js";
@@ -242,6 +242,17 @@ export function parseTrainFlags(args: readonly string[]): TrainFlags {
     .parseSync() as unknown as TrainFlags;
 }
 
+/** --job: one NATS subject token, checked at parse time (a "." or ">" in it would change what it matches). */
+export const JOB_OPTION = {
+  type: "string",
+  default: "default",
+  coerce: (job: string): string => {
+    if (!JOB_NAME.test(job))
+      throw new UserError(`--job: "${job}" is not a job name (1 to 64 letters, digits, "_" or "-")`);
+    return job;
+  },
+} as const;
+
 /** NATS URL default: $NATS_URL, read once here at start-up. */
 export const DEFAULT_NATS_URL = process.env["NATS_URL"] ?? "nats://127.0.0.1:4222";
 
@@ -254,8 +265,7 @@ export function coordinatorFlags<T>(yargs: Argv<T>, required = true) {
       describe: "Number of workers (ranks) in the job",
     })
     .option("job", {
-      type: "string",
-      default: "default",
+      ...JOB_OPTION,
       describe: "Job name: the NATS subject prefix, so jobs can share a server",
     })
     .option("data-plane", {

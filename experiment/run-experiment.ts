@@ -3,12 +3,14 @@
 // and is done once its folder holds summary.json and bleu.json: a rerun of the same command skips those and
 // redoes any run it finds half-way (a crash or a Ctrl-C), so nothing finished is lost or repeated.
 // results.json and report.html are rewritten after every run.
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import type { Conversation } from "../shared/data/conversation.js";
 import { readDataFile } from "../shared/data/formats.js";
 import { corpusBleu } from "../shared/eval/bleu.js";
 import { UserError } from "../shared/errors.js";
+import { JOB_NAME } from "../shared/protocol.js";
 import { writeExperimentReport } from "../report/experiment-report.js";
 import { formatDuration } from "../report/format.js";
 import { writeFileSynced } from "../shared/model/checkpoint-manifest.js";
@@ -44,6 +46,15 @@ function writeJson(file: string, value: unknown): Promise<void> {
 /** The final assistant turn of each conversation: what a generation is compared with. */
 function outputsOf(conversations: readonly Conversation[]): string[] {
   return conversations.map((c) => c.turns.at(-1)?.content ?? "");
+}
+
+/** A run's id as a --job name (one NATS subject token of at most 64 characters). */
+export function jobName(id: string): string {
+  const name = `exp-${id}`;
+  if (JOB_NAME.test(name)) return name;
+  // Characters replaced or the name cut: a hash of the whole id keeps distinct runs apart.
+  const readable = name.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 55);
+  return `${readable}-${createHash("sha256").update(id).digest("hex").slice(0, 8)}`;
 }
 
 export class Experiment {
@@ -196,8 +207,11 @@ export class Experiment {
     mkdirSync(runDir, { recursive: true });
     const logFile = join(runDir, "experiment.log");
     const trainFile = split.train.get(p.trainExamples) ?? "";
+    // Its own job name: runs at once (or a shared $NATS_URL) must not take each other's subjects.
     const trainer =
-      this.options.workers > 1 ? ["launch", "--workers", String(this.options.workers)] : ["train"];
+      this.options.workers > 1
+        ? ["launch", "--workers", String(this.options.workers), "--job", jobName(id)]
+        : ["train"];
     const trained = await runImtrain(
       [
         ...trainer,

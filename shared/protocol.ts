@@ -24,6 +24,9 @@ import type { RankPhaseSeconds } from "./metrics/records.js";
 export const PROTOCOL_VERSION = 8;
 
 /** Subjects of one job; several jobs can share a NATS server under different names. */
+/** A job name is one NATS subject token: no ".", no wildcards ("*", ">"), no spaces. */
+export const JOB_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
 export function jobSubjects(job: string) {
   const prefix = `imtrain.${job}`;
   return {

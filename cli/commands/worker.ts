@@ -9,7 +9,7 @@ import { IMTRAIN_VERSION } from "../../shared/version.js";
 import { Worker } from "../../worker/worker-process.js";
 import { AUTO_ADVERTISE_HOST, natsHost, routeAddressTo } from "../../worker/advertise-host.js";
 import { reportAndExit } from "../exit-on-error.js";
-import { DEFAULT_NATS_URL, metricsEndpointFlags, peakFlopsFlag } from "../flags.js";
+import { DEFAULT_NATS_URL, JOB_OPTION, metricsEndpointFlags, peakFlopsFlag } from "../flags.js";
 import { natsSecurityFlags } from "../nats-flags.js";
 import { redactNatsUrl } from "../../shared/nats/url.js";
 import { compileNatsSettings, type NatsSecurityFlags } from "../../shared/nats/settings.js";
@@ -62,7 +62,7 @@ export const workerCommand: CommandModule<object, WorkerFlags> = {
         default: `${hostname()}-${process.pid}`,
         describe: "Name in logs and errors",
       })
-      .option("job", { type: "string", default: "default", describe: "Job name (the coordinator's --job)" })
+      .option("job", { ...JOB_OPTION, describe: "Job name (the coordinator's --job)" })
       .option("join-timeout-ms", {
         type: "number",
         default: 600_000,

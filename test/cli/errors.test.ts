@@ -191,3 +191,11 @@ test("masks - --tokenizer /nonexistent names the path", () => {
   const file = writeFixture("good.jsonl", jsonLines(GOOD));
   assertUserError(masks("--data", file, "--tokenizer", "/nonexistent"), "--tokenizer", "/nonexistent");
 });
+
+test("coordinator, launch, worker - a --job that is not one NATS subject token is refused by name", () => {
+  for (const job of ["a.b", "jobs.>", "my job", "*", ""]) {
+    assertUserError(runCli(["coordinator", "--workers", "1", "--data", "x.jsonl", "--job", job]), "--job");
+    assertUserError(runCli(["launch", "--workers", "1", "--data", "x.jsonl", "--job", job]), "--job");
+    assertUserError(runCli(["worker", "--job", job]), "--job", "not a job name");
+  }
+});

@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { aggregate, imMinusIt, lambdaFits, recommendLambda, spread } from "../../experiment/analysis.js";
 import { recommend } from "../../experiment/recommend.js";
+import { jobName } from "../../experiment/run-experiment.js";
+import { JOB_NAME } from "../../shared/protocol.js";
 import type { ExperimentResults, RunParams, RunResult } from "../../experiment/results.js";
 import {
   EXPERIMENT_DATA_ELEMENT_ID,
@@ -189,4 +191,18 @@ test("experiment - recommend pools results files, one run per grid point: a poin
   assert.equal(pooled.basis.runs, alone.basis.runs, "the second file's repeats are not counted again");
   assert.deepEqual(pooled.basis.experiments, ["first", "second"]);
   assert.deepEqual(pooled.predictions, alone.predictions);
+});
+
+test("experiment - a run's launch job name is one NATS subject token, distinct for distinct runs", () => {
+  const ids = [
+    "t0-n200-lam0.5-tw0-kl0.1-nef5-s1",
+    "t0-n200-lam0_5-tw0-kl0_1-nef5-s1",
+    "x".repeat(80),
+    "x".repeat(81),
+  ];
+  const names = ids.map(jobName);
+  for (const name of names) assert.match(name, JOB_NAME);
+  assert.equal(jobName("t0-n200-lam1-tw0-kl0-nef5-s1"), "exp-t0-n200-lam1-tw0-kl0-nef5-s1");
+  assert.match(names[0] ?? "", /^exp-t0-n200-lam0_5-tw0-kl0_1-nef5-s1-[0-9a-f]{8}$/);
+  assert.equal(new Set(names).size, names.length, "replaced or cut ids keep a hash of the whole id");
 });
