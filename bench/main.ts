@@ -50,7 +50,7 @@ tiny,small,medium,d128 (presets, and d128 = d128 L2 H4; "" skips train_step), --
 GPT-2 124M's gradient, 498 MB), --allreduce-dtypes fp32 (a list of fp32, bf16, fp16),
 --allreduce-iterations 20 (fewer for big sizes), --world-sizes 2,3,4, --planes nats,ws,
 --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics, --skip-scaling, --skip-torch, and
---quick (the same code on small sizes, for CI: tiny only, 1 KB..256 KB, N=2, a 3-step scaling run).
+--quick (the same code on small sizes, for CI: tiny only, 1 KB..256 KB, N=2, a 6-step scaling run).
 `;
 
 const args = parseBenchArgs(
@@ -249,7 +249,7 @@ if (!args["skip-metrics"]) await benchMetrics(emitLine);
 if (!args["skip-allreduce"]) await benchAllReduce(emitLine, allReduceOptions);
 if (!args["skip-scaling"]) {
   const shape = args.quick
-    ? { embedDim: 32, layers: 1, heads: 2, seq: 64, batch: 4, steps: 3 }
-    : { embedDim: 128, layers: 2, heads: 4, seq: 128, batch: 16, steps: 20 };
+    ? { embedDim: 32, layers: 1, heads: 2, seq: 64, batch: 4, steps: 6 }
+    : { embedDim: 128, layers: 2, heads: 4, seq: 128, batch: 16, steps: 40 };
   await benchScaling(emitLine, shape);
 }

@@ -79,6 +79,59 @@ function differencesFromIt(runs: readonly RunResult[], lambda: number) {
     });
 }
 
+export interface RegulariserEffect {
+  /** The knobs with KL or NEFTune on (the seed aside). */
+  readonly params: Cell;
+  /** Held-out output loss minus the same run's without KL and NEFTune (same seed, data, λ). */
+  readonly heldOut: Spread;
+  /** (Held-out − train output loss) minus the same run's without them: below 0, less overfitting. */
+  readonly gap: Spread;
+  readonly seeds: number;
+}
+
+/**
+ * KL-to-base and NEFTune against neither, paired by seed: each run with a KL weight or NEFTune α above the
+ * grid's smallest, less the run of the same data set, size, λ, template weight and seed without them.
+ * Seeds share their data split, so the pairs cancel most of the seed-to-seed spread.
+ */
+export function regulariserEffects(runs: readonly RunResult[]): RegulariserEffect[] {
+  const done = runs.filter((r) => r.status === "done");
+  if (done.length === 0) return [];
+  const leastKl = Math.min(...done.map((r) => r.params.klWeight));
+  const leastNeftune = Math.min(...done.map((r) => r.params.neftuneAlpha));
+  const plainKey = (p: RunParams) =>
+    JSON.stringify([p.dataset, p.trainExamples, p.promptLossWeight, p.templateLossWeight, p.seed]);
+  const plain = new Map(
+    done
+      .filter((r) => r.params.klWeight === leastKl && r.params.neftuneAlpha === leastNeftune)
+      .map((r) => [plainKey(r.params), r]),
+  );
+  const gapOf = (r: RunResult) => r.finalHeldOutOutputLoss - r.finalTrainOutputLoss;
+  const cells = new Map<string, { run: RunResult; heldOut: number; gap: number }[]>();
+  for (const run of done) {
+    const reference = plain.get(plainKey(run.params));
+    if (reference === undefined || reference === run) continue;
+    const key = cellKey(run.params);
+    cells.set(key, [
+      ...(cells.get(key) ?? []),
+      {
+        run,
+        heldOut: run.finalHeldOutOutputLoss - reference.finalHeldOutOutputLoss,
+        gap: gapOf(run) - gapOf(reference),
+      },
+    ]);
+  }
+  return [...cells.values()].map((pairs) => {
+    const { seed: _seed, ...params } = (pairs[0] as { run: RunResult }).run.params;
+    return {
+      params,
+      heldOut: spread(pairs.map((p) => p.heldOut)),
+      gap: spread(pairs.map((p) => p.gap)),
+      seeds: pairs.length,
+    };
+  });
+}
+
 /** Per data set and size: IM − IT held-out output loss over seeds. */
 export function imMinusIt(runs: readonly RunResult[]): ImMinusIt[] {
   const groups = new Map<string, { run: RunResult; difference: number }[]>();

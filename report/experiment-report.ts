@@ -3,7 +3,7 @@
 // grid cell, the fits `analyze` recommends from, the failed runs, and results.json embedded.
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { atBaseKnobs, spread } from "../experiment/analysis.js";
+import { atBaseKnobs, regulariserEffects, spread } from "../experiment/analysis.js";
 import { writeFileSynced } from "../shared/model/checkpoint-manifest.js";
 import type { ExperimentResults, Spread } from "../experiment/results.js";
 import { experimentCharts } from "./experiment-charts.js";
@@ -45,6 +45,34 @@ function bleuTable(results: ExperimentResults): string {
     ];
   });
   return table(["data set", "training examples", "IT BLEU", "IM BLEU", "runs (IT / IM)"], rows);
+}
+
+/** KL and NEFTune against neither, paired by seed (analysis.regulariserEffects); empty without them. */
+function regularisersTable(results: ExperimentResults): string {
+  const rows = regulariserEffects(results.runs).map((e) => [
+    e.params.dataset,
+    String(e.params.trainExamples),
+    String(e.params.promptLossWeight),
+    String(e.params.klWeight),
+    String(e.params.neftuneAlpha),
+    String(e.seeds),
+    meanStd(e.heldOut, 4),
+    meanStd(e.gap, 4),
+  ]);
+  if (rows.length === 0) return "";
+  return table(
+    [
+      "data set",
+      "examples",
+      "λ",
+      "KL",
+      "NEFTune α",
+      "seeds",
+      "held-out output loss − without",
+      "held-out − train gap − without",
+    ],
+    rows,
+  );
 }
 
 function aggregatesTable(results: ExperimentResults): string {
@@ -108,6 +136,14 @@ export async function renderExperimentReport(results: ExperimentResults): Promis
         `<section class="card chart" id="chart-${escapeHtml(c.id)}">${c.svg}<p class="caption">${escapeHtml(c.caption)}</p></section>`,
     ),
     card("BLEU of greedy generations on training prompts against the training outputs", bleuTable(results)),
+    ...(regulariserEffects(results.runs).length > 0
+      ? [
+          card(
+            "KL-to-base and NEFTune against neither, paired by seed (same data split and λ): mean ± standard deviation of the differences",
+            regularisersTable(results),
+          ),
+        ]
+      : []),
     card("Every grid cell: mean ± standard deviation over seeds (final eval)", aggregatesTable(results)),
     card(
       "Held-out output loss minus IT's, fitted as a + b·ln(ratio) + c·ln(examples) per λ (what imtrain analyze recommends from)",

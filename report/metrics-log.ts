@@ -14,6 +14,7 @@ export const STEP_FIELDS = [
   "train_output_loss",
   "tokens",
   "tokens_per_s",
+  "step_s",
   "tensors",
   "tensor_bytes",
 ] as const;

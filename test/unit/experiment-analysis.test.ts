@@ -5,7 +5,14 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { aggregate, imMinusIt, lambdaFits, recommendLambda, spread } from "../../experiment/analysis.js";
+import {
+  aggregate,
+  imMinusIt,
+  lambdaFits,
+  recommendLambda,
+  regulariserEffects,
+  spread,
+} from "../../experiment/analysis.js";
 import { recommend } from "../../experiment/recommend.js";
 import { jobName } from "../../experiment/run-experiment.js";
 import { JOB_NAME } from "../../shared/protocol.js";
@@ -205,4 +212,39 @@ test("experiment - a run's launch job name is one NATS subject token, distinct f
   assert.equal(jobName("t0-n200-lam1-tw0-kl0-nef5-s1"), "exp-t0-n200-lam1-tw0-kl0-nef5-s1");
   assert.match(names[0] ?? "", /^exp-t0-n200-lam0_5-tw0-kl0_1-nef5-s1-[0-9a-f]{8}$/);
   assert.equal(new Set(names).size, names.length, "replaced or cut ids keep a hash of the whole id");
+});
+
+test("experiment analysis - KL and NEFTune effects are paired by seed, cancelling the seeds' spread", async () => {
+  const runs: RunResult[] = [];
+  for (const seed of [1, 2, 3])
+    for (const [klWeight, neftuneAlpha, effect] of [
+      [0, 0, 0],
+      [0.1, 0, -0.004],
+      [0, 5, -0.006],
+    ] as const) {
+      const base = run("long", 200, 1, seed, { klWeight, neftuneAlpha });
+      // A seed moves every run of it by the same large amount; the regulariser moves only its own runs.
+      const heldOut = 2 + 0.1 * seed + effect;
+      runs.push({ ...base, finalHeldOutOutputLoss: heldOut, finalTrainOutputLoss: heldOut - 0.1 - effect });
+    }
+  const effects = regulariserEffects(runs);
+  assert.deepEqual(
+    effects.map((e) => [e.params.klWeight, e.params.neftuneAlpha, e.seeds]),
+    [
+      [0.1, 0, 3],
+      [0, 5, 3],
+    ],
+  );
+  for (const [e, planted] of [
+    [effects[0], -0.004],
+    [effects[1], -0.006],
+  ] as const) {
+    assert.ok(Math.abs((e?.heldOut.mean ?? NaN) - planted) < 1e-9, JSON.stringify(e));
+    assert.ok((e?.heldOut.std ?? NaN) < 1e-9, "pairs cancel the seeds' spread");
+    assert.ok(Math.abs((e?.gap.mean ?? NaN) - planted) < 1e-9, JSON.stringify(e));
+  }
+  const html = await renderExperimentReport(results(runs));
+  assert.ok(html.includes("paired by seed"));
+  assert.ok(html.includes("<td>-0.0040 ± 0.0000</td>"), "the KL row's held-out difference");
+  assert.deepEqual(regulariserEffects(grid(false)), [], "no KL or NEFTune: nothing to pair");
 });
