@@ -211,7 +211,7 @@ class Launch {
       const end = await coordinator.ended;
       this.clearTimers();
       this.enter("stopping-workers", `the coordinator ${describeEnd(end)}`);
-      await this.stopWorkers();
+      await this.stopWorkers(end);
     } else {
       // The job's coordinator is elsewhere: it tells these workers when the job ends.
       await Promise.all(this.workers.map((w) => w.ended));
@@ -360,10 +360,19 @@ class Launch {
     this.after(this.options.deadlines.killAfterMs, () => child.signal("SIGKILL"));
   }
 
-  /** The coordinator has exited: its workers exit too (told to, or on its silence) or are killed. */
-  private async stopWorkers(): Promise<void> {
+  /**
+   * The coordinator has exited: its workers exit too (told to, or on its silence) or are killed. After a
+   * coordinator that failed, nobody will tell them: they get SIGTERM at once (a worker leaves on it) rather
+   * than waiting out its silence, e.g. a coordinator that refused its --data before the job began.
+   */
+  private async stopWorkers(coordinatorEnd: ProcessEnd): Promise<void> {
     const { workerGraceMs } = this.options.deadlines;
     const allEnded = Promise.all(this.workers.map((w) => w.ended));
+    if (exitStatus(coordinatorEnd) !== 0)
+      for (const worker of this.workers.filter((w) => w.running)) {
+        worker.killedByLaunch = true;
+        worker.signal("SIGTERM");
+      }
     if (await within(allEnded, workerGraceMs)) return;
     for (const worker of this.workers.filter((w) => w.running)) {
       this.log(`launch: ${worker.name} still running ${workerGraceMs} ms after the coordinator; killing it`);

@@ -374,3 +374,27 @@ test(
     }
   },
 );
+
+test(
+  "launch - a coordinator that refuses its --data stops the workers at once: exit 2, its one line, nothing left running",
+  { timeout: TEST_TIMEOUT_MS },
+  async (t) => {
+    const run = startLaunch(t, join(dir, "bad-data"), [
+      "--data",
+      join(dir, "no-such-file.jsonl"),
+      "--nats",
+      "embedded",
+    ]);
+    await run.waitFor(/started the coordinator/);
+    const { coordinator, workers } = run.pids();
+    const { status } = await run.exit;
+    assert.equal(status, 2, run.output.slice(-3000));
+    assert.match(run.output, /\[coordinator\] imtrain: .*no-such-file\.jsonl: cannot read data file/);
+    assert.match(run.output, /launch: the coordinator exited 2\n/);
+    // Stopped by launch at once (a worker still starting may go before it says so), not left to wait for a
+    // coordinator until the grace runs out and they are killed.
+    assert.doesNotMatch(run.output, /still running \d+ ms after the coordinator; killing it/);
+    assertNoCrash(run.output);
+    await assertAllGone([coordinator, ...workers]);
+  },
+);
