@@ -96,18 +96,31 @@ export class Experiment {
     const runs = gridRuns(this.config);
     const splits = await this.writeSplits();
     if (this.config.pretrain) this.baseModel = await this.pretrain();
-    const finished = runs.filter((p) => isFinished(join(this.runsDir, runId(p))));
-    log(
-      `experiment ${this.config.name}: ${runs.length} runs (${finished.length} already done) in ${this.options.outDir}; base model ${this.baseModel}`,
-    );
     this.order = new Map(runs.map((params, index) => [runId(params), index]));
-    const pending: RunParams[] = [];
-    for (const params of runs) {
-      const id = runId(params);
-      const runDir = join(this.runsDir, id);
-      if (isFinished(runDir)) this.results.set(id, readRunResult(id, params, runDir));
-      else pending.push(params);
-    }
+    const pending = runs.filter((params) => !this.readFinished(params));
+    log(
+      `experiment ${this.config.name}: ${runs.length} runs (${runs.length - pending.length} already done) in ${this.options.outDir}; base model ${this.baseModel}`,
+    );
+    await this.runPending(pending, splits, runs.length);
+    // Also when every run was already done: a rerun regenerates results.json and the report from them.
+    return this.writeResults();
+  }
+
+  /** Takes a finished run's results from its folder; false if it is not finished. */
+  private readFinished(params: RunParams): boolean {
+    const id = runId(params);
+    const runDir = join(this.runsDir, id);
+    if (!isFinished(runDir)) return false;
+    this.results.set(id, readRunResult(id, params, runDir));
+    return true;
+  }
+
+  /** Runs `pending`, up to parallelRuns at once, each taking the next when it finishes; logs each. */
+  private async runPending(
+    pending: readonly RunParams[],
+    splits: ReadonlyMap<string, SplitFiles>,
+    total: number,
+  ): Promise<void> {
     const started = performance.now();
     let next = 0;
     let ran = 0;
@@ -122,21 +135,19 @@ export class Experiment {
         ran++;
         this.results.set(id, result);
         // Wall time per finished run, however many run at once.
-        const perRun = (performance.now() - started) / 1000 / ran;
-        const left = pending.length - ran;
+        const left = ((performance.now() - started) / 1000 / ran) * (pending.length - ran);
         const what =
           result.status === "done"
             ? `held-out output loss ${result.finalHeldOutOutputLoss.toFixed(4)}, BLEU ${result.bleu.toFixed(2)}`
             : `FAILED: ${result.error ?? ""}`;
-        log(
-          `[${this.results.size}/${runs.length}] ${id}: ${what} (${formatDuration((performance.now() - runStarted) / 1000)}; about ${formatDuration(perRun * left)} left)`,
+        this.options.log(
+          `[${this.results.size}/${total}] ${id}: ${what} (${formatDuration((performance.now() - runStarted) / 1000)}; about ${formatDuration(left)} left)`,
         );
         await this.writeResults();
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.options.parallelRuns, pending.length) }, runNext));
-    // Also when every run was already done: a rerun regenerates results.json and the report from them.
-    return this.writeResults();
+    const lanes = Math.min(this.options.parallelRuns, pending.length);
+    await Promise.all(Array.from({ length: lanes }, runNext));
   }
 
   /** Held-out and training files for each (data set, seed) of the grid. */
