@@ -21,6 +21,7 @@ import { parameterCount } from "../shared/metrics/flops.js";
 import { presetConfig } from "../shared/model/config.js";
 import { DATA_PLANES, WIRE_DTYPES, type DataPlane, type WireDtype } from "../shared/protocol.js";
 import { DEFAULT_BUCKET_BYTES, DEFAULT_CHUNK_BYTES, MAX_WORLD_SIZE } from "../worker/allreduce/index.js";
+import { wireBytesPerFloat } from "../worker/allreduce/wire-dtype.js";
 import { figure, type Emit } from "./figure.js";
 
 export type NatsChoice = "auto" | "embedded";
@@ -424,7 +425,7 @@ async function runGroup(
         wire_dtype: dtype,
         // The ring's bandwidth bound: each link carries 2(N−1)/N of the bytes sent, at one TCP stream's rate.
         bound_seconds:
-          (((2 * (worldSize - 1)) / worldSize) * (plan.bytes / (dtype === "fp32" ? 1 : 2))) /
+          (((2 * (worldSize - 1)) / worldSize) * ((plan.bytes / 4) * wireBytesPerFloat(dtype))) /
           (group.ceilingGbps * 1e9),
         iterations: plan.iterations,
         seconds,

@@ -128,6 +128,7 @@ export async function renderExperimentReport(results: ExperimentResults): Promis
   );
   const failed = results.runs.filter((r) => r.status === "failed");
   const done = results.runs.length - failed.length;
+  const regularisers = regularisersTable(results);
   const card = (title: string, body: string) =>
     `<section class="card"><h2>${escapeHtml(title)}</h2>${body}</section>`;
   const sections = [
@@ -136,14 +137,14 @@ export async function renderExperimentReport(results: ExperimentResults): Promis
         `<section class="card chart" id="chart-${escapeHtml(c.id)}">${c.svg}<p class="caption">${escapeHtml(c.caption)}</p></section>`,
     ),
     card("BLEU of greedy generations on training prompts against the training outputs", bleuTable(results)),
-    ...(regulariserEffects(results.runs).length > 0
-      ? [
+    ...(regularisers === ""
+      ? []
+      : [
           card(
             "KL-to-base and NEFTune against neither, paired by seed (same data split and λ): mean ± standard deviation of the differences",
-            regularisersTable(results),
+            regularisers,
           ),
-        ]
-      : []),
+        ]),
     card("Every grid cell: mean ± standard deviation over seeds (final eval)", aggregatesTable(results)),
     card(
       "Held-out output loss minus IT's, fitted as a + b·ln(ratio) + c·ln(examples) per λ (what imtrain analyze recommends from)",

@@ -4,6 +4,7 @@
 // a "__proto__" or "constructor" key) reaches the code. The TypeScript types in protocol.ts are the
 // reference; `satisfies` below fails the build if a schema and its type drift apart.
 import { z } from "zod";
+import { DATA_PLANES, WIRE_DTYPES } from "./data-plane.js";
 import type { CoordinatorMessage, JobSpec, LeaseClaim, WorkerMessage } from "./protocol.js";
 
 /** Ranks, steps, epochs, ids: non-negative safe integers. */
@@ -104,8 +105,8 @@ export const JOB_SPEC = z.object({
     message: "too many flags",
   }),
   totalSteps: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-  dataPlane: z.enum(["nats", "ws"]),
-  allreduceDtype: z.enum(["fp32", "bf16", "fp16"]).optional(),
+  dataPlane: z.enum(DATA_PLANES),
+  allreduceDtype: z.enum(WIRE_DTYPES).optional(),
   checksumEverySteps: count,
   // Periods and deadlines: from 10 ms (a faster heartbeat would flood the bus) to a day.
   heartbeatMs: z.number().int().min(10).max(86_400_000),

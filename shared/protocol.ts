@@ -11,6 +11,7 @@ import type { ZodType } from "zod";
 import { UserError } from "./errors.js";
 import { COORDINATOR_MESSAGE, LEASE_CLAIM, WORKER_MESSAGE } from "./protocol-schemas.js";
 import type { RankPhaseSeconds } from "./metrics/records.js";
+import type { DataPlane, WireDtype } from "./data-plane.js";
 
 // 2: stepDone carries the rank's phase seconds; evalDone and checkpointDone their seconds.
 // 3: join carries a nonce (a retried join gets the same rank); shutdown says whether the job failed.
@@ -23,10 +24,10 @@ import type { RankPhaseSeconds } from "./metrics/records.js";
 //    prepares a new epoch's ring; a step that failed on a healthy rank is stepFailed, not failed.
 export const PROTOCOL_VERSION = 8;
 
-/** Subjects of one job; several jobs can share a NATS server under different names. */
 /** A job name is one NATS subject token: no ".", no wildcards ("*", ">"), no spaces. */
 export const JOB_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** Subjects of one job; several jobs can share a NATS server under different names. */
 export function jobSubjects(job: string) {
   const prefix = `imtrain.${job}`;
   return {
@@ -39,12 +40,7 @@ export function jobSubjects(job: string) {
   };
 }
 
-export const DATA_PLANES = ["nats", "ws"] as const;
-export type DataPlane = (typeof DATA_PLANES)[number];
-
-/** The float format gradients cross the data plane in (worker/allreduce/wire-dtype.ts); sums stay fp32. */
-export const WIRE_DTYPES = ["fp32", "bf16", "fp16"] as const;
-export type WireDtype = (typeof WIRE_DTYPES)[number];
+export { DATA_PLANES, WIRE_DTYPES, type DataPlane, type WireDtype } from "./data-plane.js";
 
 /** What every worker needs to build the identical job: the raw train flags it compiles itself. */
 export interface JobSpec {
@@ -252,8 +248,10 @@ export function decodeLeaseClaim(bytes: Uint8Array, subject: string): LeaseClaim
 
 const isIndex = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
 
-/** Ring chunks are checked by hand, not by zod: they are the hot path, and three fields. */
-/** A ring chunk whose data is whole floats of `bytesPerFloat` bytes (4, or 2 for a bf16/fp16 wire). */
+/**
+ * A ring chunk whose data is whole floats of `bytesPerFloat` bytes (4, or 2 for a bf16/fp16 wire). Checked
+ * by hand, not by zod: it is the hot path, and three fields.
+ */
 export function decodeRingChunk(bytes: Uint8Array, subject: string, bytesPerFloat = 4): RingChunk {
   const chunk = decodeObject(bytes, subject);
   const data = chunk["data"];

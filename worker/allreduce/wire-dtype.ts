@@ -8,9 +8,9 @@
 // element at a time through a Proxy; these loops run over every gradient float each step. Rounding is to
 // nearest, ties to even, as a hardware conversion does; NaN stays NaN.
 
-import type { WireDtype } from "../../shared/protocol.js";
+import type { WireDtype } from "../../shared/data-plane.js";
 
-export { WIRE_DTYPES, type WireDtype } from "../../shared/protocol.js";
+export type { WireDtype } from "../../shared/data-plane.js";
 
 /** Bytes one float takes on the wire. */
 export function wireBytesPerFloat(dtype: WireDtype): number {
