@@ -1,9 +1,12 @@
 // Fused kernels for the elementwise chains of a GPT-2 step on wasm, as loops over the wasm heap: tfjs
-// composes LayerNorm, gelu_new and a bias's gradient from 10–30 small kernels each (every one a pass
-// over memory plus ~20 µs of dispatch, and reductions over rows that wasm can only do after a transpose),
+// composes LayerNorm, AdamW and a bias's gradient from 10–30 small kernels each (every one a pass over
+// memory plus ~20 µs of dispatch, and reductions over rows that wasm can only do after a transpose),
 // which after the matmuls were most of a step (measured with tf.profile: `npm run bench` figures, README).
 // Each forward kernel has its gradient kernel; shared/model/ops.ts wires them into autodiff and uses the
 // composite ops on every other backend. Arithmetic is in float64 per element, stored as float32.
+// JavaScript's scalar loops run at 1–15 ns an element, where wasm's own (XNNPACK, SIMD) elementwise
+// kernels run at ~0.15: a chain is fused here only where it replaces many kernels or a transpose, and
+// gelu_new, which a tanh made costly in JavaScript, is wasm's own sigmoid and products (ops.ts).
 import * as tf from "@tensorflow/tfjs-core";
 import type { DataType, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 
@@ -11,8 +14,6 @@ import type { DataType, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 export const FUSED_KERNELS = {
   layerNorm: "ImtrainLayerNorm",
   layerNormGrad: "ImtrainLayerNormGrad",
-  geluNew: "ImtrainGeluNew",
-  geluNewGrad: "ImtrainGeluNewGrad",
   columnSum: "ImtrainColumnSum",
   adamW: "ImtrainAdamW",
 } as const;
@@ -117,77 +118,6 @@ const layerNormGrad: KernelConfig = {
   },
 };
 
-const GELU_SCALE = Math.sqrt(2 / Math.PI);
-const GELU_CUBE = 0.044715;
-
-/** 2^k for k = -1050 … 1049, for exp's scaling. */
-const POWERS_OF_TWO = Float64Array.from({ length: 2100 }, (_, i) => 2 ** (i - 1050));
-/** Adding and subtracting 1.5·2^52 rounds a double to an integer: several times faster than Math.round. */
-const ROUNDER = 6755399441055744;
-
-/**
- * e^x to ~1e-8 relative, well inside float32's 6e-8: x = k·ln 2 + r with |r| ≤ ln2/2, e^r by its Taylor
- * series to r^7 (error ≤ 0.35^8/8! ≈ 5e-9). Twice as fast as Math.exp here, which was most of GELU's time.
- */
-function exp(x: number): number {
-  const clamped = x > 88 ? 88 : x < -88 ? -88 : x;
-  const k = clamped * Math.LOG2E + ROUNDER - ROUNDER;
-  const r = clamped - k * Math.LN2;
-  const series =
-    1 + r * (1 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 + r * (1 / 720 + r / 5040))))));
-  return series * POWERS_OF_TWO[k + 1050]!;
-}
-
-/** tanh through one exp: V8's Math.tanh is several times slower. */
-function tanh(u: number): number {
-  if (u > 20) return 1;
-  if (u < -20) return -1;
-  const e = exp(2 * u);
-  return (e - 1) / (e + 1);
-}
-
-/**
- * gelu_new: x → y = 0.5·x·(1 + t), and t = tanh(√(2/π)·(x + 0.044715·x³)) for the gradient, which would
- * otherwise compute the tanh again (the exp is most of the kernel's time).
- */
-const geluNew: KernelConfig = {
-  kernelName: FUSED_KERNELS.geluNew,
-  backendName: "wasm",
-  kernelFunc: ({ inputs, backend }) => {
-    const { x } = inputs as { x: TensorInfo };
-    const wasm = heap(backend);
-    const y = wasm.makeOutput([...x.shape], "float32");
-    const tanhs = wasm.makeOutput([...x.shape], "float32");
-    const [xs, ys, ts] = [x, y, tanhs].map((t) => wasm.typedArrayFromHeap(t));
-    for (let i = 0; i < xs!.length; i++) {
-      const v = xs![i]!;
-      const t = tanh(GELU_SCALE * (v + GELU_CUBE * v * v * v));
-      ys![i] = 0.5 * v * (1 + t);
-      ts![i] = t;
-    }
-    return [y, tanhs];
-  },
-};
-
-/** x, the forward's t, dy → dy·gelu_new′(x). */
-const geluNewGrad: KernelConfig = {
-  kernelName: FUSED_KERNELS.geluNewGrad,
-  backendName: "wasm",
-  kernelFunc: ({ inputs, backend }) => {
-    const { x, tanhs, dy } = inputs as { x: TensorInfo; tanhs: TensorInfo; dy: TensorInfo };
-    const wasm = heap(backend);
-    const dx = wasm.makeOutput([...x.shape], "float32");
-    const [xs, ts, dys, dxs] = [x, tanhs, dy, dx].map((t) => wasm.typedArrayFromHeap(t));
-    for (let i = 0; i < xs!.length; i++) {
-      const v = xs![i]!;
-      const t = ts![i]!;
-      const slope = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_SCALE * (1 + 3 * GELU_CUBE * v * v);
-      dxs![i] = dys![i]! * slope;
-    }
-    return dx;
-  },
-};
-
 /** x [..., m] → the sum over all leading axes [m]: a bias's gradient, without wasm's transpose-then-sum. */
 const columnSum: KernelConfig = {
   kernelName: FUSED_KERNELS.columnSum,
@@ -233,14 +163,7 @@ const adamW: KernelConfig = {
   },
 };
 
-export const WASM_FUSED_KERNELS: readonly KernelConfig[] = [
-  adamW,
-  layerNorm,
-  layerNormGrad,
-  geluNew,
-  geluNewGrad,
-  columnSum,
-];
+export const WASM_FUSED_KERNELS: readonly KernelConfig[] = [adamW, layerNorm, layerNormGrad, columnSum];
 
 /** True where the fused kernels run: wasm, once registerWasmTrainingKernels has run. */
 export function hasFusedKernels(): boolean {

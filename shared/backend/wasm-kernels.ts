@@ -3,7 +3,10 @@
 // - gather's gradient (the embedding backward) is an UnsortedSegmentSum, which wasm does not register;
 // - wasm's Slice reads its whole input through readSync, a copy of all of it, for every slice: Unpack and
 //   SplitV slice through it, so unstacking a [32, 128, 128] tensor copied 32 × 2 MB (measured: 37 ms,
-//   against ~1 ms here). Replaced by slices that read the heap in place.
+//   against ~1 ms here). Replaced by slices that read the heap in place;
+// - wasm's Transpose of a matrix runs at 6–8 ns an element (the weight gradients' transposes), and its
+//   GatherV2 took 5 ms for 1,024 rows of 128 (the embedding lookup, the loss's rows): loops over the heap
+//   take 1.8 ms for a [1024, 512] matrix and 0.2 ms for the gather (measured one kernel at a time).
 import * as tf from "@tensorflow/tfjs-core";
 import type { DataType, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { WASM_FUSED_KERNELS } from "./wasm-fused-kernels.js";
@@ -121,11 +124,112 @@ const unsortedSegmentSum: KernelConfig = {
   },
 };
 
+/**
+ * The heap under a tensor as 32-bit integers where its elements are 4 bytes (float32, int32): moving bits
+ * as integers copies them exactly, and one array type keeps V8's loops monomorphic (a loop that has seen
+ * both Float32Array and Int32Array ran at half speed).
+ */
+function wordsOf(wasm: WasmHeapBackend, t: TensorInfo): Int32Array | Uint8Array {
+  const values = wasm.typedArrayFromHeap(t);
+  if (values instanceof Uint8Array) return values; // bool
+  return new Int32Array(values.buffer, values.byteOffset, values.length);
+}
+
+/**
+ * A matrix's transpose in 8 × 8 tiles, so that both the reads and the writes stay in cache lines. wasm's
+ * own kernel writes a whole column at a time, a power-of-two stride apart that maps every write to the
+ * same few cache sets: a [1024, 512] matrix took 3.2 ms against 1.8 here. Its permutations of 3 and more
+ * axes (attention's heads) run at ~0.5 ns an element, faster than this loop, and stay with it.
+ */
+function transposeMatrix(
+  from: Int32Array | Uint8Array,
+  to: Int32Array | Uint8Array,
+  rows: number,
+  cols: number,
+): void {
+  const TILE = 8;
+  for (let r0 = 0; r0 < rows; r0 += TILE)
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const rowEnd = Math.min(r0 + TILE, rows);
+      const colEnd = Math.min(c0 + TILE, cols);
+      for (let r = r0; r < rowEnd; r++)
+        for (let c = c0; c < colEnd; c++) to[c * rows + r] = from[r * cols + c]!;
+    }
+}
+
+/** wasm's own kernels that ours hand some inputs back to, saved as ours replace them. */
+const wasmOwn = new Map<string, KernelConfig["kernelFunc"]>();
+
+function wasmOwnKernel(name: string): KernelConfig["kernelFunc"] {
+  const own = wasmOwn.get(name);
+  if (own === undefined) throw new Error(`wasm's ${name} kernel was not registered before imtrain's`);
+  return own;
+}
+
+const transpose: KernelConfig = {
+  kernelName: tf.Transpose,
+  backendName: "wasm",
+  kernelFunc: (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { perm } = args.attrs as unknown as { perm: number[] };
+    const [rows = 1, cols = 1] = x.shape;
+    if (x.shape.length !== 2 || perm[0] !== 1) return wasmOwnKernel(tf.Transpose)(args);
+    const wasm = args.backend as unknown as WasmHeapBackend;
+    const out = wasm.makeOutput([cols, rows], x.dtype);
+    transposeMatrix(wordsOf(wasm, x), wordsOf(wasm, out), rows, cols);
+    return out;
+  },
+};
+
+/** x gathered along `axis` at `indices`, range-checked as tfjs's cpu backend does (batchDims > 0: wasm's own). */
+const gatherV2: KernelConfig = {
+  kernelName: tf.GatherV2,
+  backendName: "wasm",
+  kernelFunc: (args) => {
+    const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+    const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
+    if (batchDims !== 0) return wasmOwnKernel(tf.GatherV2)(args);
+    const wasm = args.backend as unknown as WasmHeapBackend;
+    const along = tf.util.parseAxisParam(axis, x.shape)[0] ?? 0;
+    const extent = x.shape[along] ?? 1;
+    const outer = x.shape.slice(0, along).reduce((a, b) => a * b, 1);
+    const inner = x.shape.slice(along + 1).reduce((a, b) => a * b, 1);
+    const out = wasm.makeOutput(
+      [...x.shape.slice(0, along), ...indices.shape, ...x.shape.slice(along + 1)],
+      x.dtype,
+    );
+    const from = wordsOf(wasm, x);
+    const to = wordsOf(wasm, out);
+    const ids = wasm.typedArrayFromHeap(indices);
+    for (const id of ids)
+      if (!(id >= 0 && id < extent))
+        throw new Error(`GatherV2: the index value ${id} is not in [0, ${extent - 1}]`);
+    for (let o = 0; o < outer; o++)
+      for (let j = 0; j < ids.length; j++) {
+        const source = (o * extent + (ids[j] ?? 0)) * inner;
+        to.set(from.subarray(source, source + inner), (o * ids.length + j) * inner);
+      }
+    return out;
+  },
+};
+
 /** Registers ours, replacing wasm's own where it has one (idempotent). */
 export function registerWasmTrainingKernels(): void {
-  for (const kernel of [unsortedSegmentSum, slice, unpack, splitV, ...WASM_FUSED_KERNELS]) {
-    if (tf.getKernel(kernel.kernelName, "wasm")?.kernelFunc === kernel.kernelFunc) continue;
-    if (tf.getKernel(kernel.kernelName, "wasm") !== undefined) tf.unregisterKernel(kernel.kernelName, "wasm");
+  for (const kernel of [
+    unsortedSegmentSum,
+    slice,
+    unpack,
+    splitV,
+    transpose,
+    gatherV2,
+    ...WASM_FUSED_KERNELS,
+  ]) {
+    const registered = tf.getKernel(kernel.kernelName, "wasm");
+    if (registered?.kernelFunc === kernel.kernelFunc) continue;
+    if (registered !== undefined) {
+      wasmOwn.set(kernel.kernelName, registered.kernelFunc);
+      tf.unregisterKernel(kernel.kernelName, "wasm");
+    }
     tf.registerKernel(kernel);
   }
 }

@@ -6,6 +6,7 @@ import { selectBackend } from "../../shared/backend/select.js";
 import type { GptConfig } from "../../shared/model/config.js";
 import { presetConfig } from "../../shared/model/config.js";
 import { Gpt, initialValues, parameterShapes } from "../../shared/model/gpt.js";
+import { geluNew } from "../../shared/model/ops.js";
 import { mulberry32 } from "../../shared/random.js";
 import { AdamW } from "../../shared/train/adamw.js";
 import { StepBufferLayout } from "../../shared/train/step-buffer.js";
@@ -194,4 +195,27 @@ test("a fresh gpt2-preset model initialises (its 38.6 M-element embedding once o
     sum,
     [...parameterShapes(config).values()].reduce((t, s) => t + s.reduce((a, b) => a * b, 1), 0),
   );
+});
+
+test("gelu_new (computed as x·σ(2u)) and its gradient equal GPT-2's tanh formula on wasm and cpu", async () => {
+  const xs = Array.from({ length: 241 }, (_, i) => -12 + i * 0.1);
+  const scale = Math.sqrt(2 / Math.PI);
+  const u = (x: number) => scale * (x + 0.044715 * x ** 3);
+  const value = (x: number) => 0.5 * x * (1 + Math.tanh(u(x)));
+  const slope = (x: number) =>
+    0.5 * (1 + Math.tanh(u(x))) + 0.5 * x * (1 - Math.tanh(u(x)) ** 2) * scale * (1 + 3 * 0.044715 * x * x);
+  for (const backend of ["wasm", "cpu"]) {
+    if (backend === "wasm") await selectBackend("wasm");
+    else await tf.setBackend("cpu");
+    const x = tf.tensor1d(xs);
+    const [y, dydx] = [geluNew(x), tf.grad((t: tf.Tensor) => tf.sum(geluNew(t)))(x)];
+    const [values, slopes] = [await y.data(), await dydx.data()];
+    tf.dispose([x, y, dydx]);
+    xs.forEach((x, i) => {
+      const close = (got: number | undefined, want: number) =>
+        Math.abs((got ?? NaN) - want) <= 1e-6 * (1 + Math.abs(want));
+      assert.ok(close(values[i], value(x)), `${backend}: gelu_new(${x}) = ${values[i]}, want ${value(x)}`);
+      assert.ok(close(slopes[i], slope(x)), `${backend}: gelu_new'(${x}) = ${slopes[i]}, want ${slope(x)}`);
+    });
+  }
 });

@@ -110,3 +110,40 @@ test("wasm kernels - fused LayerNorm, gelu_new and a linear layer's bias, values
   });
   assertClose(wasm, cpu, 2e-5);
 });
+
+test("wasm kernels - transposes of matrices (tiled, any size) and of more axes (wasm's own): exactly the cpu backend's", async () => {
+  const { cpu, wasm } = await onBothBackends(() => [
+    tf.transpose(input([1, 1])),
+    tf.transpose(input([3, 5])), // smaller than one 8 × 8 tile
+    tf.transpose(input([19, 13])), // partial tiles on both axes
+    tf.transpose(input([64, 24])),
+    tf.transpose(input([17, 9], "int32")),
+    tf.transpose(input([6, 7]), [0, 1]), // the identity permutation (gather's gradient asks for it)
+    tf.transpose(input([2, 3, 4]), [0, 2, 1]),
+    tf.transpose(input([2, 3, 4, 5]), [0, 2, 1, 3]),
+  ]);
+  assert.deepEqual(wasm, cpu);
+});
+
+test("wasm kernels - gather along each axis, float32 and int32, repeated ids: exactly the cpu backend's", async () => {
+  const { cpu, wasm } = await onBothBackends(() => {
+    const ids = tf.tensor1d([4, 0, 4, 2], "int32");
+    return [
+      tf.gather(input([5, 3]), ids),
+      tf.gather(input([5, 3], "int32"), ids),
+      tf.gather(input([2, 5, 3]), ids, 1),
+      tf.gather(input([3, 5]), ids, 1),
+      tf.gather(input([5, 3]), tf.tensor2d([0, 1, 4, 4], [2, 2], "int32")), // [2, 2] ids → [2, 2, 3]
+      tf.gather(input([2, 5, 3]), tf.tensor2d([1, 0, 4, 4], [2, 2], "int32"), 1, 1), // batchDims 1: wasm's own
+    ];
+  });
+  assert.deepEqual(wasm, cpu);
+});
+
+test("wasm kernels - a gather index out of range fails naming the index and the range", async () => {
+  await selectBackend("wasm");
+  assert.throws(
+    () => tf.gather(input([5, 3]), tf.tensor1d([1, 5], "int32")),
+    /index value 5 is not in \[0, 4\]/,
+  );
+});
