@@ -17,7 +17,11 @@ interface WasmHeapBackend {
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
 }
 
-/** x[begin : begin + size] as a new tensor: runs of the innermost axis copied from the heap in place. */
+/**
+ * x[begin : begin + size] as a new tensor, copied from the heap in place in runs as long as contiguity
+ * allows: the axes after the last one that is cut are whole, so a run spans them all (unstacking
+ * attention's [32, 128, 128] scores is 32 copies, not 4,096).
+ */
 function sliceOnHeap(
   wasm: WasmHeapBackend,
   x: TensorInfo,
@@ -29,15 +33,17 @@ function sliceOnHeap(
   const to = wasm.typedArrayFromHeap(out);
   const rank = x.shape.length;
   const strides = tf.util.computeStrides(x.shape);
-  const run = size[rank - 1] ?? 1; // contiguous elements per copy
+  let cut = rank - 1; // the innermost axis not taken whole; the run starts there
+  while (cut > 0 && size[cut] === x.shape[cut]) cut--;
+  const run = size.slice(cut).reduce((a, b) => a * b, 1); // contiguous elements per copy
   const runs = to.length / Math.max(1, run);
-  const index = new Array<number>(Math.max(0, rank - 1)).fill(0); // position among the outer axes
+  const index = new Array<number>(cut).fill(0); // position among the axes before the cut
   for (let r = 0; r < runs; r++) {
-    let offset = begin[rank - 1] ?? 0;
-    for (let axis = 0; axis < rank - 1; axis++)
+    let offset = (begin[cut] ?? 0) * (strides[cut] ?? 1);
+    for (let axis = 0; axis < cut; axis++)
       offset += ((begin[axis] ?? 0) + (index[axis] ?? 0)) * (strides[axis] ?? 0);
     to.set(from.subarray(offset, offset + run), r * run);
-    for (let axis = rank - 2; axis >= 0; axis--) {
+    for (let axis = cut - 1; axis >= 0; axis--) {
       index[axis] = (index[axis] ?? 0) + 1;
       if ((index[axis] ?? 0) < (size[axis] ?? 1)) break;
       index[axis] = 0;

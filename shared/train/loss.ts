@@ -62,20 +62,20 @@ export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Tenso
 }
 
 /**
- * log Σ_v exp(x_v) of each row, with its gradient written as softmax(x)·dy: tfjs's own differentiates the
- * max it subtracts for stability too (a [N, V] comparison whose terms cancel), which cost as much as the
- * rest of the loss on wasm. The softmax is the backend's own kernel rather than exp(x − lse): wasm's Exp
- * is scalar (1.6 ms for [1024, 257]) where its Softmax is XNNPACK's.
+ * log Σ_v exp(x_v) of each row, through the backend's Softmax p: at a row's largest logit m,
+ * p = e^m / Σ e^x, so the sum is m − log(max p). wasm's Exp is scalar (1.6 ms for [1024, 257]) where its
+ * Softmax is XNNPACK's. The gradient is p·dy, with p kept from the forward: tfjs's own logSumExp gradient
+ * also differentiates the max it subtracts for stability (a [N, V] comparison whose terms cancel).
  */
 const logSumExpRows = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-  const value = tf.logSumExp(x, 1);
-  save([x]);
+  const probabilities = tf.softmax(x);
+  save([probabilities]);
   return {
-    value,
+    value: tf.sub(tf.max(x, 1), tf.log(tf.max(probabilities, 1))),
     gradFunc: (dy, saved) => {
-      const [sx] = saved as [tf.Tensor2D];
-      return [tf.mul(tf.softmax(sx), tf.expandDims(dy as tf.Tensor1D, 1))];
+      const [p] = saved as [tf.Tensor2D];
+      return [tf.mul(p, tf.expandDims(dy as tf.Tensor1D, 1))];
     },
   };
 }) as (x: tf.Tensor2D) => tf.Tensor1D;

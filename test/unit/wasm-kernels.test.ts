@@ -39,6 +39,8 @@ test("wasm kernels - Slice of ranks 1 to 5, contiguous or not, float32 and int32
     tf.slice(input([3, 4, 2, 5]), [1, 0, 1, 2], [2, 4, 1, 3]),
     tf.slice(input([2, 3, 2, 2, 3]), [1, 1, 0, 1, 0], [1, 2, 2, 1, 2]),
     tf.slice(input([4, 4]), [1, 1], [-1, 2]), // -1: to the end
+    tf.slice(input([4, 3, 2, 5]), [1, 1, 0, 0], [2, 2, 2, 5]), // whole trailing axes: one run per outer index
+    tf.slice(input([4, 3, 2, 5]), [2, 0, 0, 0], [1, 3, 2, 5]), // whole but for the first: one run
   ]);
   assert.deepEqual(wasm, cpu);
 });
