@@ -126,8 +126,13 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
-async function timeSeconds(run: () => Promise<void>, repeats: number): Promise<number> {
-  await run(); // warm-up: kernels compiled, memory allocated
+/**
+ * The median of `repeats` timed runs after `warmups` untimed ones: kernels compiled, memory allocated, and
+ * V8's optimising compiler through the JavaScript kernels (1 warm-up and 3 timed steps read 10–15% slower
+ * than a long run's steady state).
+ */
+async function timeSeconds(run: () => Promise<void>, repeats: number, warmups: number): Promise<number> {
+  for (let i = 0; i < warmups; i++) await run();
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) {
     const start = performance.now();
@@ -158,7 +163,7 @@ async function benchTrainStep(backend: string, model: string, ceilingGflops: num
   const { batch, seq, vocab } = stepShape;
   const step = benchStep(benchModelConfig(model, vocab), batch, seq);
   const { config, params } = step;
-  const seconds = await timeSeconds(() => step.run(), 3);
+  const seconds = await timeSeconds(() => step.run(), args.quick ? 3 : 10, args.quick ? 1 : 3);
   await benchStepProfile(emitLine, step, model, backend);
   const tokens = batch * seq;
   const gflops = trainingFlops(config, matmulParameterCount(config), tokens, seq) / seconds / 1e9;
