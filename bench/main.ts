@@ -128,7 +128,7 @@ function median(values: number[]): number {
 
 /**
  * The median of `repeats` timed runs after `warmups` untimed ones: kernels compiled, memory allocated, and
- * V8's optimising compiler through the JavaScript kernels (1 warm-up and 3 timed steps read 10–15% slower
+ * V8's optimising compiler through the JavaScript kernels (1 warm-up and 3 timed steps read 5–25% slower
  * than a long run's steady state).
  */
 async function timeSeconds(run: () => Promise<void>, repeats: number, warmups: number): Promise<number> {
