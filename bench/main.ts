@@ -126,6 +126,11 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
+/** Steps timed for train_step, after the warm-ups, in a full run and in --quick. */
+const STEP_REPEATS = { full: 10, quick: 3 } as const;
+const STEP_WARMUPS = { full: 3, quick: 1 } as const;
+const mode = args.quick ? "quick" : "full";
+
 /**
  * The median of `repeats` timed runs after `warmups` untimed ones: kernels compiled, memory allocated, and
  * V8's optimising compiler through the JavaScript kernels (1 warm-up and 3 timed steps read 5–25% slower
@@ -163,7 +168,7 @@ async function benchTrainStep(backend: string, model: string, ceilingGflops: num
   const { batch, seq, vocab } = stepShape;
   const step = benchStep(benchModelConfig(model, vocab), batch, seq);
   const { config, params } = step;
-  const seconds = await timeSeconds(() => step.run(), args.quick ? 3 : 10, args.quick ? 1 : 3);
+  const seconds = await timeSeconds(() => step.run(), STEP_REPEATS[mode], STEP_WARMUPS[mode]);
   await benchStepProfile(emitLine, step, model, backend);
   const tokens = batch * seq;
   const gflops = trainingFlops(config, matmulParameterCount(config), tokens, seq) / seconds / 1e9;

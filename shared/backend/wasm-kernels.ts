@@ -6,16 +6,12 @@
 //   against ~1 ms here). Replaced by slices that read the heap in place;
 // - wasm's Transpose of a matrix runs at 6–8 ns an element (the weight gradients' transposes), and its
 //   GatherV2 took 5 ms for 1,024 rows of 128 (the embedding lookup, the loss's rows): loops over the heap
-//   take 1.8 ms for a [1024, 512] matrix and 0.2 ms for the gather (measured one kernel at a time).
+//   take 1.8 ms for a [1024, 512] matrix and 0.2 ms for the gather (measured one kernel at a time);
+// - wasm's Identity copies: the engine runs it on every tensor a gradient saves.
 import * as tf from "@tensorflow/tfjs-core";
-import type { DataType, KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { WASM_FUSED_KERNELS } from "./wasm-fused-kernels.js";
-
-/** The two BackendWasm methods we use, typed here to avoid importing its internals. */
-interface WasmHeapBackend {
-  typedArrayFromHeap(tensor: TensorInfo): Float32Array | Int32Array | Uint8Array;
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
-}
+import { wasmHeap, type WasmHeapBackend } from "./wasm-heap.js";
 
 /**
  * x[begin : begin + size] as a new tensor, copied from the heap in place in runs as long as contiguity
@@ -35,9 +31,9 @@ function sliceOnHeap(
   const strides = tf.util.computeStrides(x.shape);
   let cut = rank - 1; // the innermost axis not taken whole; the run starts there
   while (cut > 0 && size[cut] === x.shape[cut]) cut--;
-  const run = size.slice(cut).reduce((a, b) => a * b, 1); // contiguous elements per copy
+  const run = tf.util.sizeFromShape(size.slice(cut)); // contiguous elements per copy
   const runs = to.length / Math.max(1, run);
-  const index = new Array<number>(cut).fill(0); // position among the axes before the cut
+  const index = new Array<number>(Math.max(0, cut)).fill(0); // position among the axes before the cut
   for (let r = 0; r < runs; r++) {
     let offset = (begin[cut] ?? 0) * (strides[cut] ?? 1);
     for (let axis = 0; axis < cut; axis++)
@@ -62,7 +58,7 @@ const slice: KernelConfig = {
       number[],
       number[],
     ];
-    return sliceOnHeap(backend as unknown as WasmHeapBackend, x, from, extent);
+    return sliceOnHeap(wasmHeap(backend), x, from, extent);
   },
 };
 
@@ -78,7 +74,7 @@ const unpack: KernelConfig = {
     const outShape = value.shape.filter((_, i) => i !== axis);
     return Array.from({ length: value.shape[axis] ?? 0 }, (_, i) => {
       const begin = value.shape.map((_, a) => (a === axis ? i : 0));
-      const part = sliceOnHeap(backend as unknown as WasmHeapBackend, value, begin, size);
+      const part = sliceOnHeap(wasmHeap(backend), value, begin, size);
       return { ...part, shape: outShape };
     });
   },
@@ -99,7 +95,7 @@ const splitV: KernelConfig = {
     return sizes.map((s) => {
       const size = [...x.shape];
       size[along] = s;
-      const part = sliceOnHeap(backend as unknown as WasmHeapBackend, x, begin, size);
+      const part = sliceOnHeap(wasmHeap(backend), x, begin, size);
       begin[along] = (begin[along] ?? 0) + s;
       return part;
     });
@@ -112,8 +108,8 @@ const unsortedSegmentSum: KernelConfig = {
   kernelFunc: ({ inputs, backend, attrs }) => {
     const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
     const { numSegments } = attrs as unknown as { numSegments: number };
-    const wasm = backend as unknown as WasmHeapBackend;
-    const rowSize = x.shape.slice(1).reduce((a, b) => a * b, 1);
+    const wasm = wasmHeap(backend);
+    const rowSize = tf.util.sizeFromShape(x.shape.slice(1));
     const out = wasm.makeOutput([numSegments, ...x.shape.slice(1)], x.dtype);
     const sums = wasm.typedArrayFromHeap(out);
     const values = wasm.typedArrayFromHeap(x);
@@ -180,7 +176,7 @@ const transpose: KernelConfig = {
     const { perm } = args.attrs as unknown as { perm: number[] };
     const [rows = 1, cols = 1] = x.shape;
     if (x.shape.length !== 2 || perm[0] !== 1) return wasmOwnKernel(tf.Transpose)(args);
-    const wasm = args.backend as unknown as WasmHeapBackend;
+    const wasm = wasmHeap(args.backend);
     const out = wasm.makeOutput([cols, rows], x.dtype);
     transposeMatrix(wordsOf(wasm, x), wordsOf(wasm, out), rows, cols);
     return out;
@@ -195,21 +191,22 @@ const gatherV2: KernelConfig = {
     const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
     const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
     if (batchDims !== 0) return wasmOwnKernel(tf.GatherV2)(args);
-    const wasm = args.backend as unknown as WasmHeapBackend;
+    const wasm = wasmHeap(args.backend);
     const along = tf.util.parseAxisParam(axis, x.shape)[0] ?? 0;
     const extent = x.shape[along] ?? 1;
-    const outer = x.shape.slice(0, along).reduce((a, b) => a * b, 1);
-    const inner = x.shape.slice(along + 1).reduce((a, b) => a * b, 1);
+    const outer = tf.util.sizeFromShape(x.shape.slice(0, along));
+    const inner = tf.util.sizeFromShape(x.shape.slice(along + 1));
+    const ids = wasm.typedArrayFromHeap(indices);
+    for (const id of ids)
+      // before the output is allocated: a throw must not leave it on the heap
+      if (!(id >= 0 && id < extent))
+        throw new Error(`GatherV2: the index value ${id} is not in [0, ${extent - 1}]`);
     const out = wasm.makeOutput(
       [...x.shape.slice(0, along), ...indices.shape, ...x.shape.slice(along + 1)],
       x.dtype,
     );
     const from = wordsOf(wasm, x);
     const to = wordsOf(wasm, out);
-    const ids = wasm.typedArrayFromHeap(indices);
-    for (const id of ids)
-      if (!(id >= 0 && id < extent))
-        throw new Error(`GatherV2: the index value ${id} is not in [0, ${extent - 1}]`);
     for (let o = 0; o < outer; o++)
       for (let j = 0; j < ids.length; j++) {
         const source = (o * extent + (ids[j] ?? 0)) * inner;
@@ -219,23 +216,51 @@ const gatherV2: KernelConfig = {
   },
 };
 
+/**
+ * x itself, its data shared under a reference count, as wasm's own Reshape and cpu's Identity do: the
+ * engine clones every tensor a gradient saves (about 100 a d128 step), and wasm's Identity copied each
+ * (7 ms of a d128 step). Safe because no kernel writes into its inputs; a variable's assign swaps data.
+ */
+const identity: KernelConfig = {
+  kernelName: tf.Identity,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend }) => {
+    const { x } = inputs as { x: TensorInfo };
+    wasmHeap(backend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  },
+};
+
+/** Every kernel imtrain registers on wasm. */
+export const WASM_TRAINING_KERNELS: readonly KernelConfig[] = [
+  unsortedSegmentSum,
+  slice,
+  unpack,
+  splitV,
+  transpose,
+  gatherV2,
+  identity,
+  ...WASM_FUSED_KERNELS,
+];
+
 /** Registers ours, replacing wasm's own where it has one (idempotent). */
 export function registerWasmTrainingKernels(): void {
-  for (const kernel of [
-    unsortedSegmentSum,
-    slice,
-    unpack,
-    splitV,
-    transpose,
-    gatherV2,
-    ...WASM_FUSED_KERNELS,
-  ]) {
+  for (const kernel of WASM_TRAINING_KERNELS) {
     const registered = tf.getKernel(kernel.kernelName, "wasm");
     if (registered?.kernelFunc === kernel.kernelFunc) continue;
     if (registered !== undefined) {
-      wasmOwn.set(kernel.kernelName, registered.kernelFunc);
+      // The first one seen is wasm's own (a second copy of this module registering would otherwise be
+      // saved as "wasm's own" and call itself).
+      if (!wasmOwn.has(kernel.kernelName)) wasmOwn.set(kernel.kernelName, registered.kernelFunc);
       tf.unregisterKernel(kernel.kernelName, "wasm");
     }
-    tf.registerKernel(kernel);
+    // wasm's setup binds its module's functions when the backend starts (its Transpose's, which its
+    // reductions and our delegated permutations call): kept, so the order of registration and backend
+    // start does not matter.
+    tf.registerKernel({
+      ...kernel,
+      setupFunc: registered?.setupFunc ?? kernel.setupFunc,
+      disposeFunc: registered?.disposeFunc ?? kernel.disposeFunc,
+    });
   }
 }

@@ -77,6 +77,21 @@ for (const reduction of ["token", "example", "sum"] as const) {
   }
 }
 
+test("masked loss - the gradient for the logits is w·(softmax − one-hot of the target), as in float64", () => {
+  const logits = tf.tensor2d(logitValues, [8, V]);
+  const objective = (x: tf.Tensor) => maskedLoss(x as tf.Tensor2D, batch, ALL_ROWS, "sum").objective;
+  const grad = tf.grad(objective)(logits).dataSync();
+  for (let i = 0; i < 8; i++) {
+    const probabilities = logSoftmaxRow(logitValues, i).map(Math.exp);
+    probabilities.forEach((p, v) => {
+      const want = (batch.weights[i] ?? 0) * (p - (v === batch.targets[i] ? 1 : 0));
+      const got = grad[i * V + v] ?? NaN;
+      assert.ok(Math.abs(got - want) < 1e-6, `d/dlogit[${i}, ${v}] = ${got}, want ${want}`);
+    });
+  }
+  tf.dispose(logits);
+});
+
 test("masked loss - KL to an identical reference is zero and has zero gradient", () => {
   const logits = tf.variable(tf.tensor2d(logitValues, [8, V]));
   const { value, grads } = tf.variableGrads(() => {

@@ -1,11 +1,12 @@
 // The kernels imtrain registers on wasm (shared/backend/wasm-kernels.ts) against tfjs's cpu backend, which
-// is the reference: slices, unstacks and splits of every rank and axis are exact copies; the embedding
-// gradient (UnsortedSegmentSum) and attention's per-slice batched matmul, with gradients, agree to float
-// rounding.
+// is the reference: slices, unstacks, splits, transposes, gathers and identities of every rank, axis and
+// dtype are exact copies; the embedding gradient (UnsortedSegmentSum), attention's per-slice batched
+// matmul, LayerNorm and a bias's gradient agree to float rounding.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../../shared/backend/select.js";
+import { WASM_TRAINING_KERNELS } from "../../shared/backend/wasm-kernels.js";
 import { geluNew, layerNorm, linear, matMul } from "../../shared/model/ops.js";
 
 /** `compute`'s tensors on cpu and on wasm, as arrays. */
@@ -123,6 +124,7 @@ test("wasm kernels - transposes of matrices (tiled, any size) and of more axes (
     tf.transpose(input([6, 7]), [0, 1]), // the identity permutation (gather's gradient asks for it)
     tf.transpose(input([2, 3, 4]), [0, 2, 1]),
     tf.transpose(input([2, 3, 4, 5]), [0, 2, 1, 3]),
+    tf.cast(tf.transpose(tf.greater(input([5, 11]), 0)), "int32"), // bool: the byte path
   ]);
   assert.deepEqual(wasm, cpu);
 });
@@ -135,6 +137,8 @@ test("wasm kernels - gather along each axis, float32 and int32, repeated ids: ex
       tf.gather(input([5, 3], "int32"), ids),
       tf.gather(input([2, 5, 3]), ids, 1),
       tf.gather(input([3, 5]), ids, 1),
+      tf.gather(input([3, 5]), ids, -1), // a negative axis
+      tf.gather(input([5, 3]), tf.scalar(2, "int32")), // a scalar index: one row, its axis gone
       tf.gather(input([5, 3]), tf.tensor2d([0, 1, 4, 4], [2, 2], "int32")), // [2, 2] ids → [2, 2, 3]
       tf.gather(input([2, 5, 3]), tf.tensor2d([1, 0, 4, 4], [2, 2], "int32"), 1, 1), // batchDims 1: wasm's own
     ];
@@ -148,4 +152,18 @@ test("wasm kernels - a gather index out of range fails naming the index and the 
     () => tf.gather(input([5, 3]), tf.tensor1d([1, 5], "int32")),
     /index value 5 is not in \[0, 4\]/,
   );
+});
+
+test("wasm kernels - imtrain's are the registered ones, and wasm's own they hand back to work after the engine is reset", async () => {
+  await selectBackend("wasm");
+  for (const kernel of WASM_TRAINING_KERNELS)
+    assert.equal(tf.getKernel(kernel.kernelName, "wasm")?.kernelFunc, kernel.kernelFunc, kernel.kernelName);
+  // A new wasm backend instance: wasm's own Transpose (a 3-D permutation, and its reductions over a leading
+  // axis, which transpose first) must be set up again through the setup that ours kept.
+  tf.engine().reset();
+  const { cpu, wasm } = await onBothBackends(() => [
+    tf.transpose(input([2, 3, 4]), [2, 0, 1]),
+    tf.sum(input([6, 5]), 0),
+  ]);
+  assert.deepEqual(wasm, cpu);
 });
