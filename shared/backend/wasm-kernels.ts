@@ -219,7 +219,8 @@ const gatherV2: KernelConfig = {
 /**
  * x itself, its data shared under a reference count, as wasm's own Reshape and cpu's Identity do: the
  * engine clones every tensor a gradient saves (about 100 a d128 step), and wasm's Identity copied each
- * (7 ms of a d128 step by tf.profile; 0–2% of the step end to end). Safe because no kernel writes into its inputs; a variable's assign swaps data.
+ * (7 ms of a d128 step by tf.profile; 0–2% of the step end to end). Safe because no kernel writes into
+ * its inputs, and a variable's assign swaps its data rather than writing it.
  */
 const identity: KernelConfig = {
   kernelName: tf.Identity,

@@ -92,7 +92,7 @@ test("wasm kernels - batched matmul as per-slice 2-D products, and both gradient
   assertClose(wasm, cpu, 1e-5);
 });
 
-test("wasm kernels - fused LayerNorm, gelu_new and a linear layer's bias, values and gradients, match cpu's composite ops", async () => {
+test("wasm kernels - fused LayerNorm and a linear layer's bias (beside gelu_new, composite on both), values and gradients, match cpu's composite ops", async () => {
   const { cpu, wasm } = await onBothBackends(() => {
     const x = tf.randomNormal([6, 4, 16], 0, 2, "float32", 4);
     const gain = tf.randomNormal([16], 1, 0.1, "float32", 5) as tf.Tensor1D;
