@@ -53,6 +53,13 @@ interface JobShape {
 }
 
 /**
+ * A fine-tuning learning rate for long runs that change their rank count: 2 and 3 ranks sum gradients
+ * in different orders (float rounding, ~1e-7), and Adam at the default 1e-3 amplifies that past 1e-4 in
+ * the weights within a few hundred steps; at 1e-4 it stays well inside.
+ */
+const FINE_TUNING_LR = ["--lr", "1e-4"];
+
+/**
  * A coordinator and its workers (`${name}-wI`) on the shared nats-server. A short heartbeat timeout
  * (heartbeats come from their own thread, so a loaded machine's slow step is not a loss) and a long worker
  * timeout (the longest compute a step may take). `startWorker(i)` starts one more, e.g. a replacement.
@@ -423,9 +430,13 @@ test(
   async (t) => {
     const server = nats();
     if (server === undefined) return t.skip("nats-server not installed");
-    const steps = 100;
+    // The two survivors carry on while the replacement starts (a second or two here, more under CI's
+    // load): the job must outlast that start, or it finishes with 2 ranks and nothing joins. 100 steps
+    // did not on CI (the job ended first); 300 leave 4× the margin. 2 and 3 ranks sum in different orders,
+    // hence the fine-tuning learning rate on both runs.
+    const steps = 300;
     const unbroken = join(dir, "replaced-unbroken");
-    const reference = await runCli(["train", ...trainFlags(unbroken, steps)]);
+    const reference = await runCli(["train", ...trainFlags(unbroken, steps), ...FINE_TUNING_LR]);
     assert.equal(reference.status, 0, reference.stderr.slice(-2000));
 
     const out = join(dir, "replaced");
@@ -433,9 +444,10 @@ test(
     const { coordinator, workers, startWorker } = job(name, out, steps, {
       workers: 3,
       heartbeatTimeoutMs: 2000,
+      extra: FINE_TUNING_LR,
     });
     t.after(() => [coordinator, ...workers].forEach((p) => p.child.kill("SIGKILL")));
-    await coordinator.waitFor(/step 10\/100/, 90_000);
+    await coordinator.waitFor(/step 15\/300/, 90_000); // progress is printed every 5%
     workers[1]?.child.kill("SIGKILL");
     await coordinator.waitFor(/recovery: 2 ranks in the ring/, 30_000);
     const replacement = startWorker(3);
@@ -448,13 +460,6 @@ test(
     await assertSameRun(unbroken, out, steps);
   },
 );
-
-/**
- * A fine-tuning learning rate for long runs that change their rank count: 2 and 3 ranks sum gradients
- * in different orders (float rounding, ~1e-7), and Adam at the default 1e-3 amplifies that past 1e-4 in
- * the weights within a few hundred steps; at 1e-4 it stays well inside.
- */
-const FINE_TUNING_LR = ["--lr", "1e-4"];
 
 test(
   "faults - under launch, each of 3 ranks killed in turn at a random moment, each replaced: launch exits 0 and the run matches",

@@ -55,15 +55,26 @@ export interface CliProcess {
   /** Everything it has printed on stderr so far. */
   readonly stderr: string;
   readonly exit: Promise<number | null>;
-  /** Resolves when stderr has printed a match of `pattern`; rejects after `timeoutMs`, showing the tail. */
+  /**
+   * Resolves when stderr has printed a match of `pattern`; rejects after `timeoutMs`, or as soon as the
+   * process has exited without printing one (it never will), showing the tail.
+   */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+}
+
+interface StderrWaiter {
+  readonly pattern: RegExp;
+  resolve(): void;
+  reject(error: Error): void;
 }
 
 /** Starts `imtrain args…` in the background; stdout is ignored. */
 export function startCli(args: readonly string[]): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
-  const waiters = new Set<{ pattern: RegExp; resolve: () => void }>();
+  /** How the process ended, once stderr is closed (so every line it printed has been seen). */
+  let ended: string | undefined;
+  const waiters = new Set<StderrWaiter>();
   child.stderr?.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
     for (const waiter of waiters) {
@@ -72,6 +83,13 @@ export function startCli(args: readonly string[]): CliProcess {
         waiter.resolve();
       }
     }
+  });
+  const notPrinted = (pattern: RegExp, why: string) =>
+    new Error(`no ${String(pattern)} on stderr: ${why}:\n${stderr.slice(-3000)}`);
+  child.once("close", (code, signal) => {
+    ended = `the process exited (${signal ?? `code ${String(code)}`}) without printing it`;
+    for (const waiter of waiters) waiter.reject(notPrinted(waiter.pattern, ended));
+    waiters.clear();
   });
   return {
     child,
@@ -82,17 +100,20 @@ export function startCli(args: readonly string[]): CliProcess {
     waitFor: (pattern, timeoutMs = 60_000) =>
       new Promise((resolve, reject) => {
         if (pattern.test(stderr)) return resolve();
+        if (ended !== undefined) return reject(notPrinted(pattern, ended));
         const timer = setTimeout(() => {
           waiters.delete(waiter);
-          reject(
-            new Error(`no ${String(pattern)} on stderr within ${timeoutMs} ms:\n${stderr.slice(-3000)}`),
-          );
+          reject(notPrinted(pattern, `not within ${timeoutMs} ms`));
         }, timeoutMs);
-        const waiter = {
+        const waiter: StderrWaiter = {
           pattern,
           resolve: () => {
             clearTimeout(timer);
             resolve();
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
           },
         };
         waiters.add(waiter);
