@@ -3,13 +3,15 @@
 // memory plus ~20 µs of dispatch, and reductions over rows that wasm can only do after a transpose),
 // which after the matmuls were most of a step (measured with tf.profile: `npm run bench` figures, README).
 // Each forward kernel has its gradient kernel; shared/model/ops.ts wires them into autodiff and uses the
-// composite ops on every other backend. Arithmetic is in float64 per element, stored as float32.
+// composite ops on every other backend. LayerNorm runs in imtrain's wasm module (layer-norm.c, SIMD128);
+// AdamW and the bias's gradient are JavaScript loops in float64 per element, stored as float32.
 // JavaScript's scalar loops run at 1–15 ns an element, where wasm's own (XNNPACK, SIMD) elementwise
 // kernels run at ~0.15: a chain is fused here only where it replaces many kernels or a transpose, and
 // gelu_new, which a tanh made costly in JavaScript, is wasm's own sigmoid and products (ops.ts).
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import { floatsOf, wasmHeap } from "./wasm-heap.js";
+import { pointer, wasmKernels, withScratch } from "./wasm-module.js";
 
 /** The kernel names, registered on wasm only. */
 export const FUSED_KERNELS = {
@@ -38,7 +40,7 @@ function rowsOf(x: TensorInfo): [number, number] {
   return [tf.util.sizeFromShape(x.shape) / width, width];
 }
 
-/** x [..., d], gain [d], bias [d] → y (the shape of x), mean and 1/σ of each row [rows]. */
+/** x [..., d], gain [d], bias [d] → y (the shape of x), mean and 1/σ of each row [rows]: layer-norm.c. */
 const layerNorm: KernelConfig = {
   kernelName: FUSED_KERNELS.layerNorm,
   backendName: "wasm",
@@ -50,24 +52,23 @@ const layerNorm: KernelConfig = {
     const y = wasm.makeOutput([...x.shape], "float32");
     const mean = wasm.makeOutput([rows], "float32");
     const rstd = wasm.makeOutput([rows], "float32");
-    const [xs, g, b, ys, means, rstds] = [x, gain, bias, y, mean, rstd].map((t) => floatsOf(wasm, t));
-    for (let r = 0; r < rows; r++) {
-      const at = r * d;
-      let sum = 0;
-      for (let i = 0; i < d; i++) sum += xs![at + i]!;
-      const mu = sum / d;
-      let squares = 0;
-      for (let i = 0; i < d; i++) squares += (xs![at + i]! - mu) ** 2;
-      const inv = 1 / Math.sqrt(squares / d + eps);
-      for (let i = 0; i < d; i++) ys![at + i] = (xs![at + i]! - mu) * inv * g![i]! + b![i]!;
-      means![r] = mu;
-      rstds![r] = inv;
-    }
+    const at = (t: TensorInfo) => pointer(backend, t);
+    wasmKernels(backend).layer_norm_forward(
+      at(x),
+      at(gain),
+      at(bias),
+      at(y),
+      at(mean),
+      at(rstd),
+      rows,
+      d,
+      eps,
+    );
     return [y, mean, rstd];
   },
 };
 
-/** x, gain, the forward's mean and 1/σ, dy → dx, dgain, dbias. */
+/** x, gain, the forward's mean and 1/σ, dy → dx, dgain, dbias: layer-norm.c. */
 const layerNormGrad: KernelConfig = {
   kernelName: FUSED_KERNELS.layerNormGrad,
   backendName: "wasm",
@@ -78,33 +79,30 @@ const layerNormGrad: KernelConfig = {
     const dx = wasm.makeOutput([...x.shape], "float32");
     const dgain = wasm.makeOutput([d], "float32");
     const dbias = wasm.makeOutput([d], "float32");
-    const [xs, g, means, rstds, dys, dxs] = [x, gain, mean, rstd, dy, dx].map((t) => floatsOf(wasm, t));
-    const gainSums = new Float64Array(d);
-    const biasSums = new Float64Array(d);
-    for (let r = 0; r < rows; r++) {
-      const at = r * d;
-      const mu = means![r]!;
-      const inv = rstds![r]!;
-      // dx = (1/σ)·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = dy·gain, x̂ = (x − μ)/σ
-      let gradMean = 0;
-      let gradDotNormed = 0;
-      for (let i = 0; i < d; i++) {
-        const normed = (xs![at + i]! - mu) * inv;
-        const grad = dys![at + i]! * g![i]!;
-        gradMean += grad;
-        gradDotNormed += grad * normed;
-        gainSums[i]! += dys![at + i]! * normed;
-        biasSums[i]! += dys![at + i]!;
-      }
-      gradMean /= d;
-      gradDotNormed /= d;
-      for (let i = 0; i < d; i++) {
-        const normed = (xs![at + i]! - mu) * inv;
-        dxs![at + i] = inv * (dys![at + i]! * g![i]! - gradMean - normed * gradDotNormed);
-      }
-    }
-    wasm.typedArrayFromHeap(dgain).set(gainSums);
-    wasm.typedArrayFromHeap(dbias).set(biasSums);
+    const kernels = wasmKernels(backend);
+    const at = (t: TensorInfo) => pointer(backend, t);
+    withScratch(backend, kernels.layer_norm_backward_scratch(d), (scratch) => {
+      const [xs, gains, means, rstds, dys] = [x, gain, mean, rstd, dy].map(at) as [
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
+      kernels.layer_norm_backward(
+        xs,
+        gains,
+        means,
+        rstds,
+        dys,
+        at(dx),
+        at(dgain),
+        at(dbias),
+        at(scratch),
+        rows,
+        d,
+      );
+    });
     return [dx, dgain, dbias];
   },
 };

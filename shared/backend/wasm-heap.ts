@@ -1,5 +1,5 @@
 // The few BackendWasm methods imtrain's own wasm kernels use, typed here rather than importing the
-// backend's internals: its heap as typed arrays, its output allocation and its reference counts.
+// backend's internals: its heap as typed arrays, its allocation and freeing, and its reference counts.
 import type { DataType, TensorInfo } from "@tensorflow/tfjs-core";
 
 export interface WasmHeapBackend {
@@ -7,6 +7,8 @@ export interface WasmHeapBackend {
   typedArrayFromHeap(tensor: TensorInfo): Float32Array | Int32Array | Uint8Array;
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
   incRef(dataId: TensorInfo["dataId"]): void;
+  /** Frees a tensor's data (force: whatever its reference count), for scratch space a kernel allocated. */
+  disposeData(dataId: TensorInfo["dataId"], force?: boolean): boolean;
 }
 
 /** A kernel's `backend` argument on wasm, typed. */

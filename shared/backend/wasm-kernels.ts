@@ -10,6 +10,7 @@
 // - wasm's Identity copies: the engine runs it on every tensor a gradient saves.
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import { WASM_ATTENTION_KERNELS } from "./wasm-attention-kernels.js";
 import { WASM_FUSED_KERNELS } from "./wasm-fused-kernels.js";
 import { wasmHeap, type WasmHeapBackend } from "./wasm-heap.js";
 
@@ -242,6 +243,7 @@ export const WASM_TRAINING_KERNELS: readonly KernelConfig[] = [
   gatherV2,
   identity,
   ...WASM_FUSED_KERNELS,
+  ...WASM_ATTENTION_KERNELS,
 ];
 
 /** Registers ours, replacing wasm's own where it has one (idempotent). */

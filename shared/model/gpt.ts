@@ -4,7 +4,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { hashKeys } from "../random.js";
 import type { GptConfig } from "./config.js";
-import { causalMask, geluNew, layerNorm, linear, matMul } from "./ops.js";
+import { causalSelfAttention, geluNew, layerNorm, linear, matMul } from "./ops.js";
 
 /** Parameter name → shape, in a fixed order (the order of flattened gradients and checksums). */
 export function parameterShapes(config: GptConfig): Map<string, number[]> {
@@ -49,8 +49,6 @@ export function initialValues(config: GptConfig, seed: number): Map<string, Floa
 
 export class Gpt {
   readonly params: Map<string, tf.Variable>;
-  /** 1/√(head size), a tensor made once: a number would be a new upload (on a GPU, a copy) in every layer. */
-  private readonly attentionScale: tf.Scalar;
 
   constructor(
     readonly config: GptConfig,
@@ -58,7 +56,6 @@ export class Gpt {
     trainable = true,
   ) {
     this.params = new Map();
-    this.attentionScale = tf.keep(tf.scalar(1 / Math.sqrt(config.embedDim / config.heads)));
     for (const [name, shape] of parameterShapes(config)) {
       const value = values.get(name);
       if (value === undefined) throw new Error(`missing parameter ${name}`);
@@ -90,7 +87,7 @@ export class Gpt {
     for (let i = 0; i < this.config.layers; i++) {
       const h = `transformer.h.${i}`;
       const ln1 = layerNorm(x, this.p(`${h}.ln_1.weight`), this.p(`${h}.ln_1.bias`), eps);
-      x = tf.add(x, this.attention(ln1, h, B, T, heads));
+      x = tf.add(x, this.attention(ln1, h, B, heads));
       const ln2 = layerNorm(x, this.p(`${h}.ln_2.weight`), this.p(`${h}.ln_2.bias`), eps);
       const hidden = geluNew(linear(ln2, this.p(`${h}.mlp.c_fc.weight`), this.p(`${h}.mlp.c_fc.bias`)));
       x = tf.add(x, linear(hidden, this.p(`${h}.mlp.c_proj.weight`), this.p(`${h}.mlp.c_proj.bias`)));
@@ -101,27 +98,10 @@ export class Gpt {
   }
 
   /** Causal self-attention of x [B·T, d] → [B·T, d]. */
-  private attention(x: tf.Tensor2D, prefix: string, B: number, T: number, heads: number): tf.Tensor2D {
-    const d = this.config.embedDim;
-    const hs = d / heads;
+  private attention(x: tf.Tensor2D, prefix: string, batch: number, heads: number): tf.Tensor2D {
     const qkv = linear(x, this.p(`${prefix}.attn.c_attn.weight`), this.p(`${prefix}.attn.c_attn.bias`));
-    // [B·T, 3d] → 3 × [B·nh, T, hs]
-    const [q, k, v] = tf
-      .split(qkv, 3, 1)
-      .map((part) =>
-        tf.reshape(tf.transpose(tf.reshape(part, [B, T, heads, hs]), [0, 2, 1, 3]), [B * heads, T, hs]),
-      ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
-    const scores = tf.add(
-      tf.mul(matMul(q, tf.transpose(k, [0, 2, 1]) as tf.Tensor3D), this.attentionScale),
-      causalMask(T),
-    );
-    const context = matMul(tf.softmax(scores) as tf.Tensor3D, v); // [B·nh, T, hs]
-    const merged = tf.reshape(tf.transpose(tf.reshape(context, [B, heads, T, hs]), [0, 2, 1, 3]), [B * T, d]);
-    return linear(
-      merged as tf.Tensor2D,
-      this.p(`${prefix}.attn.c_proj.weight`),
-      this.p(`${prefix}.attn.c_proj.bias`),
-    );
+    const merged = causalSelfAttention(qkv, batch, heads);
+    return linear(merged, this.p(`${prefix}.attn.c_proj.weight`), this.p(`${prefix}.attn.c_proj.bias`));
   }
 
   /** Copies of the current parameter values, by name (a backend with synchronous reads only: not webgpu). */
@@ -140,7 +120,6 @@ export class Gpt {
 
   dispose(): void {
     for (const param of this.params.values()) param.dispose();
-    this.attentionScale.dispose();
   }
 }
 

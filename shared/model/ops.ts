@@ -1,6 +1,11 @@
 // Building blocks of the GPT-2 forward pass, in plain tfjs-core so autodiff covers them.
 import * as tf from "@tensorflow/tfjs-core";
 import { hasFastBatchedMatMul, hasFastTransposedMatMul } from "../backend/select.js";
+import {
+  ATTENTION_KERNELS,
+  hasAttentionKernels,
+  type AttentionAttrs,
+} from "../backend/wasm-attention-kernels.js";
 import { FUSED_KERNELS, hasFusedKernels } from "../backend/wasm-fused-kernels.js";
 
 /** Swaps the last two axes. */
@@ -187,4 +192,64 @@ export function causalMask(length: number): tf.Tensor2D {
     longestMask = tf.keep(tf.tensor2d(values, [length, length]));
   }
   return longestMask.shape[0] === length ? longestMask : tf.slice(longestMask, [0, 0], [length, length]);
+}
+
+/** Attention's composite form: every backend has these ops, and autodiff differentiates them. */
+function causalSelfAttentionComposite(
+  qkv: tf.Tensor2D,
+  { batch: B, heads, scale }: AttentionAttrs,
+): tf.Tensor2D {
+  const [rows = 0, width = 0] = qkv.shape;
+  const [T, d] = [rows / B, width / 3];
+  const hs = d / heads;
+  // [B·T, 3d] → 3 × [B·nh, T, hs]
+  const [q, k, v] = tf
+    .split(qkv, 3, 1)
+    .map((part) =>
+      tf.reshape(tf.transpose(tf.reshape(part, [B, T, heads, hs]), [0, 2, 1, 3]), [B * heads, T, hs]),
+    ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+  const scores = tf.add(
+    tf.mul(matMul(q, tf.transpose(k, [0, 2, 1]) as tf.Tensor3D), constant(scale)),
+    causalMask(T),
+  );
+  const context = matMul(tf.softmax(scores) as tf.Tensor3D, v); // [B·nh, T, hs]
+  return tf.reshape(tf.transpose(tf.reshape(context, [B, heads, T, hs]), [0, 2, 1, 3]), [B * T, d]);
+}
+
+/** Attention as wasm's two kernels, for one shape (attributes; customGrad differentiates tensors only). */
+const fusedAttentions = new Map<string, (qkv: tf.Tensor) => tf.Tensor>();
+
+function fusedAttentionFor(attrs: AttentionAttrs): (qkv: tf.Tensor) => tf.Tensor {
+  const key = `${attrs.batch}:${attrs.heads}:${attrs.scale}`;
+  let attention = fusedAttentions.get(key);
+  if (attention === undefined) {
+    attention = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [qkv, save] = args as [tf.Tensor, tf.GradSaveFunc];
+      const [context, probs] = runFused(ATTENTION_KERNELS.forward, { qkv }, attrs) as [tf.Tensor, tf.Tensor];
+      save([qkv, probs, context]);
+      return {
+        value: context,
+        gradFunc: (dy, saved) => {
+          const [sqkv, sprobs, scontext] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+          const inputs = { qkv: sqkv, probs: sprobs, context: scontext, dContext: dy as tf.Tensor };
+          return runFused(ATTENTION_KERNELS.backward, inputs, attrs);
+        },
+      };
+    }) as (qkv: tf.Tensor) => tf.Tensor;
+    fusedAttentions.set(key, attention);
+  }
+  return attention;
+}
+
+/**
+ * Causal multi-head self-attention: qkv [B·T, 3d] (queries, keys and values side by side, as GPT-2's
+ * c_attn makes them, head h at columns h·d/heads of each) → the heads' contexts merged, [B·T, d], scores
+ * scaled by 1/√(head size). On wasm, two kernels of our own (forward, backward); elsewhere tfjs ops.
+ */
+export function causalSelfAttention(qkv: tf.Tensor2D, batch: number, heads: number): tf.Tensor2D {
+  const headSize = (qkv.shape[1] ?? 0) / 3 / heads;
+  const attrs: AttentionAttrs = { batch, heads, scale: 1 / Math.sqrt(headSize) };
+  return (
+    hasAttentionKernels() ? fusedAttentionFor(attrs)(qkv) : causalSelfAttentionComposite(qkv, attrs)
+  ) as tf.Tensor2D;
 }

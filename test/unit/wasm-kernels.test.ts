@@ -93,16 +93,17 @@ test("wasm kernels - batched matmul as per-slice 2-D products, and both gradient
 });
 
 test("wasm kernels - fused LayerNorm and a linear layer's bias (beside gelu_new, composite on both), values and gradients, match cpu's composite ops", async () => {
+  // A width of 18: four-lane SIMD (layer-norm.c) and its scalar tail.
   const { cpu, wasm } = await onBothBackends(() => {
-    const x = tf.randomNormal([6, 4, 16], 0, 2, "float32", 4);
-    const gain = tf.randomNormal([16], 1, 0.1, "float32", 5) as tf.Tensor1D;
-    const bias = tf.randomNormal([16], 0, 0.1, "float32", 6) as tf.Tensor1D;
-    const weight = tf.randomNormal([16, 8], 0, 0.3, "float32", 7) as tf.Tensor2D;
+    const x = tf.randomNormal([6, 4, 18], 0, 2, "float32", 4);
+    const gain = tf.randomNormal([18], 1, 0.1, "float32", 5) as tf.Tensor1D;
+    const bias = tf.randomNormal([18], 0, 0.1, "float32", 6) as tf.Tensor1D;
+    const weight = tf.randomNormal([18, 8], 0, 0.3, "float32", 7) as tf.Tensor2D;
     const b2 = tf.randomNormal([8], 0, 0.1, "float32", 8) as tf.Tensor1D;
     const upstream = tf.randomNormal([24, 8], 0, 1, "float32", 9);
     const network = (xs: tf.Tensor, g: tf.Tensor, b: tf.Tensor, w: tf.Tensor, c: tf.Tensor) => {
       const normed = layerNorm(xs, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5);
-      const hidden = geluNew(tf.reshape(normed, [24, 16]) as tf.Tensor2D);
+      const hidden = geluNew(tf.reshape(normed, [24, 18]) as tf.Tensor2D);
       return linear(hidden, w as tf.Tensor2D, c as tf.Tensor1D);
     };
     const out = network(x, gain, bias, weight, b2);

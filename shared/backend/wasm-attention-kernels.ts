@@ -1,0 +1,82 @@
+// Causal self-attention as two wasm kernels (forward, backward) of imtrain's own module
+// (shared/backend/wasm/attention.c, SIMD128; wasm-module.ts), working in place on tfjs-backend-wasm's heap: one call a layer
+// where tfjs composes ~20 kernels (a 2-D product per batch entry and head among them), and as many for
+// the gradient. Registered on wasm only; shared/model/ops.ts uses them there and the composite elsewhere.
+import * as tf from "@tensorflow/tfjs-core";
+import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import { wasmHeap } from "./wasm-heap.js";
+import { pointer, wasmKernels, withScratch } from "./wasm-module.js";
+
+export const ATTENTION_KERNELS = {
+  forward: "ImtrainCausalAttention",
+  backward: "ImtrainCausalAttentionGrad",
+} as const;
+
+/** The kernels' attributes: the batch (B of qkv's B·T rows), the heads, and 1/√(head size). */
+export interface AttentionAttrs {
+  readonly batch: number;
+  readonly heads: number;
+  readonly scale: number;
+}
+
+/** The shape of qkv [B·T, 3d] read with the attributes: [B, T, heads, head size]. */
+function shapeOf(qkv: TensorInfo, { batch, heads }: AttentionAttrs): [number, number, number, number] {
+  const [rows = 0, width = 0] = qkv.shape;
+  const length = rows / batch;
+  const headSize = width / 3 / heads;
+  if (qkv.shape.length !== 2 || !Number.isInteger(length) || !Number.isInteger(headSize)) {
+    throw new Error(
+      `wasm attention: qkv [${qkv.shape.join(", ")}] is not [B·T, 3·heads·hs] for B ${batch}, ${heads} heads`,
+    );
+  }
+  return [batch, length, heads, headSize];
+}
+
+/** qkv [B·T, 3d] → context [B·T, d] and the attention weights [B·heads, T, T] (zero above the diagonal). */
+const causalAttention: KernelConfig = {
+  kernelName: ATTENTION_KERNELS.forward,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { qkv } = inputs as { qkv: TensorInfo };
+    const shape = attrs as unknown as AttentionAttrs;
+    const [B, T, H, hs] = shapeOf(qkv, shape);
+    const wasm = wasmHeap(backend);
+    const context = wasm.makeOutput([B * T, H * hs], "float32");
+    const probs = wasm.makeOutput([B * H, T, T], "float32");
+    const at = (t: TensorInfo) => pointer(backend, t);
+    const attention = wasmKernels(backend);
+    withScratch(backend, attention.attention_forward_scratch(T, hs), (scratch) =>
+      attention.attention_forward(at(qkv), at(context), at(probs), at(scratch), B, T, H, hs, shape.scale),
+    );
+    return [context, probs];
+  },
+};
+
+/** qkv, probs and context as the forward left them, and dContext → dqkv [B·T, 3d]. */
+const causalAttentionGrad: KernelConfig = {
+  kernelName: ATTENTION_KERNELS.backward,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { qkv, probs, context, dContext } = inputs as Record<
+      "qkv" | "probs" | "context" | "dContext",
+      TensorInfo
+    >;
+    const shape = attrs as unknown as AttentionAttrs;
+    const [B, T, H, hs] = shapeOf(qkv, shape);
+    const dqkv = wasmHeap(backend).makeOutput([...qkv.shape], "float32");
+    const at = (t: TensorInfo) => pointer(backend, t);
+    const attention = wasmKernels(backend);
+    withScratch(backend, attention.attention_backward_scratch(T, hs), (scratch) => {
+      const pointers = [at(qkv), at(probs), at(context), at(dContext), at(dqkv), at(scratch)] as const;
+      attention.attention_backward(...pointers, B, T, H, hs, shape.scale);
+    });
+    return dqkv;
+  },
+};
+
+export const WASM_ATTENTION_KERNELS: readonly KernelConfig[] = [causalAttention, causalAttentionGrad];
+
+/** True where the attention kernels run: wasm, once registerWasmTrainingKernels has run. */
+export function hasAttentionKernels(): boolean {
+  return tf.getBackend() === "wasm" && tf.getKernel(ATTENTION_KERNELS.forward, "wasm") !== undefined;
+}
