@@ -1,16 +1,14 @@
 // Fused kernels for the elementwise chains of a GPT-2 step on wasm, as loops over the wasm heap: tfjs
-// composes LayerNorm, AdamW and a bias's gradient from 10–30 small kernels each (every one a pass over
+// composes LayerNorm, AdamW, gelu_new and a bias's gradient from 6–30 small kernels each (every one a pass over
 // memory plus ~20 µs of dispatch, and reductions over rows that wasm can only do after a transpose),
 // which after the matmuls were most of a step (measured with tf.profile: `npm run bench` figures, README).
 // Each forward kernel has its gradient kernel; shared/model/ops.ts wires them into autodiff and uses the
-// composite ops on every other backend. LayerNorm runs in imtrain's wasm module (layer-norm.c, SIMD128);
-// AdamW and the bias's gradient are JavaScript loops in float64 per element, stored as float32.
-// JavaScript's scalar loops run at 1–15 ns an element, where wasm's own (XNNPACK, SIMD) elementwise
-// kernels run at ~0.15: a chain is fused here only where it replaces many kernels or a transpose, and
-// gelu_new, which a tanh made costly in JavaScript, is wasm's own sigmoid and products (ops.ts).
+// composite ops on every other backend. Each runs in imtrain's wasm module (shared/backend/wasm/*.c,
+// SIMD128; wasm-module.ts): as JavaScript loops over the heap they ran at 1–15 ns an element, where
+// SIMD runs at a fraction of one.
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
-import { floatsOf, wasmHeap } from "./wasm-heap.js";
+import { wasmHeap } from "./wasm-heap.js";
 import { pointer, wasmKernels, withScratch } from "./wasm-module.js";
 
 /** The kernel names, registered on wasm only. */
@@ -19,6 +17,8 @@ export const FUSED_KERNELS = {
   layerNormGrad: "ImtrainLayerNormGrad",
   columnSum: "ImtrainColumnSum",
   adamW: "ImtrainAdamW",
+  gelu: "ImtrainGeluNew",
+  geluGrad: "ImtrainGeluNewGrad",
 } as const;
 
 /** AdamW's per-step constants, as the fused update takes them. */
@@ -107,43 +107,24 @@ const layerNormGrad: KernelConfig = {
   },
 };
 
-/**
- * Σ over rows of each column, four rows at a time: one read and write of the float64 sum per four
- * elements (a row at a time, that read-modify-write was most of the cost: 1.2 ms against 0.4 for a
- * [1024, 512] sum).
- */
-function columnSums(values: Float32Array, columns: number): Float64Array {
-  const rows = values.length / columns;
-  const sums = new Float64Array(columns);
-  let r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const a = r * columns;
-    const b = a + columns;
-    const c = b + columns;
-    const d = c + columns;
-    for (let i = 0; i < columns; i++)
-      sums[i]! += values[a + i]! + values[b + i]! + (values[c + i]! + values[d + i]!);
-  }
-  for (; r < rows; r++) for (let i = 0; i < columns; i++) sums[i]! += values[r * columns + i]!;
-  return sums;
-}
-
 /** x [..., m] → the sum over all leading axes [m]: a bias's gradient, without wasm's transpose-then-sum. */
 const columnSum: KernelConfig = {
   kernelName: FUSED_KERNELS.columnSum,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend }) => {
     const { x } = inputs as { x: TensorInfo };
-    const wasm = wasmHeap(backend);
-    const m = rowsOf(x)[1];
-    const out = wasm.makeOutput([m], "float32");
-    const sums = columnSums(floatsOf(wasm, x), m);
-    wasm.typedArrayFromHeap(out).set(sums);
+    const [rows, m] = rowsOf(x);
+    const out = wasmHeap(backend).makeOutput([m], "float32");
+    const kernels = wasmKernels(backend);
+    const at = (t: TensorInfo) => pointer(backend, t);
+    withScratch(backend, kernels.column_sum_scratch(m), (scratch) =>
+      kernels.column_sum(at(x), at(out), at(scratch), rows, m),
+    );
     return out;
   },
 };
 
-/** param, m, v, g → param′, m′, v′: AdamW's ~12 elementwise kernels per parameter as one pass. */
+/** param, m, v, g → param′, m′, v′: AdamW's ~12 elementwise kernels per parameter as one pass (adamw.c). */
 const adamW: KernelConfig = {
   kernelName: FUSED_KERNELS.adamW,
   backendName: "wasm",
@@ -152,23 +133,65 @@ const adamW: KernelConfig = {
     const { beta1, beta2, epsilon, correction1, correction2, lr, decay } = attrs as unknown as AdamWUpdate;
     const wasm = wasmHeap(backend);
     const outputs = [param, m, v].map((t) => wasm.makeOutput([...t.shape], "float32"));
-    const [ps, ms, vs, gs, newPs, newMs, newVs] = [param, m, v, g, ...outputs].map((t) => floatsOf(wasm, t));
-    // Loop invariants hoisted, and divisions by the corrections as products: a quarter faster here.
-    const [keep1, keep2, shrink] = [1 - beta1, 1 - beta2, 1 - decay];
-    const [step, inverse2] = [lr / correction1, 1 / correction2];
-    for (let i = 0; i < ps!.length; i++) {
-      const grad = gs![i]!;
-      const moment1 = beta1 * ms![i]! + keep1 * grad;
-      const moment2 = beta2 * vs![i]! + keep2 * grad * grad;
-      newPs![i] = ps![i]! * shrink - (step * moment1) / (Math.sqrt(moment2 * inverse2) + epsilon);
-      newMs![i] = moment1;
-      newVs![i] = moment2;
-    }
+    const [newParam, newM, newV] = outputs as [TensorInfo, TensorInfo, TensorInfo];
+    const at = (t: TensorInfo) => pointer(backend, t);
+    const n = tf.util.sizeFromShape(param.shape);
+    wasmKernels(backend).adamw_update(
+      at(param),
+      at(m),
+      at(v),
+      at(g),
+      at(newParam),
+      at(newM),
+      at(newV),
+      n,
+      beta1,
+      beta2,
+      epsilon,
+      correction1,
+      correction2,
+      lr,
+      decay,
+    );
     return outputs;
   },
 };
 
-export const WASM_FUSED_KERNELS: readonly KernelConfig[] = [adamW, layerNorm, layerNormGrad, columnSum];
+/** x → gelu_new(x) and σ(z), kept for the backward pass (gelu.c). */
+const gelu: KernelConfig = {
+  kernelName: FUSED_KERNELS.gelu,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend }) => {
+    const { x } = inputs as { x: TensorInfo };
+    const wasm = wasmHeap(backend);
+    const [y, s] = [wasm.makeOutput([...x.shape], "float32"), wasm.makeOutput([...x.shape], "float32")];
+    const at = (t: TensorInfo) => pointer(backend, t);
+    wasmKernels(backend).gelu_forward(at(x), at(y), at(s), tf.util.sizeFromShape(x.shape));
+    return [y, s];
+  },
+};
+
+/** x, σ(z) from the forward pass, dy → dx (gelu.c). */
+const geluGrad: KernelConfig = {
+  kernelName: FUSED_KERNELS.geluGrad,
+  backendName: "wasm",
+  kernelFunc: ({ inputs, backend }) => {
+    const { x, s, dy } = inputs as Record<"x" | "s" | "dy", TensorInfo>;
+    const dx = wasmHeap(backend).makeOutput([...x.shape], "float32");
+    const at = (t: TensorInfo) => pointer(backend, t);
+    wasmKernels(backend).gelu_backward(at(x), at(s), at(dy), at(dx), tf.util.sizeFromShape(x.shape));
+    return dx;
+  },
+};
+
+export const WASM_FUSED_KERNELS: readonly KernelConfig[] = [
+  adamW,
+  layerNorm,
+  layerNormGrad,
+  columnSum,
+  gelu,
+  geluGrad,
+];
 
 /** True where the fused kernels run: wasm, once registerWasmTrainingKernels has run. */
 export function hasFusedKernels(): boolean {

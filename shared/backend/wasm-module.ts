@@ -61,6 +61,28 @@ export interface WasmKernelExports {
     rows: number,
     width: number,
   ): void;
+  /** Floats of scratch space column_sum needs for `cols` columns. */
+  column_sum_scratch(cols: number): number;
+  column_sum(x: number, out: number, scratch: number, rows: number, cols: number): void;
+  gelu_forward(x: number, y: number, s: number, n: number): void;
+  gelu_backward(x: number, s: number, dy: number, dx: number, n: number): void;
+  adamw_update(
+    param: number,
+    m: number,
+    v: number,
+    g: number,
+    newParam: number,
+    newM: number,
+    newV: number,
+    n: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    correction1: number,
+    correction2: number,
+    lr: number,
+    decay: number,
+  ): void;
 }
 
 /** The few parts of the WebAssembly API used here (its types come with lib.dom, which this project leaves out). */

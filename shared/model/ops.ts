@@ -148,10 +148,21 @@ const GELU_CUBE = 0.044715;
  * a tanh through exp in JavaScript. z = 2u is x·(a + b·x²) with a = 2√(2/π), b = 0.044715·a, not a
  * pow(x, 3) (Pow's gradient also differentiates the exponent), and every number is a cached constant, not
  * a per-op upload. The backward is written out: y′ = s + x·s·(1 − s)·z′ with s = σ(z),
- * z′ = 2√(2/π)·(1 + 3·0.044715·x²).
+ * z′ = 2√(2/π)·(1 + 3·0.044715·x²). On wasm, one kernel each way (gelu.c) instead of ~6 and ~8.
  */
 const geluNewSigmoid = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  if (hasFusedKernels()) {
+    const [y, s] = runFused(FUSED_KERNELS.gelu, { x }) as [tf.Tensor, tf.Tensor];
+    save([x, s]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [sx, ss] = saved as [tf.Tensor, tf.Tensor];
+        return runFused(FUSED_KERNELS.geluGrad, { x: sx, s: ss, dy: dy as tf.Tensor });
+      },
+    };
+  }
   const z = tf.mul(
     x,
     tf.add(constant(2 * GELU_SCALE), tf.mul(tf.square(x), constant(2 * GELU_SCALE * GELU_CUBE))),

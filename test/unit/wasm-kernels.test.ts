@@ -8,6 +8,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../../shared/backend/select.js";
 import { WASM_TRAINING_KERNELS } from "../../shared/backend/wasm-kernels.js";
 import { geluNew, layerNorm, linear, matMul } from "../../shared/model/ops.js";
+import { mulberry32 } from "../../shared/random.js";
+import { AdamW } from "../../shared/train/adamw.js";
+import { StepBufferLayout } from "../../shared/train/step-buffer.js";
 
 /** `compute`'s tensors on cpu and on wasm, as arrays. */
 async function onBothBackends(compute: () => tf.Tensor[]): Promise<{ cpu: number[][]; wasm: number[][] }> {
@@ -92,7 +95,7 @@ test("wasm kernels - batched matmul as per-slice 2-D products, and both gradient
   assertClose(wasm, cpu, 1e-5);
 });
 
-test("wasm kernels - fused LayerNorm and a linear layer's bias (beside gelu_new, composite on both), values and gradients, match cpu's composite ops", async () => {
+test("wasm kernels - fused LayerNorm, gelu_new and a linear layer's bias, values and gradients, match cpu's composite ops", async () => {
   // A width of 18: four-lane SIMD (layer-norm.c) and its scalar tail.
   const { cpu, wasm } = await onBothBackends(() => {
     const x = tf.randomNormal([6, 4, 18], 0, 2, "float32", 4);
@@ -167,4 +170,38 @@ test("wasm kernels - imtrain's are the registered ones, and wasm's own they hand
     tf.sum(input([6, 5]), 0),
   ]);
   assert.deepEqual(wasm, cpu);
+});
+
+test("wasm kernels - AdamW's fused update (adamw.c) over three steps matches cpu's composite, decayed and not, sizes off the SIMD width", async () => {
+  const shapes = new Map<string, number[]>([
+    ["w", [7, 5]], // decayed (a matrix); 35 floats: SIMD and a tail of 3
+    ["b", [6]], // not decayed
+  ]);
+  const random = mulberry32(11);
+  const gradients = [1, 2, 3].map(() => Float32Array.from({ length: 41 }, () => random() * 2 - 1));
+  const run = async (backend: string) => {
+    if (backend === "wasm") await selectBackend("wasm");
+    else await tf.setBackend(backend);
+    const params = new Map(
+      [...shapes].map(([name, shape]) => [
+        name,
+        tf.variable(
+          tf.tensor(
+            input(shape)
+              .dataSync()
+              .map((x) => x / 9),
+            shape,
+          ),
+        ),
+      ]),
+    );
+    const optimizer = new AdamW(params, { beta1: 0.9, beta2: 0.95, adamEpsilon: 1e-8, weightDecay: 0.1 });
+    const layout = new StepBufferLayout(shapes);
+    for (const g of gradients) optimizer.apply(layout, g, 3e-3);
+    const values = [...params.values()].map((p) => Array.from(p.dataSync()));
+    params.forEach((p) => p.dispose());
+    return values;
+  };
+  const [cpu, wasm] = [await run("cpu"), await run("wasm")];
+  assertClose(wasm, cpu, 1e-6);
 });

@@ -39,14 +39,6 @@ __attribute__((export_name("layer_norm_forward"))) void layer_norm_forward(const
   }
 }
 
-/** sums[0..1] += the four lanes of v, widened to float64. */
-static inline void add_widened(double *sums, v128_t v) {
-  const v128_t low = wasm_f64x2_promote_low_f32x4(v);
-  const v128_t high = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
-  wasm_v128_store(sums, wasm_f64x2_add(wasm_v128_load(sums), low));
-  wasm_v128_store(sums + 2, wasm_f64x2_add(wasm_v128_load(sums + 2), high));
-}
-
 /** Floats of scratch space layer_norm_backward needs for rows of d: the float64 sums of 2 × d. */
 __attribute__((export_name("layer_norm_backward_scratch"))) u32 layer_norm_backward_scratch(u32 d) {
   return 4 * d;

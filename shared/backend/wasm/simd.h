@@ -55,6 +55,14 @@ static inline float exp_nonpositive(float x) {
   return p * scale.value;
 }
 
+/** sums[0..3] += the four lanes of v, widened to float64. */
+static inline void add_widened(double *sums, v128_t v) {
+  const v128_t low = wasm_f64x2_promote_low_f32x4(v);
+  const v128_t high = wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+  wasm_v128_store(sums, wasm_f64x2_add(wasm_v128_load(sums), low));
+  wasm_v128_store(sums + 2, wasm_f64x2_add(wasm_v128_load(sums + 2), high));
+}
+
 /** exp_nonpositive on four lanes at once (below −87 each lane is e^−87 ≈ 1.6e−38, not 0). */
 static inline v128_t exp4_nonpositive(v128_t x) {
   x = wasm_f32x4_max(x, wasm_f32x4_splat(-87.0f));
@@ -70,4 +78,19 @@ static inline v128_t exp4_nonpositive(v128_t x) {
   p = wasm_f32x4_add(madd(r, wasm_f32x4_mul(p, r), r), wasm_f32x4_splat(1.0f));
   const v128_t exponent = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(p, exponent);
+}
+
+/** σ(z) = 1/(1 + e^−z) on four lanes, through e^−|z| (never overflows). */
+static inline v128_t sigmoid4(v128_t z) {
+  const v128_t e = exp4_nonpositive(wasm_f32x4_neg(wasm_f32x4_abs(z)));
+  const v128_t q = wasm_f32x4_div(wasm_f32x4_splat(1.0f), wasm_f32x4_add(wasm_f32x4_splat(1.0f), e));
+  // z ≥ 0: 1/(1 + e^−z); z < 0: e^z/(1 + e^z).
+  return wasm_v128_bitselect(q, wasm_f32x4_mul(e, q), wasm_f32x4_ge(z, wasm_f32x4_splat(0.0f)));
+}
+
+/** σ(z) for one number, as sigmoid4 does it. */
+static inline float sigmoid(float z) {
+  const float e = exp_nonpositive(z < 0 ? z : -z);
+  const float q = 1.0f / (1.0f + e);
+  return z >= 0 ? q : e * q;
 }
