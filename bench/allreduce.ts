@@ -48,6 +48,11 @@ const TCP_BYTES = 256 * 2 ** 20;
 const TCP_WRITE_BYTES = 2 ** 20;
 const TCP_REPEATS = 3;
 const RANK_ENTRY = fileURLToPath(new URL("./allreduce-rank.js", import.meta.url));
+const PAIR_PEER_ENTRY = fileURLToPath(new URL("./tcp-pair-peer.js", import.meta.url));
+/** What each of tcp_loopback_pair's two processes sends (and receives): a 2-rank ring's traffic for 64 MiB. */
+const PAIR_BYTES = 64 * 2 ** 20;
+/** How long one tcp_loopback_pair measurement may take before its processes are killed. */
+const PAIR_TIMEOUT_MS = 60_000;
 
 // ---- wire between the bench and its ranks (JSON over NATS) ----
 
@@ -510,8 +515,78 @@ async function benchTcpLoopback(emit: Emit): Promise<number> {
   return gbps;
 }
 
+/** Lines a child process prints on stdout, one at a time; rejects when it exits first or after the deadline. */
+function lineReader(
+  child: ReturnType<typeof spawn>,
+  label: string,
+  deadlineMs: number,
+): () => Promise<string> {
+  const lines: string[] = [];
+  let partial = "";
+  let ended: string | undefined;
+  const waiting: Array<() => void> = [];
+  const wake = () => waiting.splice(0).forEach((resolve) => resolve());
+  child.stdout?.on("data", (chunk: Buffer) => {
+    const parts = (partial + chunk.toString()).split("\n");
+    partial = parts.pop() ?? "";
+    lines.push(...parts);
+    wake();
+  });
+  child.once("exit", (code, signal) => {
+    ended = `${label} exited (${signal ?? `code ${String(code)}`})`;
+    wake();
+  });
+  return async () => {
+    for (;;) {
+      const line = lines.shift();
+      if (line !== undefined) return line;
+      if (ended !== undefined) throw new Error(ended);
+      if (Date.now() > deadlineMs) throw new Error(`${label}: no answer within ${PAIR_TIMEOUT_MS} ms`);
+      await new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        setTimeout(resolve, 1_000).unref();
+      });
+    }
+  };
+}
+
 /**
- * Emits tcp_loopback (the ceiling), then one allreduce record per (plane, world size, size). Throws if a rank
+ * Seconds for two processes to each send PAIR_BYTES to the other over loopback TCP while receiving as
+ * much: the traffic pattern of a 2-rank ring, with nothing but the sockets. The slower process's time.
+ */
+async function pairSeconds(): Promise<number> {
+  const deadlineMs = Date.now() + PAIR_TIMEOUT_MS;
+  const peers = [0, 1].map(() =>
+    spawn(process.execPath, [PAIR_PEER_ENTRY, String(PAIR_BYTES)], { stdio: ["pipe", "pipe", "inherit"] }),
+  );
+  try {
+    const next = peers.map((peer, i) => lineReader(peer, `tcp-pair peer ${i}`, deadlineMs));
+    const ports = await Promise.all(next.map((read) => read()));
+    peers[0]?.stdin?.write(`${ports[1]}\n`);
+    peers[1]?.stdin?.write(`${ports[0]}\n`);
+    const seconds = (await Promise.all(next.map((read) => read()))).map(Number);
+    if (seconds.some((s) => !(s > 0))) throw new Error(`tcp-pair: unreadable times ${seconds.join(", ")}`);
+    return Math.max(...seconds);
+  } finally {
+    for (const peer of peers) peer.kill("SIGKILL");
+  }
+}
+
+/**
+ * tcp_loopback_pair: GB/s each of two processes moves each way when both send to each other at once, the
+ * 2-rank ring's pattern. Not the all-reduce's ceiling (that stays one stream), but where this machine's
+ * cores, not the transport, bound an N=2 ring: read allreduce/…/n2's busbw against it too.
+ */
+async function benchTcpPair(emit: Emit): Promise<void> {
+  await pairSeconds(); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < TCP_REPEATS; i++) times.push(await pairSeconds());
+  const seconds = median(times);
+  emit(figure("tcp_loopback_pair", PAIR_BYTES / seconds / 1e9, "GB/s", { bytes: PAIR_BYTES, seconds }));
+}
+
+/**
+ * Emits tcp_loopback (the ceiling), tcp_loopback_pair (where N = 2 is measured), then one allreduce record per (plane, world size, size). Throws if a rank
  * fails, a sum is wrong, a group stalls or SIGINT/SIGTERM arrives; everything it started is stopped first.
  */
 export async function benchAllReduce(emit: Emit, options: AllReduceBenchOptions): Promise<void> {
@@ -534,6 +609,7 @@ export async function benchAllReduce(emit: Emit, options: AllReduceBenchOptions)
   process.once("SIGTERM", onSignal);
   try {
     const ceilingGbps = await benchTcpLoopback(emit);
+    if (options.worldSizes.includes(2)) await benchTcpPair(emit);
     const bus = await startBus(options.nats ?? "auto");
     try {
       const nc = await connect({ servers: bus.url, name: "imtrain-bench" });

@@ -43,6 +43,8 @@ npm run bench: one JSON line per figure, {name, value, unit, ceiling, ratio, …
                                 the ring all-reduce per data plane, wire format, world size and size, ranks
                                 as processes; busbw counts the fp32 gradient's bytes, bound_seconds is the
                                 ring's bandwidth bound (what each link sends ÷ the TCP stream's rate)
+  tcp_loopback_pair             (with N = 2) two processes each sending 64 MiB to the other at once: a
+                                2-rank ring's traffic over sockets alone, what this machine's cores allow
   scaling_2v1, dist_overhead    launch --workers 2 against 1, and 1 against train (bench/scaling.ts)
 Flags: --backend NAME (default auto), --device cpu|gpu:K|gpu:software (default cpu), --models
 tiny,small,medium,d128 (presets, and d128 = d128 L2 H4; "" skips train_step), --seq 128, --batch 8,

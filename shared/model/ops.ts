@@ -125,15 +125,24 @@ export function layerNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor1D, bias: tf
   return layerNormFor(eps)(x, gain, bias) as T;
 }
 
-/** Scalars made once per backend and value: a number in an op is a new upload each time (on a GPU, a copy). */
-const constants = new Map<string, tf.Scalar>();
+/**
+ * Scalars made once per backend and value: a number in an op is a new upload each time (on a GPU, a copy).
+ * Keyed by the backend instance, not its name: after an engine reset or a backend re-registered under the
+ * same name, the old scalars' data is gone with the old instance.
+ */
+const constants = new WeakMap<tf.KernelBackend, Map<number, tf.Scalar>>();
 
 function constant(value: number): tf.Scalar {
-  const key = `${tf.getBackend()}:${value}`;
-  let scalar = constants.get(key);
+  const backend = tf.backend();
+  let scalars = constants.get(backend);
+  if (scalars === undefined) {
+    scalars = new Map();
+    constants.set(backend, scalars);
+  }
+  let scalar = scalars.get(value);
   if (scalar === undefined) {
     scalar = tf.keep(tf.scalar(value));
-    constants.set(key, scalar);
+    scalars.set(value, scalar);
   }
   return scalar;
 }
@@ -188,21 +197,27 @@ export function geluNew<T extends tf.Tensor>(x: T): T {
   return geluNewSigmoid(x) as T;
 }
 
-/** The mask of the longest sequence so far; shorter ones are its top-left corner. One, so memory is bounded. */
-let longestMask: tf.Tensor2D | undefined;
+/**
+ * The mask of the longest sequence so far, per backend instance (an engine reset frees the old one's);
+ * shorter ones are its top-left corner. One per backend, so memory is bounded.
+ */
+const longestMasks = new WeakMap<tf.KernelBackend, tf.Tensor2D>();
 
 /**
  * [T, T] additive mask: 0 where key ≤ query, a large negative number above the diagonal. Grows only
  * between forward passes (each micro-batch's backward has finished before the next one's forward).
  */
 export function causalMask(length: number): tf.Tensor2D {
-  if (longestMask === undefined || longestMask.shape[0] < length) {
+  const backend = tf.backend();
+  let longest = longestMasks.get(backend);
+  if (longest === undefined || longest.shape[0] < length) {
     const values = new Float32Array(length * length);
     for (let q = 0; q < length; q++) for (let k = q + 1; k < length; k++) values[q * length + k] = -1e9;
-    longestMask?.dispose();
-    longestMask = tf.keep(tf.tensor2d(values, [length, length]));
+    longest?.dispose();
+    longest = tf.keep(tf.tensor2d(values, [length, length]));
+    longestMasks.set(backend, longest);
   }
-  return longestMask.shape[0] === length ? longestMask : tf.slice(longestMask, [0, 0], [length, length]);
+  return longest.shape[0] === length ? longest : tf.slice(longest, [0, 0], [length, length]);
 }
 
 /** Attention's composite form: every backend has these ops, and autodiff differentiates them. */

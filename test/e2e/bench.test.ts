@@ -48,6 +48,8 @@ test(
     assert.ok((named("memory/tiny")?.ratio ?? 0) >= 1, "the peak is at least the theoretical minimum");
     assert.ok(named("metrics/record_step/n8") && named("metrics/collect/n64"), result.stdout);
     const tcp = named("tcp_loopback");
+    // Two processes each sending and receiving 64 MiB: the N = 2 ring's pattern, over sockets alone.
+    assert.equal(named("tcp_loopback_pair")?.["bytes"], 64 * 2 ** 20, result.stdout);
     for (const plane of ["nats", "ws"]) {
       const allreduce = named(`allreduce/${plane}/n2/262144`);
       assert.ok(allreduce, `allreduce over ${plane}: ${result.stdout}`);

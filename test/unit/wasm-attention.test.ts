@@ -104,6 +104,8 @@ function assertClose(got: ArrayLike<number>, want: Float64Array, what: string): 
 
 const SHAPES: readonly (Shape & { readonly spread?: number })[] = [
   { batch: 2, length: 5, heads: 2, headSize: 4 },
+  { batch: 1, length: 6, heads: 1, headSize: 8 }, // a last block of 2 rows
+  { batch: 2, length: 10, heads: 2, headSize: 3 }, // 2 rows again, and a head smaller than one lane set
   { batch: 1, length: 7, heads: 3, headSize: 5 }, // off the SIMD width: the scalar tails
   { batch: 3, length: 1, heads: 1, headSize: 8 }, // one position: softmax of one score
   { batch: 2, length: 33, heads: 2, headSize: 12 }, // 8 + 4 lanes
@@ -125,35 +127,47 @@ for (const backend of ["wasm", "cpu"]) {
   });
 }
 
-test("attention - on wasm it is imtrain's kernel pair, and works after the heap has grown", async () => {
-  await selectBackend("wasm");
-  assert.ok(hasAttentionKernels());
+test("attention - on wasm it is imtrain's kernel pair, bound to the heap of the backend in use (also after an engine reset)", async () => {
   const shape = { batch: 2, length: 9, heads: 2, headSize: 8 };
   const { qkv, dContext } = inputs(shape, 7);
+  await selectBackend("wasm");
+  assert.ok(hasAttentionKernels());
+  let first: Awaited<ReturnType<typeof attention>> | undefined;
   const profile = await tf.profile(async () => {
-    const got = await attention(qkv, dContext, shape);
-    assert.equal(got.context.length, 2 * 9 * 16);
+    first = await attention(qkv, dContext, shape);
   });
   const names = profile.kernels.map((k) => k.name);
   assert.ok(names.includes(ATTENTION_KERNELS.forward), names.join(" "));
   assert.ok(names.includes(ATTENTION_KERNELS.backward), names.join(" "));
   assert.ok(!names.includes("BatchMatMul") && !names.includes("Softmax"), names.join(" "));
-  // 256 MB more heap: the memory object stays, its buffer is replaced, the module still reads it.
-  const before = await attention(qkv, dContext, shape);
-  const big = tf.zeros([64, 1024, 1024]);
-  const after = await attention(qkv, dContext, shape);
-  big.dispose();
-  assert.deepEqual(after, before);
+  // A reset makes a new wasm backend with a new heap: the kernels must work in that one, not the old.
+  tf.engine().reset();
+  await selectBackend("wasm");
+  assert.deepEqual(await attention(qkv, dContext, shape), first);
+  // And the composite (cpu) after a reset: its cached constants belonged to the old backend.
+  await tf.setBackend("cpu");
+  const onCpu = await attention(qkv, dContext, shape);
+  tf.engine().reset();
+  await tf.setBackend("cpu");
+  assert.deepEqual(await attention(qkv, dContext, shape), onCpu);
 });
+
+/** Whether a tool runs (`tool --version` exits 0). */
+function installed(tool: string): boolean {
+  return spawnSync(tool, ["--version"]).status === 0;
+}
 
 test(
   "attention - the committed module is shared/backend/wasm/*.c compiled (build.sh --check)",
   { timeout: 120_000 },
   (t) => {
     const script = fileURLToPath(new URL("../../../shared/backend/wasm/build.sh", import.meta.url));
-    const hasClang = spawnSync("clang", ["--version"]).status === 0;
-    if (!hasClang && process.env.CI !== "true") return t.skip("clang not installed (CI installs it)");
+    const ci = process.env.CI === "true";
+    const missing = ["clang", "wasm-ld", "wasm-objdump"].filter((tool) => !installed(tool));
+    if (missing.length > 0 && !ci) return t.skip(`${missing.join(", ")} not installed (CI installs them)`);
     const check = spawnSync("bash", [script, "--check"], { encoding: "utf8", timeout: 100_000 });
+    // 3: another clang than the module's (its bytes differ); CI has the module's, Debian 12's.
+    if (check.status === 3 && !ci) return t.skip(check.stderr.trim());
     assert.equal(check.status, 0, check.stderr);
   },
 );

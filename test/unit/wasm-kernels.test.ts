@@ -96,14 +96,15 @@ test("wasm kernels - batched matmul as per-slice 2-D products, and both gradient
 });
 
 test("wasm kernels - fused LayerNorm, gelu_new and a linear layer's bias, values and gradients, match cpu's composite ops", async () => {
-  // A width of 18: four-lane SIMD (layer-norm.c) and its scalar tail.
+  // Widths of 18 (LayerNorm) and 7 (the bias): four-lane SIMD and its scalar tail in layer-norm.c and
+  // column-sum.c.
   const { cpu, wasm } = await onBothBackends(() => {
     const x = tf.randomNormal([6, 4, 18], 0, 2, "float32", 4);
     const gain = tf.randomNormal([18], 1, 0.1, "float32", 5) as tf.Tensor1D;
     const bias = tf.randomNormal([18], 0, 0.1, "float32", 6) as tf.Tensor1D;
-    const weight = tf.randomNormal([18, 8], 0, 0.3, "float32", 7) as tf.Tensor2D;
-    const b2 = tf.randomNormal([8], 0, 0.1, "float32", 8) as tf.Tensor1D;
-    const upstream = tf.randomNormal([24, 8], 0, 1, "float32", 9);
+    const weight = tf.randomNormal([18, 7], 0, 0.3, "float32", 7) as tf.Tensor2D;
+    const b2 = tf.randomNormal([7], 0, 0.1, "float32", 8) as tf.Tensor1D;
+    const upstream = tf.randomNormal([24, 7], 0, 1, "float32", 9);
     const network = (xs: tf.Tensor, g: tf.Tensor, b: tf.Tensor, w: tf.Tensor, c: tf.Tensor) => {
       const normed = layerNorm(xs, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5);
       const hidden = geluNew(tf.reshape(normed, [24, 18]) as tf.Tensor2D);
@@ -197,7 +198,11 @@ test("wasm kernels - AdamW's fused update (adamw.c) over three steps matches cpu
     );
     const optimizer = new AdamW(params, { beta1: 0.9, beta2: 0.95, adamEpsilon: 1e-8, weightDecay: 0.1 });
     const layout = new StepBufferLayout(shapes);
-    for (const g of gradients) optimizer.apply(layout, g, 3e-3);
+    const profile = await tf.profile(() => {
+      for (const g of gradients) optimizer.apply(layout, g, 3e-3);
+    });
+    const fused = profile.kernels.filter((k) => k.name === "ImtrainAdamW").length;
+    assert.equal(fused, backend === "wasm" ? 6 : 0, `${backend}: fused AdamW kernels`);
     const values = [...params.values()].map((p) => Array.from(p.dataSync()));
     params.forEach((p) => p.dispose());
     return values;

@@ -8,7 +8,7 @@
 // product is cut into blocks of 4 rows × 8 columns kept in registers (block_product), and the causal
 // triangle is walked in blocks of 4 queries so work above the diagonal is at most a 4 × 4 corner.
 //
-// Built by bench/build-wasm.sh (clang --target=wasm32, no libc) into a module that imports tfjs's
+// Built by shared/backend/wasm/build.sh (clang --target=wasm32, no libc) into a module that imports tfjs's
 // memory: every pointer is a byte offset into tfjs's heap, from the tensors' own views. The module must
 // own no memory of its own (no data, no stack): the build checks that. So: no arrays on the stack, no
 // static data, no libc calls; scratch space comes from the caller, allocated on tfjs's heap.

@@ -1,5 +1,5 @@
-// Helpers shared by imtrain's wasm kernels (attention.c, layer-norm.c): SIMD128 products and sums,
-// and e^x, with no libc (the module may own no memory, so nothing here touches the stack or static data).
+// Helpers shared by imtrain's wasm kernels (the .c files here): SIMD128 products and sums, e^x and
+// σ(x), with no libc (the module may own no memory, so nothing here touches the stack or static data).
 #pragma once
 #include <wasm_simd128.h>
 
@@ -34,10 +34,10 @@ static inline float dot(const float *a, const float *b, u32 n) {
 
 /**
  * e^x for x ≤ 0 (softmax's shifted scores), to about 1 ulp: Cephes' expf, x = n·ln 2 + r with ln 2 in
- * two parts, a degree-6 polynomial for e^r, and 2^n put into the exponent bits. Below −87 it is 0.
+ * two parts, a degree-6 polynomial for e^r, and 2^n put into the exponent bits.
  */
 static inline float exp_nonpositive(float x) {
-  if (x < -87.0f) return 0.0f;
+  x = x < -87.0f ? -87.0f : x; // as exp4_nonpositive: e^−87 ≈ 1.6e−38, the smallest it returns
   float n = __builtin_rintf(x * 1.44269504088896341f);
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -63,7 +63,7 @@ static inline void add_widened(double *sums, v128_t v) {
   wasm_v128_store(sums + 2, wasm_f64x2_add(wasm_v128_load(sums + 2), high));
 }
 
-/** exp_nonpositive on four lanes at once (below −87 each lane is e^−87 ≈ 1.6e−38, not 0). */
+/** exp_nonpositive on four lanes at once. */
 static inline v128_t exp4_nonpositive(v128_t x) {
   x = wasm_f32x4_max(x, wasm_f32x4_splat(-87.0f));
   const v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
