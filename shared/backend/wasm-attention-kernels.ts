@@ -37,6 +37,7 @@ const causalAttention: KernelConfig = {
   kernelName: ATTENTION_KERNELS.forward,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend, attrs }) => {
+    const kernels = wasmKernels(backend);
     const { qkv } = inputs as { qkv: TensorInfo };
     const shape = attrs as unknown as AttentionAttrs;
     const [B, T, H, hs] = shapeOf(qkv, shape);
@@ -44,9 +45,8 @@ const causalAttention: KernelConfig = {
     const context = wasm.makeOutput([B * T, H * hs], "float32");
     const probs = wasm.makeOutput([B * H, T, T], "float32");
     const at = (t: TensorInfo) => pointer(backend, t);
-    const attention = wasmKernels(backend);
-    withScratch(backend, attention.attention_forward_scratch(T, hs), (scratch) =>
-      attention.attention_forward(at(qkv), at(context), at(probs), at(scratch), B, T, H, hs, shape.scale),
+    withScratch(backend, kernels.attention_forward_scratch(T, hs), (scratch) =>
+      kernels.attention_forward(at(qkv), at(context), at(probs), at(scratch), B, T, H, hs, shape.scale),
     );
     return [context, probs];
   },
@@ -57,6 +57,7 @@ const causalAttentionGrad: KernelConfig = {
   kernelName: ATTENTION_KERNELS.backward,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend, attrs }) => {
+    const kernels = wasmKernels(backend);
     const { qkv, probs, context, dContext } = inputs as Record<
       "qkv" | "probs" | "context" | "dContext",
       TensorInfo
@@ -65,10 +66,9 @@ const causalAttentionGrad: KernelConfig = {
     const [B, T, H, hs] = shapeOf(qkv, shape);
     const dqkv = wasmHeap(backend).makeOutput([...qkv.shape], "float32");
     const at = (t: TensorInfo) => pointer(backend, t);
-    const attention = wasmKernels(backend);
-    withScratch(backend, attention.attention_backward_scratch(T, hs), (scratch) => {
+    withScratch(backend, kernels.attention_backward_scratch(T, hs), (scratch) => {
       const pointers = [at(qkv), at(probs), at(context), at(dContext), at(dqkv), at(scratch)] as const;
-      attention.attention_backward(...pointers, B, T, H, hs, shape.scale);
+      kernels.attention_backward(...pointers, B, T, H, hs, shape.scale);
     });
     return dqkv;
   },

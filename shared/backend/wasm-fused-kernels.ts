@@ -45,6 +45,7 @@ const layerNorm: KernelConfig = {
   kernelName: FUSED_KERNELS.layerNorm,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend, attrs }) => {
+    const kernels = wasmKernels(backend);
     const { x, gain, bias } = inputs as { x: TensorInfo; gain: TensorInfo; bias: TensorInfo };
     const { eps } = attrs as unknown as { eps: number };
     const wasm = wasmHeap(backend);
@@ -53,17 +54,7 @@ const layerNorm: KernelConfig = {
     const mean = wasm.makeOutput([rows], "float32");
     const rstd = wasm.makeOutput([rows], "float32");
     const at = (t: TensorInfo) => pointer(backend, t);
-    wasmKernels(backend).layer_norm_forward(
-      at(x),
-      at(gain),
-      at(bias),
-      at(y),
-      at(mean),
-      at(rstd),
-      rows,
-      d,
-      eps,
-    );
+    kernels.layer_norm_forward(at(x), at(gain), at(bias), at(y), at(mean), at(rstd), rows, d, eps);
     return [y, mean, rstd];
   },
 };
@@ -73,13 +64,13 @@ const layerNormGrad: KernelConfig = {
   kernelName: FUSED_KERNELS.layerNormGrad,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend }) => {
+    const kernels = wasmKernels(backend);
     const { x, gain, mean, rstd, dy } = inputs as Record<"x" | "gain" | "mean" | "rstd" | "dy", TensorInfo>;
     const wasm = wasmHeap(backend);
     const [rows, d] = rowsOf(x);
     const dx = wasm.makeOutput([...x.shape], "float32");
     const dgain = wasm.makeOutput([d], "float32");
     const dbias = wasm.makeOutput([d], "float32");
-    const kernels = wasmKernels(backend);
     const at = (t: TensorInfo) => pointer(backend, t);
     withScratch(backend, kernels.layer_norm_backward_scratch(d), (scratch) => {
       const [xs, gains, means, rstds, dys] = [x, gain, mean, rstd, dy].map(at) as [
@@ -112,10 +103,10 @@ const columnSum: KernelConfig = {
   kernelName: FUSED_KERNELS.columnSum,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend }) => {
+    const kernels = wasmKernels(backend);
     const { x } = inputs as { x: TensorInfo };
     const [rows, m] = rowsOf(x);
     const out = wasmHeap(backend).makeOutput([m], "float32");
-    const kernels = wasmKernels(backend);
     const at = (t: TensorInfo) => pointer(backend, t);
     withScratch(backend, kernels.column_sum_scratch(m), (scratch) =>
       kernels.column_sum(at(x), at(out), at(scratch), rows, m),
@@ -129,6 +120,7 @@ const adamW: KernelConfig = {
   kernelName: FUSED_KERNELS.adamW,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend, attrs }) => {
+    const kernels = wasmKernels(backend);
     const { param, m, v, g } = inputs as Record<"param" | "m" | "v" | "g", TensorInfo>;
     const { beta1, beta2, epsilon, correction1, correction2, lr, decay } = attrs as unknown as AdamWUpdate;
     const wasm = wasmHeap(backend);
@@ -136,7 +128,7 @@ const adamW: KernelConfig = {
     const [newParam, newM, newV] = outputs as [TensorInfo, TensorInfo, TensorInfo];
     const at = (t: TensorInfo) => pointer(backend, t);
     const n = tf.util.sizeFromShape(param.shape);
-    wasmKernels(backend).adamw_update(
+    kernels.adamw_update(
       at(param),
       at(m),
       at(v),
@@ -162,11 +154,12 @@ const gelu: KernelConfig = {
   kernelName: FUSED_KERNELS.gelu,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend }) => {
+    const kernels = wasmKernels(backend);
     const { x } = inputs as { x: TensorInfo };
     const wasm = wasmHeap(backend);
     const [y, s] = [wasm.makeOutput([...x.shape], "float32"), wasm.makeOutput([...x.shape], "float32")];
     const at = (t: TensorInfo) => pointer(backend, t);
-    wasmKernels(backend).gelu_forward(at(x), at(y), at(s), tf.util.sizeFromShape(x.shape));
+    kernels.gelu_forward(at(x), at(y), at(s), tf.util.sizeFromShape(x.shape));
     return [y, s];
   },
 };
@@ -176,10 +169,11 @@ const geluGrad: KernelConfig = {
   kernelName: FUSED_KERNELS.geluGrad,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend }) => {
+    const kernels = wasmKernels(backend);
     const { x, s, dy } = inputs as Record<"x" | "s" | "dy", TensorInfo>;
     const dx = wasmHeap(backend).makeOutput([...x.shape], "float32");
     const at = (t: TensorInfo) => pointer(backend, t);
-    wasmKernels(backend).gelu_backward(at(x), at(s), at(dy), at(dx), tf.util.sizeFromShape(x.shape));
+    kernels.gelu_backward(at(x), at(s), at(dy), at(dx), tf.util.sizeFromShape(x.shape));
     return dx;
   },
 };

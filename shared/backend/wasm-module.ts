@@ -108,7 +108,7 @@ function heapMemory(backend: unknown): object {
   return memory;
 }
 
-/** The kernels, bound to this backend's heap. */
+/** The kernels, bound to this backend's heap. Kernels call it before allocating: if it throws, no output leaks. */
 export function wasmKernels(backend: unknown): WasmKernelExports {
   const memory = heapMemory(backend);
   let exports = instances.get(memory);
