@@ -13,6 +13,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createServer, connect as tcpConnect, type AddressInfo, type Socket } from "node:net";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection, type Subscription } from "nats";
 import { EmbeddedNatsServer, findNatsServer, startNatsServerProcess } from "../coordinator/nats/index.js";
@@ -515,59 +516,37 @@ async function benchTcpLoopback(emit: Emit): Promise<number> {
   return gbps;
 }
 
-/** Lines a child process prints on stdout, one at a time; rejects when it exits first or after the deadline. */
-function lineReader(
-  child: ReturnType<typeof spawn>,
-  label: string,
-  deadlineMs: number,
-): () => Promise<string> {
-  const lines: string[] = [];
-  let partial = "";
-  let ended: string | undefined;
-  const waiting: Array<() => void> = [];
-  const wake = () => waiting.splice(0).forEach((resolve) => resolve());
-  child.stdout?.on("data", (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split("\n");
-    partial = parts.pop() ?? "";
-    lines.push(...parts);
-    wake();
-  });
-  child.once("exit", (code, signal) => {
-    ended = `${label} exited (${signal ?? `code ${String(code)}`})`;
-    wake();
-  });
-  return async () => {
-    for (;;) {
-      const line = lines.shift();
-      if (line !== undefined) return line;
-      if (ended !== undefined) throw new Error(ended);
-      if (Date.now() > deadlineMs) throw new Error(`${label}: no answer within ${PAIR_TIMEOUT_MS} ms`);
-      await new Promise<void>((resolve) => {
-        waiting.push(resolve);
-        setTimeout(resolve, 1_000).unref();
-      });
-    }
-  };
-}
-
 /**
  * Seconds for two processes to each send PAIR_BYTES to the other over loopback TCP while receiving as
  * much: the traffic pattern of a 2-rank ring, with nothing but the sockets. The slower process's time.
  */
 async function pairSeconds(): Promise<number> {
-  const deadlineMs = Date.now() + PAIR_TIMEOUT_MS;
   const peers = [0, 1].map(() =>
     spawn(process.execPath, [PAIR_PEER_ENTRY, String(PAIR_BYTES)], { stdio: ["pipe", "pipe", "inherit"] }),
   );
+  const watchdog = stallWatchdog(PAIR_TIMEOUT_MS, "tcp-pair");
   try {
-    const next = peers.map((peer, i) => lineReader(peer, `tcp-pair peer ${i}`, deadlineMs));
-    const ports = await Promise.all(next.map((read) => read()));
-    peers[0]?.stdin?.write(`${ports[1]}\n`);
-    peers[1]?.stdin?.write(`${ports[0]}\n`);
-    const seconds = (await Promise.all(next.map((read) => read()))).map(Number);
+    const lines = peers.map((peer) => createInterface({ input: peer.stdout })[Symbol.asyncIterator]());
+    // The next line of each peer: its port, then its seconds.
+    const nextLines = () =>
+      Promise.race([
+        Promise.all(
+          lines.map(async (peerLines, i) => {
+            const line = await peerLines.next();
+            if (line.done === true) throw new Error(`tcp-pair: peer ${i} exited without answering`);
+            return line.value;
+          }),
+        ),
+        watchdog.expired,
+      ]);
+    const [port0, port1] = await nextLines();
+    peers[0]?.stdin.write(`${port1}\n`);
+    peers[1]?.stdin.write(`${port0}\n`);
+    const seconds = (await nextLines()).map(Number);
     if (seconds.some((s) => !(s > 0))) throw new Error(`tcp-pair: unreadable times ${seconds.join(", ")}`);
     return Math.max(...seconds);
   } finally {
+    watchdog.stop();
     for (const peer of peers) peer.kill("SIGKILL");
   }
 }

@@ -8,6 +8,7 @@ import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 const WRITE_BYTES = 2 ** 20;
 
 async function main(bytes: number): Promise<void> {
+  process.stdin.once("end", () => process.exit(1)); // the bench is gone, whatever this one is waiting for
   const server = createServer({ noDelay: true });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
@@ -17,7 +18,6 @@ async function main(bytes: number): Promise<void> {
   const client = connect(Number(line.toString().trim()), "127.0.0.1");
   await once(client, "connect");
   const [incoming] = await accepted;
-  process.stdin.once("end", () => process.exit(1));
   let received = 0;
   const start = performance.now();
   const receivedAll = new Promise<void>((resolve, reject) => {

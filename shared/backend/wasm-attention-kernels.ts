@@ -4,8 +4,7 @@
 // the gradient. Registered on wasm only; shared/model/ops.ts uses them there and the composite elsewhere.
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
-import { wasmHeap } from "./wasm-heap.js";
-import { pointer, wasmKernels, withScratch } from "./wasm-module.js";
+import { moduleHeap } from "./wasm-module.js";
 
 export const ATTENTION_KERNELS = {
   forward: "ImtrainCausalAttention",
@@ -37,16 +36,13 @@ const causalAttention: KernelConfig = {
   kernelName: ATTENTION_KERNELS.forward,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const kernels = wasmKernels(backend);
+    const { kernels, output, at, withScratch } = moduleHeap(backend);
     const { qkv } = inputs as { qkv: TensorInfo };
     const shape = attrs as unknown as AttentionAttrs;
     const [B, T, H, hs] = shapeOf(qkv, shape);
-    const wasm = wasmHeap(backend);
-    const context = wasm.makeOutput([B * T, H * hs], "float32");
-    const probs = wasm.makeOutput([B * H, T, T], "float32");
-    const at = (t: TensorInfo) => pointer(backend, t);
-    withScratch(backend, kernels.attention_forward_scratch(T, hs), (scratch) =>
-      kernels.attention_forward(at(qkv), at(context), at(probs), at(scratch), B, T, H, hs, shape.scale),
+    const [context, probs] = [output([B * T, H * hs]), output([B * H, T, T])] as const;
+    withScratch(kernels.attention_forward_scratch(T, hs), (scratch) =>
+      kernels.attention_forward(at(qkv), at(context), at(probs), scratch, B, T, H, hs, shape.scale),
     );
     return [context, probs];
   },
@@ -57,19 +53,20 @@ const causalAttentionGrad: KernelConfig = {
   kernelName: ATTENTION_KERNELS.backward,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const kernels = wasmKernels(backend);
+    const { kernels, output, at, withScratch } = moduleHeap(backend);
     const { qkv, probs, context, dContext } = inputs as Record<
       "qkv" | "probs" | "context" | "dContext",
       TensorInfo
     >;
     const shape = attrs as unknown as AttentionAttrs;
     const [B, T, H, hs] = shapeOf(qkv, shape);
-    const dqkv = wasmHeap(backend).makeOutput([...qkv.shape], "float32");
-    const at = (t: TensorInfo) => pointer(backend, t);
-    withScratch(backend, kernels.attention_backward_scratch(T, hs), (scratch) => {
-      const pointers = [at(qkv), at(probs), at(context), at(dContext), at(dqkv), at(scratch)] as const;
-      kernels.attention_backward(...pointers, B, T, H, hs, shape.scale);
-    });
+    const dqkv = output(qkv.shape);
+    withScratch(kernels.attention_backward_scratch(T, hs), (scratch) =>
+      kernels.attention_backward(
+        ...[at(qkv), at(probs), at(context), at(dContext), at(dqkv), scratch],
+        ...[B, T, H, hs, shape.scale],
+      ),
+    );
     return dqkv;
   },
 };

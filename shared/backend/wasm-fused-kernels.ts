@@ -1,15 +1,14 @@
-// Fused kernels for the elementwise chains of a GPT-2 step on wasm, as loops over the wasm heap: tfjs
-// composes LayerNorm, AdamW, gelu_new and a bias's gradient from 6–30 small kernels each (every one a pass over
-// memory plus ~20 µs of dispatch, and reductions over rows that wasm can only do after a transpose),
-// which after the matmuls were most of a step (measured with tf.profile: `npm run bench` figures, README).
-// Each forward kernel has its gradient kernel; shared/model/ops.ts wires them into autodiff and uses the
-// composite ops on every other backend. Each runs in imtrain's wasm module (shared/backend/wasm/*.c,
-// SIMD128; wasm-module.ts): as JavaScript loops over the heap they ran at 1–15 ns an element, where
-// SIMD runs at a fraction of one.
+// Fused kernels for the elementwise chains of a GPT-2 step on wasm: tfjs composes LayerNorm, AdamW,
+// gelu_new and a bias's gradient from 6–30 small kernels each (every one a pass over memory plus ~20 µs
+// of dispatch, and reductions over rows that wasm can only do after a transpose), which after the matmuls
+// were most of a step (measured with tf.profile: `npm run bench` figures, README). Each forward kernel
+// has its gradient kernel; shared/model/ops.ts wires them into autodiff and uses the composite ops on
+// every other backend. Each runs in imtrain's wasm module (shared/backend/wasm/*.c, SIMD128;
+// wasm-module.ts): as JavaScript loops over the heap they ran at 1–15 ns an element, SIMD at a fraction
+// of one.
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
-import { wasmHeap } from "./wasm-heap.js";
-import { pointer, wasmKernels, withScratch } from "./wasm-module.js";
+import { moduleHeap } from "./wasm-module.js";
 
 /** The kernel names, registered on wasm only. */
 export const FUSED_KERNELS = {
@@ -45,15 +44,11 @@ const layerNorm: KernelConfig = {
   kernelName: FUSED_KERNELS.layerNorm,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const kernels = wasmKernels(backend);
+    const { kernels, output, at } = moduleHeap(backend);
     const { x, gain, bias } = inputs as { x: TensorInfo; gain: TensorInfo; bias: TensorInfo };
     const { eps } = attrs as unknown as { eps: number };
-    const wasm = wasmHeap(backend);
     const [rows, d] = rowsOf(x);
-    const y = wasm.makeOutput([...x.shape], "float32");
-    const mean = wasm.makeOutput([rows], "float32");
-    const rstd = wasm.makeOutput([rows], "float32");
-    const at = (t: TensorInfo) => pointer(backend, t);
+    const [y, mean, rstd] = [output(x.shape), output([rows]), output([rows])] as const;
     kernels.layer_norm_forward(at(x), at(gain), at(bias), at(y), at(mean), at(rstd), rows, d, eps);
     return [y, mean, rstd];
   },
@@ -64,36 +59,16 @@ const layerNormGrad: KernelConfig = {
   kernelName: FUSED_KERNELS.layerNormGrad,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend }) => {
-    const kernels = wasmKernels(backend);
+    const { kernels, output, at, withScratch } = moduleHeap(backend);
     const { x, gain, mean, rstd, dy } = inputs as Record<"x" | "gain" | "mean" | "rstd" | "dy", TensorInfo>;
-    const wasm = wasmHeap(backend);
     const [rows, d] = rowsOf(x);
-    const dx = wasm.makeOutput([...x.shape], "float32");
-    const dgain = wasm.makeOutput([d], "float32");
-    const dbias = wasm.makeOutput([d], "float32");
-    const at = (t: TensorInfo) => pointer(backend, t);
-    withScratch(backend, kernels.layer_norm_backward_scratch(d), (scratch) => {
-      const [xs, gains, means, rstds, dys] = [x, gain, mean, rstd, dy].map(at) as [
-        number,
-        number,
-        number,
-        number,
-        number,
-      ];
+    const [dx, dgain, dbias] = [output(x.shape), output([d]), output([d])] as const;
+    withScratch(kernels.layer_norm_backward_scratch(d), (scratch) =>
       kernels.layer_norm_backward(
-        xs,
-        gains,
-        means,
-        rstds,
-        dys,
-        at(dx),
-        at(dgain),
-        at(dbias),
-        at(scratch),
-        rows,
-        d,
-      );
-    });
+        ...[at(x), at(gain), at(mean), at(rstd), at(dy)],
+        ...[at(dx), at(dgain), at(dbias), scratch, rows, d],
+      ),
+    );
     return [dx, dgain, dbias];
   },
 };
@@ -103,13 +78,12 @@ const columnSum: KernelConfig = {
   kernelName: FUSED_KERNELS.columnSum,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend }) => {
-    const kernels = wasmKernels(backend);
+    const { kernels, output, at, withScratch } = moduleHeap(backend);
     const { x } = inputs as { x: TensorInfo };
     const [rows, m] = rowsOf(x);
-    const out = wasmHeap(backend).makeOutput([m], "float32");
-    const at = (t: TensorInfo) => pointer(backend, t);
-    withScratch(backend, kernels.column_sum_scratch(m), (scratch) =>
-      kernels.column_sum(at(x), at(out), at(scratch), rows, m),
+    const out = output([m]);
+    withScratch(kernels.column_sum_scratch(m), (scratch) =>
+      kernels.column_sum(at(x), at(out), scratch, rows, m),
     );
     return out;
   },
@@ -120,32 +94,24 @@ const adamW: KernelConfig = {
   kernelName: FUSED_KERNELS.adamW,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend, attrs }) => {
-    const kernels = wasmKernels(backend);
+    const { kernels, output, at } = moduleHeap(backend);
     const { param, m, v, g } = inputs as Record<"param" | "m" | "v" | "g", TensorInfo>;
     const { beta1, beta2, epsilon, correction1, correction2, lr, decay } = attrs as unknown as AdamWUpdate;
-    const wasm = wasmHeap(backend);
-    const outputs = [param, m, v].map((t) => wasm.makeOutput([...t.shape], "float32"));
-    const [newParam, newM, newV] = outputs as [TensorInfo, TensorInfo, TensorInfo];
-    const at = (t: TensorInfo) => pointer(backend, t);
-    const n = tf.util.sizeFromShape(param.shape);
+    const [newParam, newM, newV] = [output(param.shape), output(m.shape), output(v.shape)] as const;
     kernels.adamw_update(
-      at(param),
-      at(m),
-      at(v),
-      at(g),
-      at(newParam),
-      at(newM),
-      at(newV),
-      n,
-      beta1,
-      beta2,
-      epsilon,
-      correction1,
-      correction2,
-      lr,
-      decay,
+      ...[
+        at(param),
+        at(m),
+        at(v),
+        at(g),
+        at(newParam),
+        at(newM),
+        at(newV),
+        tf.util.sizeFromShape(param.shape),
+      ],
+      ...[beta1, beta2, epsilon, correction1, correction2, lr, decay],
     );
-    return outputs;
+    return [newParam, newM, newV];
   },
 };
 
@@ -154,11 +120,9 @@ const gelu: KernelConfig = {
   kernelName: FUSED_KERNELS.gelu,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend }) => {
-    const kernels = wasmKernels(backend);
+    const { kernels, output, at } = moduleHeap(backend);
     const { x } = inputs as { x: TensorInfo };
-    const wasm = wasmHeap(backend);
-    const [y, s] = [wasm.makeOutput([...x.shape], "float32"), wasm.makeOutput([...x.shape], "float32")];
-    const at = (t: TensorInfo) => pointer(backend, t);
+    const [y, s] = [output(x.shape), output(x.shape)] as const;
     kernels.gelu_forward(at(x), at(y), at(s), tf.util.sizeFromShape(x.shape));
     return [y, s];
   },
@@ -169,10 +133,9 @@ const geluGrad: KernelConfig = {
   kernelName: FUSED_KERNELS.geluGrad,
   backendName: "wasm",
   kernelFunc: ({ inputs, backend }) => {
-    const kernels = wasmKernels(backend);
+    const { kernels, output, at } = moduleHeap(backend);
     const { x, s, dy } = inputs as Record<"x" | "s" | "dy", TensorInfo>;
-    const dx = wasmHeap(backend).makeOutput([...x.shape], "float32");
-    const at = (t: TensorInfo) => pointer(backend, t);
+    const dx = output(x.shape);
     kernels.gelu_backward(at(x), at(s), at(dy), at(dx), tf.util.sizeFromShape(x.shape));
     return dx;
   },

@@ -108,30 +108,43 @@ function heapMemory(backend: unknown): object {
   return memory;
 }
 
-/** The kernels, bound to this backend's heap. Kernels call it before allocating: if it throws, no output leaks. */
-export function wasmKernels(backend: unknown): WasmKernelExports {
+/** The module's exports bound to this heap, with what its kernels need to call them. */
+export interface ModuleHeap {
+  readonly kernels: WasmKernelExports;
+  /** A new float32 tensor on the heap. */
+  output(shape: readonly number[]): TensorInfo;
+  /** A float32 tensor's byte offset in the heap: the pointer the kernels take. */
+  at(tensor: TensorInfo): number;
+  /** Runs `use` with a pointer to `floats` of scratch space on the heap, freed after (also when it throws). */
+  withScratch(floats: number, use: (scratch: number) => void): void;
+}
+
+/**
+ * The module bound to this backend's heap. A kernel calls it before allocating anything: if the heap has
+ * no exported memory it throws, and no output is left to leak.
+ */
+export function moduleHeap(backend: unknown): ModuleHeap {
   const memory = heapMemory(backend);
-  let exports = instances.get(memory);
-  if (exports === undefined) {
+  let kernels = instances.get(memory);
+  if (kernels === undefined) {
     compiled ??= new wasmApi.Module(Buffer.from(KERNELS_WASM_BASE64, "base64"));
-    exports = new wasmApi.Instance(compiled, { env: { memory } }).exports as WasmKernelExports;
-    instances.set(memory, exports);
+    kernels = new wasmApi.Instance(compiled, { env: { memory } }).exports as WasmKernelExports;
+    instances.set(memory, kernels);
   }
-  return exports;
-}
-
-/** A float32 tensor's place in the heap: the pointer the kernels take. */
-export function pointer(backend: unknown, t: TensorInfo): number {
-  return floatsOf(wasmHeap(backend), t).byteOffset;
-}
-
-/** Runs `use` with `floats` of scratch space on the heap, freed after (also when `use` throws). */
-export function withScratch(backend: unknown, floats: number, use: (scratch: TensorInfo) => void): void {
-  const wasm = wasmHeap(backend);
-  const scratch = wasm.makeOutput([Math.max(floats, 1)], "float32");
-  try {
-    use(scratch);
-  } finally {
-    wasm.disposeData(scratch.dataId, true);
-  }
+  const heap = wasmHeap(backend);
+  const output = (shape: readonly number[]) => heap.makeOutput([...shape], "float32");
+  const at = (tensor: TensorInfo) => floatsOf(heap, tensor).byteOffset;
+  return {
+    kernels,
+    output,
+    at,
+    withScratch: (floats, use) => {
+      const scratch = output([Math.max(floats, 1)]);
+      try {
+        use(at(scratch));
+      } finally {
+        heap.disposeData(scratch.dataId, true);
+      }
+    },
+  };
 }

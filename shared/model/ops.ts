@@ -64,60 +64,74 @@ const addBiasFused = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>)
   };
 }) as (y: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
 
+/** The value `cache` holds for `key`, made by `make` and kept on first use. */
+function cached<K, V>(
+  cache: { get(key: K): V | undefined; set(key: K, value: V): unknown },
+  key: K,
+  make: () => V,
+): V {
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = make();
+    cache.set(key, value);
+  }
+  return value;
+}
+
 /** LayerNorm's forward and backward for one eps (an attribute, and customGrad differentiates tensors only). */
 const layerNorms = new Map<number, (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor>();
 
 function layerNormFor(eps: number): (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor {
-  let norm = layerNorms.get(eps);
-  if (norm === undefined) {
-    norm = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-      const [x, gain, bias, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-      if (hasFusedKernels()) {
-        const [y, mean, rstd] = runFused(FUSED_KERNELS.layerNorm, { x, gain, bias }, { eps }) as [
-          tf.Tensor,
-          tf.Tensor,
-          tf.Tensor,
-        ];
-        save([x, gain, mean, rstd]);
+  return cached(
+    layerNorms,
+    eps,
+    () =>
+      tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+        const [x, gain, bias, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+        if (hasFusedKernels()) {
+          const [y, mean, rstd] = runFused(FUSED_KERNELS.layerNorm, { x, gain, bias }, { eps }) as [
+            tf.Tensor,
+            tf.Tensor,
+            tf.Tensor,
+          ];
+          save([x, gain, mean, rstd]);
+          return {
+            value: y,
+            gradFunc: (dy, saved) => {
+              const [sx, sgain, smean, srstd] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+              const inputs = { x: sx, gain: sgain, mean: smean, rstd: srstd, dy: dy as tf.Tensor };
+              return runFused(FUSED_KERNELS.layerNormGrad, inputs);
+            },
+          };
+        }
+        // Composite (webgpu, cpu), with the backward written out: tfjs's own gradients of mean and rsqrt
+        // upload a ones tensor of x's shape and a few scalars per LayerNorm (on a GPU, host copies that grow
+        // with the model).
+        const centred = tf.sub(x, tf.mean(x, -1, true));
+        const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), constant(eps)));
+        const normalised = tf.mul(centred, rstd);
+        save([normalised, rstd, gain]);
         return {
-          value: y,
+          value: tf.add(tf.mul(normalised, gain), bias),
           gradFunc: (dy, saved) => {
-            const [sx, sgain, smean, srstd] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-            const inputs = { x: sx, gain: sgain, mean: smean, rstd: srstd, dy: dy as tf.Tensor };
-            return runFused(FUSED_KERNELS.layerNormGrad, inputs);
+            const [xhat, srstd, sgain] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+            const g = dy as tf.Tensor;
+            const width = xhat.shape.at(-1) ?? 1;
+            // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·gain; gain and bias sum over the rows.
+            const dxhat = tf.mul(g, sgain);
+            const dx = tf.mul(
+              srstd,
+              tf.sub(
+                tf.sub(dxhat, tf.mean(dxhat, -1, true)),
+                tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), -1, true)),
+              ),
+            );
+            const rowsOf = (t: tf.Tensor) => tf.reshape(t, [-1, width]);
+            return [dx, tf.sum(rowsOf(tf.mul(g, xhat)), 0), tf.sum(rowsOf(g), 0)];
           },
         };
-      }
-      // Composite (webgpu, cpu), with the backward written out: tfjs's own gradients of mean and rsqrt
-      // upload a ones tensor of x's shape and a few scalars per LayerNorm (on a GPU, host copies that grow
-      // with the model).
-      const centred = tf.sub(x, tf.mean(x, -1, true));
-      const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centred), -1, true), constant(eps)));
-      const normalised = tf.mul(centred, rstd);
-      save([normalised, rstd, gain]);
-      return {
-        value: tf.add(tf.mul(normalised, gain), bias),
-        gradFunc: (dy, saved) => {
-          const [xhat, srstd, sgain] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-          const g = dy as tf.Tensor;
-          const width = xhat.shape.at(-1) ?? 1;
-          // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dx̂ = dy·gain; gain and bias sum over the rows.
-          const dxhat = tf.mul(g, sgain);
-          const dx = tf.mul(
-            srstd,
-            tf.sub(
-              tf.sub(dxhat, tf.mean(dxhat, -1, true)),
-              tf.mul(xhat, tf.mean(tf.mul(dxhat, xhat), -1, true)),
-            ),
-          );
-          const rowsOf = (t: tf.Tensor) => tf.reshape(t, [-1, width]);
-          return [dx, tf.sum(rowsOf(tf.mul(g, xhat)), 0), tf.sum(rowsOf(g), 0)];
-        },
-      };
-    }) as (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor;
-    layerNorms.set(eps, norm);
-  }
-  return norm;
+      }) as (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor) => tf.Tensor,
+  );
 }
 
 /** LayerNorm over the last axis. */
@@ -133,18 +147,8 @@ export function layerNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor1D, bias: tf
 const constants = new WeakMap<tf.KernelBackend, Map<number, tf.Scalar>>();
 
 function constant(value: number): tf.Scalar {
-  const backend = tf.backend();
-  let scalars = constants.get(backend);
-  if (scalars === undefined) {
-    scalars = new Map();
-    constants.set(backend, scalars);
-  }
-  let scalar = scalars.get(value);
-  if (scalar === undefined) {
-    scalar = tf.keep(tf.scalar(value));
-    scalars.set(value, scalar);
-  }
-  return scalar;
+  const scalars = cached(constants, tf.backend(), () => new Map<number, tf.Scalar>());
+  return cached(scalars, value, () => tf.keep(tf.scalar(value)));
 }
 
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
@@ -247,24 +251,27 @@ const fusedAttentions = new Map<string, (qkv: tf.Tensor) => tf.Tensor>();
 
 function fusedAttentionFor(attrs: AttentionAttrs): (qkv: tf.Tensor) => tf.Tensor {
   const key = `${attrs.batch}:${attrs.heads}:${attrs.scale}`;
-  let attention = fusedAttentions.get(key);
-  if (attention === undefined) {
-    attention = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-      const [qkv, save] = args as [tf.Tensor, tf.GradSaveFunc];
-      const [context, probs] = runFused(ATTENTION_KERNELS.forward, { qkv }, attrs) as [tf.Tensor, tf.Tensor];
-      save([qkv, probs, context]);
-      return {
-        value: context,
-        gradFunc: (dy, saved) => {
-          const [sqkv, sprobs, scontext] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-          const inputs = { qkv: sqkv, probs: sprobs, context: scontext, dContext: dy as tf.Tensor };
-          return runFused(ATTENTION_KERNELS.backward, inputs, attrs);
-        },
-      };
-    }) as (qkv: tf.Tensor) => tf.Tensor;
-    fusedAttentions.set(key, attention);
-  }
-  return attention;
+  return cached(
+    fusedAttentions,
+    key,
+    () =>
+      tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+        const [qkv, save] = args as [tf.Tensor, tf.GradSaveFunc];
+        const [context, probs] = runFused(ATTENTION_KERNELS.forward, { qkv }, attrs) as [
+          tf.Tensor,
+          tf.Tensor,
+        ];
+        save([qkv, probs, context]);
+        return {
+          value: context,
+          gradFunc: (dy, saved) => {
+            const [sqkv, sprobs, scontext] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+            const inputs = { qkv: sqkv, probs: sprobs, context: scontext, dContext: dy as tf.Tensor };
+            return runFused(ATTENTION_KERNELS.backward, inputs, attrs);
+          },
+        };
+      }) as (qkv: tf.Tensor) => tf.Tensor,
+  );
 }
 
 /**

@@ -11,6 +11,7 @@ import { selectBackend } from "../../shared/backend/select.js";
 import { ATTENTION_KERNELS, hasAttentionKernels } from "../../shared/backend/wasm-attention-kernels.js";
 import { causalSelfAttention } from "../../shared/model/ops.js";
 import { mulberry32 } from "../../shared/random.js";
+import { findBinary } from "../support/prometheus.js";
 
 interface Shape {
   readonly batch: number;
@@ -152,18 +153,13 @@ test("attention - on wasm it is imtrain's kernel pair, bound to the heap of the 
   assert.deepEqual(await attention(qkv, dContext, shape), onCpu);
 });
 
-/** Whether a tool runs (`tool --version` exits 0). */
-function installed(tool: string): boolean {
-  return spawnSync(tool, ["--version"]).status === 0;
-}
-
 test(
   "attention - the committed module is shared/backend/wasm/*.c compiled (build.sh --check)",
   { timeout: 120_000 },
   (t) => {
     const script = fileURLToPath(new URL("../../../shared/backend/wasm/build.sh", import.meta.url));
     const ci = process.env.CI === "true";
-    const missing = ["clang", "wasm-ld", "wasm-objdump"].filter((tool) => !installed(tool));
+    const missing = ["clang", "wasm-ld", "wasm-objdump"].filter((tool) => findBinary(tool) === undefined);
     if (missing.length > 0 && !ci) return t.skip(`${missing.join(", ")} not installed (CI installs them)`);
     const check = spawnSync("bash", [script, "--check"], { encoding: "utf8", timeout: 100_000 });
     // 3: another clang than the module's (its bytes differ); CI has the module's, Debian 12's.

@@ -78,7 +78,8 @@ static void transpose(float *to, const float *from, u32 rows, u32 cols, u32 stri
     for (u32 c = 0; c < cols; c++) to[c * rows + r] = from[r * stride + c];
 }
 
-/** Rows [i, i + 4) of a T-long causal block walk: how many, and the columns they see, [0, end). */
+/** How many rows the block starting at row i has, of T: BLOCK, or fewer at the end. Those rows see the
+ * columns [0, i + rows). */
 static inline u32 rows_from(u32 i, u32 length) { return length - i < BLOCK ? length - i : BLOCK; }
 
 /**
