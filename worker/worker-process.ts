@@ -611,6 +611,9 @@ export class Worker {
     await this.heartbeats?.stop();
     this.served?.health.stopping("job over");
     await this.transport?.close().catch(() => undefined);
+    // A worker that never joined a ring (ready, waiting to be admitted, when the job ends) still has its
+    // ring server listening, which alone would keep the process alive after "stopped".
+    await this.wsListener?.close().catch(() => undefined);
     rank?.dispose();
     await this.nc?.drain().catch(() => undefined);
     this.enter("stopped");
