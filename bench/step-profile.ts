@@ -1,7 +1,8 @@
 // Where one training step's time and traffic go, per backend, so a GPU machine's figures can be read
 // against wasm's: the kernels tfjs dispatches (count, and the costliest by time where the backend times
-// them) and the copies between the host and the backend's memory (uploads through write/move, downloads
-// through read/readSync), counted by wrapping the active backend's methods for the step.
+// them), on webgpu the GPU programs those kernels run (a fused kernel runs one per output), and the copies
+// between the host and the backend's memory (uploads through write/move, downloads through read/readSync),
+// counted by wrapping the active backend's methods for the step.
 import * as tf from "@tensorflow/tfjs-core";
 import type { BenchStep } from "./train-step-setup.js";
 import { figure, type Emit } from "./figure.js";
@@ -11,19 +12,31 @@ interface Traffic {
   uploadBytes: number;
   downloads: number;
   downloadBytes: number;
+  /** GPU programs dispatched (webgpu's runWebGPUProgram), or null on a backend without them. */
+  programs: number | null;
 }
 
-type Backend = Record<"write" | "move" | "read" | "readSync", (...args: unknown[]) => unknown>;
+type Backend = Record<"write" | "move" | "read" | "readSync", (...args: unknown[]) => unknown> & {
+  runWebGPUProgram?: (...args: unknown[]) => unknown;
+};
 
 /** Runs `run` with the backend's upload and download methods counted. */
 async function countTraffic(run: () => Promise<void>): Promise<Traffic> {
   const backend = tf.backend() as unknown as Backend;
-  const traffic: Traffic = { uploads: 0, uploadBytes: 0, downloads: 0, downloadBytes: 0 };
+  const runProgram = backend.runWebGPUProgram;
+  const traffic: Traffic = {
+    uploads: 0,
+    uploadBytes: 0,
+    downloads: 0,
+    downloadBytes: 0,
+    programs: runProgram === undefined ? null : 0,
+  };
   const originals = {
     write: backend.write,
     move: backend.move,
     read: backend.read,
     readSync: backend.readSync,
+    ...(runProgram === undefined ? {} : { runWebGPUProgram: runProgram }),
   };
   const bytesOf = (values: unknown) => (ArrayBuffer.isView(values) ? values.byteLength : 0);
   // A write without values is an allocation (wasm makes every kernel's output so), not a copy.
@@ -50,6 +63,11 @@ async function countTraffic(run: () => Promise<void>): Promise<Traffic> {
     };
   backend.read = counted(originals.read);
   backend.readSync = counted(originals.readSync);
+  if (runProgram !== undefined)
+    backend.runWebGPUProgram = function (...args) {
+      traffic.programs = (traffic.programs ?? 0) + 1;
+      return runProgram.apply(this, args);
+    };
   try {
     await run();
   } finally {
@@ -85,6 +103,7 @@ export async function benchStepProfile(
   emit(
     figure(`kernels/${model}/${backend}`, profile.kernels.length, "kernels per step", {
       ...shape,
+      gpu_programs: traffic.programs,
       kernel_ms: timed ? Math.round(kernelMs * 10) / 10 : null,
       costliest_by: timed ? "time" : "count (this backend does not time kernels)",
       costliest,

@@ -2,36 +2,14 @@
 // gelu_new and a bias's gradient from 6–30 small kernels each (every one a pass over memory plus ~20 µs
 // of dispatch, and reductions over rows that wasm can only do after a transpose), which after the matmuls
 // were most of a step (measured with tf.profile: `npm run bench` figures, README). Each forward kernel
-// has its gradient kernel; shared/model/ops.ts wires them into autodiff and uses the composite ops on
-// every other backend. Each runs in imtrain's wasm module (shared/backend/wasm/*.c, SIMD128;
+// has its gradient kernel; shared/model/ops.ts wires them into autodiff (names and contracts:
+// fused-kernels.ts; webgpu has its own, webgpu-fused-kernels.ts). Each runs in imtrain's wasm module (shared/backend/wasm/*.c, SIMD128;
 // wasm-module.ts): as JavaScript loops over the heap they ran at 1–15 ns an element, SIMD at a fraction
 // of one.
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import { FUSED_KERNELS, type AdamWUpdate } from "./fused-kernels.js";
 import { moduleHeap } from "./wasm-module.js";
-
-/** The kernel names, registered on wasm only. */
-export const FUSED_KERNELS = {
-  layerNorm: "ImtrainLayerNorm",
-  layerNormGrad: "ImtrainLayerNormGrad",
-  columnSum: "ImtrainColumnSum",
-  adamW: "ImtrainAdamW",
-  gelu: "ImtrainGeluNew",
-  geluGrad: "ImtrainGeluNewGrad",
-} as const;
-
-/** AdamW's per-step constants, as the fused update takes them. */
-export interface AdamWUpdate {
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
-  /** 1 − β1^t and 1 − β2^t. */
-  readonly correction1: number;
-  readonly correction2: number;
-  readonly lr: number;
-  /** lr·weight decay for this parameter (0 where it is not decayed). */
-  readonly decay: number;
-}
 
 /** Rows and width of a tensor seen as [rows, width], width its last axis. */
 function rowsOf(x: TensorInfo): [number, number] {
@@ -149,8 +127,3 @@ export const WASM_FUSED_KERNELS: readonly KernelConfig[] = [
   gelu,
   geluGrad,
 ];
-
-/** True where the fused kernels run: wasm, once registerWasmTrainingKernels has run. */
-export function hasFusedKernels(): boolean {
-  return tf.getBackend() === "wasm" && tf.getKernel(FUSED_KERNELS.layerNorm, "wasm") !== undefined;
-}

@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { BackendError } from "../errors.js";
 import type { AdapterReport } from "./adapter.js";
 import type { Device } from "./device.js";
+import { registerWebGpuFusedKernels } from "./webgpu-fused-kernels.js";
 
 /** The parts of the WebGPU API used here (the `webgpu` package's types are optional, like the package). */
 interface GpuLimits {
@@ -235,6 +236,7 @@ export async function activateWebGpu(device: Device): Promise<AdapterReport> {
   tf.registerBackend("webgpu", () => nodeWebGpuBackend(backendModule, gpuDevice, adapter.info), 0);
   if (!(await tf.setBackend("webgpu"))) throw new BackendError("webgpu", "tfjs could not initialise webgpu");
   await tf.ready();
+  registerWebGpuFusedKernels();
   return {
     name,
     description: adapter.info.description,

@@ -6,7 +6,7 @@ import {
   hasAttentionKernels,
   type AttentionAttrs,
 } from "../backend/wasm-attention-kernels.js";
-import { FUSED_KERNELS, hasFusedKernels } from "../backend/wasm-fused-kernels.js";
+import { FUSED_KERNELS, GELU_NEW, hasFusedKernels } from "../backend/fused-kernels.js";
 
 /** Swaps the last two axes. */
 function transposeLast2(x: tf.Tensor): tf.Tensor {
@@ -104,7 +104,7 @@ function layerNormFor(eps: number): (x: tf.Tensor, gain: tf.Tensor, bias: tf.Ten
             },
           };
         }
-        // Composite (webgpu, cpu), with the backward written out: tfjs's own gradients of mean and rsqrt
+        // Composite (cpu, and backends without the fused kernels), with the backward written out: tfjs's own gradients of mean and rsqrt
         // upload a ones tensor of x's shape and a few scalars per LayerNorm (on a GPU, host copies that grow
         // with the model).
         const centred = tf.sub(x, tf.mean(x, -1, true));
@@ -151,9 +151,6 @@ function constant(value: number): tf.Scalar {
   return cached(scalars, value, () => tf.keep(tf.scalar(value)));
 }
 
-const GELU_SCALE = Math.sqrt(2 / Math.PI);
-const GELU_CUBE = 0.044715;
-
 /**
  * GPT-2's `gelu_new`, 0.5·x·(1 + tanh(u)) with u = √(2/π)·(x + 0.044715·x³), computed as x·σ(2u) (the
  * same function: 0.5·(1 + tanh(u)) = σ(2u)) because every backend has a fast sigmoid and few a fast tanh:
@@ -161,7 +158,7 @@ const GELU_CUBE = 0.044715;
  * a tanh through exp in JavaScript. z = 2u is x·(a + b·x²) with a = 2√(2/π), b = 0.044715·a, not a
  * pow(x, 3) (Pow's gradient also differentiates the exponent), and every number is a cached constant, not
  * a per-op upload. The backward is written out: y′ = s + x·s·(1 − s)·z′ with s = σ(z),
- * z′ = 2√(2/π)·(1 + 3·0.044715·x²). On wasm, one kernel each way (gelu.c) instead of ~6 and ~8.
+ * z′ = 2√(2/π)·(1 + 3·0.044715·x²). On wasm and webgpu, fused kernels (fused-kernels.ts) instead of ~6 and ~8.
  */
 const geluNewSigmoid = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
@@ -176,20 +173,14 @@ const geluNewSigmoid = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc
       },
     };
   }
-  const z = tf.mul(
-    x,
-    tf.add(constant(2 * GELU_SCALE), tf.mul(tf.square(x), constant(2 * GELU_SCALE * GELU_CUBE))),
-  );
+  const z = tf.mul(x, tf.add(constant(GELU_NEW.a), tf.mul(tf.square(x), constant(GELU_NEW.b))));
   const s = tf.sigmoid(z);
   save([x, s]);
   return {
     value: tf.mul(x, s),
     gradFunc: (dy, saved) => {
       const [sx, ss] = saved as [tf.Tensor, tf.Tensor];
-      const slope = tf.add(
-        constant(2 * GELU_SCALE),
-        tf.mul(tf.square(sx), constant(2 * GELU_SCALE * 3 * GELU_CUBE)),
-      );
+      const slope = tf.add(constant(GELU_NEW.a), tf.mul(tf.square(sx), constant(3 * GELU_NEW.b)));
       const sigmoidSlope = tf.mul(ss, tf.sub(constant(1), ss));
       return tf.mul(dy as tf.Tensor, tf.add(ss, tf.mul(tf.mul(sx, sigmoidSlope), slope)));
     },

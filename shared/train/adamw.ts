@@ -3,7 +3,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { StepBufferLayout } from "./step-buffer.js";
 import { variableOf } from "../model/gpt.js";
-import { FUSED_KERNELS, hasFusedKernels } from "../backend/wasm-fused-kernels.js";
+import { FUSED_KERNELS, hasFusedKernels } from "../backend/fused-kernels.js";
 
 export interface AdamWOptions {
   readonly beta1: number;

@@ -191,10 +191,12 @@ test(
     };
     const [tiny, small] = [named("host_copies/tiny/webgpu"), named("host_copies/small/webgpu")];
     assert.deepEqual([small["layers"], tiny["layers"]], [4, 2]);
-    // One upload of the gradients, the batch's few tensors and the optimizer's scalars; three downloads.
+    // One upload of the gradients and the batch's few tensors; three downloads.
     assert.equal(small.value, tiny.value, "copies per step do not grow with the layers");
     assert.equal(small["downloads"], 3);
     const kernels = named("kernels/small/webgpu");
+    // The GPU programs behind the kernels: a fused kernel runs one per output.
+    assert.ok((kernels["gpu_programs"] as number) > 0, `gpu_programs ${String(kernels["gpu_programs"])}`);
     assert.ok((kernels["kernel_ms"] as number) > 0, "lavapipe has timestamp queries: kernels are timed");
     assert.equal(kernels["costliest_by"], "time");
   },

@@ -1,0 +1,44 @@
+// The fused kernels on webgpu (shared/backend/webgpu-fused-kernels.ts), on a software GPU, against the
+// composite ops on cpu: LayerNorm, gelu_new and a linear layer's bias, values and gradients, at widths
+// below, at and above a reduction workgroup's 64 lanes; and three AdamW steps. Run in a child process
+// (test/support/webgpu-fused-check.ts), since Dawn keeps its process alive.
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { test } from "node:test";
+import { runNodeScript } from "../support/cli.js";
+import { requireSoftwareGpu } from "../support/gpu.js";
+
+const CHECK = join(dirname(fileURLToPath(import.meta.url)), "../support/webgpu-fused-check.js");
+
+test(
+  "webgpu fused kernels - LayerNorm, gelu_new, a bias's gradient and AdamW match cpu's composite ops, and ran",
+  { timeout: 180_000 },
+  async (t) => {
+    if (!requireSoftwareGpu(t)) return;
+    const result = await runNodeScript(CHECK, []);
+    assert.equal(result.status, 0, result.stderr.slice(-3000));
+    const { errors, fusedRuns } = JSON.parse(result.stdout.trim().split("\n").pop() ?? "{}") as {
+      errors: Record<string, number>;
+      fusedRuns: Record<string, number>;
+    };
+    assert.deepEqual(Object.keys(errors).sort(), [
+      "adamw",
+      "network 130x100",
+      "network 1x64",
+      "network 24x18",
+    ]);
+    for (const [name, error] of Object.entries(errors))
+      assert.ok(error <= (name === "adamw" ? 1e-6 : 2e-5), `${name}: largest error ${error}`);
+    // Three networks, each run forward twice (for its value, and under tf.grads) and backward once, and
+    // gelu_new of a range once more; 3 AdamW steps × 2 parameters.
+    assert.deepEqual(fusedRuns, {
+      ImtrainLayerNorm: 6,
+      ImtrainLayerNormGrad: 3,
+      ImtrainGeluNew: 9,
+      ImtrainGeluNewGrad: 3,
+      ImtrainColumnSum: 3,
+      ImtrainAdamW: 6,
+    });
+  },
+);

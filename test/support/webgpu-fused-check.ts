@@ -1,0 +1,97 @@
+// Run as a child process by test/e2e/webgpu-fused-kernels.test.ts (Dawn keeps a process alive): the fused
+// kernels on webgpu (a software GPU) against the composite ops on cpu, the same network and AdamW steps as
+// the wasm kernels' test. Prints one JSON line: for each case the largest |webgpu − cpu| / (1 + |cpu|), and
+// how often each fused kernel ran on webgpu.
+import * as tf from "@tensorflow/tfjs-core";
+import { selectBackend } from "../../shared/backend/select.js";
+import { geluNew, layerNorm, linear } from "../../shared/model/ops.js";
+import { mulberry32 } from "../../shared/random.js";
+import { AdamW } from "../../shared/train/adamw.js";
+import { StepBufferLayout } from "../../shared/train/step-buffer.js";
+
+type Values = number[][];
+
+/** LayerNorm → gelu_new → linear over [rows, width] → [rows, 7]: its output and every gradient. */
+function network(rows: number, width: number): tf.Tensor[] {
+  const x = tf.randomNormal([rows, width], 0, 2, "float32", 4);
+  const gain = tf.randomNormal([width], 1, 0.1, "float32", 5);
+  const bias = tf.randomNormal([width], 0, 0.1, "float32", 6);
+  const weight = tf.randomNormal([width, 7], 0, 0.3, "float32", 7);
+  const b2 = tf.randomNormal([7], 0, 0.1, "float32", 8);
+  const upstream = tf.randomNormal([rows, 7], 0, 1, "float32", 9);
+  const forward = (xs: tf.Tensor, g: tf.Tensor, b: tf.Tensor, w: tf.Tensor, c: tf.Tensor) => {
+    const normed = layerNorm(xs, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5);
+    return linear(geluNew(normed as tf.Tensor2D), w as tf.Tensor2D, c as tf.Tensor1D);
+  };
+  const grads = tf.grads((...args: tf.Tensor[]) =>
+    tf.sum(tf.mul(forward(...(args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor])), upstream)),
+  )([x, gain, bias, weight, b2]);
+  return [forward(x, gain, bias, weight, b2), geluNew(tf.linspace(-12, 12, 97)), ...grads];
+}
+
+/** Three AdamW steps on a decayed matrix and an undecayed vector: the parameters after. */
+async function adamWSteps(): Promise<Values> {
+  const shapes = new Map<string, number[]>([
+    ["w", [7, 5]],
+    ["b", [6]],
+  ]);
+  const random = mulberry32(11);
+  const gradients = [1, 2, 3].map(() => Float32Array.from({ length: 41 }, () => random() * 2 - 1));
+  const params = new Map(
+    [...shapes].map(([name, shape]) => [name, tf.variable(tf.randomNormal(shape, 0, 0.5, "float32", 3))]),
+  );
+  const optimizer = new AdamW(params, { beta1: 0.9, beta2: 0.95, adamEpsilon: 1e-8, weightDecay: 0.1 });
+  const layout = new StepBufferLayout(shapes);
+  for (const g of gradients) optimizer.apply(layout, g, 3e-3);
+  const values = await Promise.all([...params.values()].map(async (p) => Array.from(await p.data())));
+  params.forEach((p) => p.dispose());
+  return values;
+}
+
+const CASES: Record<string, () => Promise<Values>> = {
+  // Widths below, at and above the 64 lanes of a reduction workgroup; 130 rows: lanes stride over rows.
+  ...Object.fromEntries(
+    [
+      [24, 18],
+      [1, 64],
+      [130, 100],
+    ].map(([rows = 1, width = 1]) => [
+      `network ${rows}x${width}`,
+      async () => {
+        const tensors = network(rows, width);
+        const values = await Promise.all(tensors.map(async (t) => Array.from(await t.data())));
+        tf.dispose(tensors);
+        return values;
+      },
+    ]),
+  ),
+  adamw: adamWSteps,
+};
+
+function largestError(actual: Values, expected: Values): number {
+  let worst = 0;
+  actual.forEach((values, t) =>
+    values.forEach((value, i) => {
+      const want = expected[t]?.[i] ?? NaN;
+      worst = Math.max(worst, Math.abs(value - want) / (1 + Math.abs(want)));
+    }),
+  );
+  return Number.isNaN(worst) ? Infinity : worst;
+}
+
+await selectBackend("webgpu", { kind: "gpu-software" });
+const errors: Record<string, number> = {};
+const fusedRuns: Record<string, number> = {};
+for (const [name, run] of Object.entries(CASES)) {
+  await tf.setBackend("webgpu");
+  let gpu: Values = [];
+  const profile = await tf.profile(async () => {
+    gpu = await run();
+  });
+  for (const kernel of profile.kernels)
+    if (kernel.name.startsWith("Imtrain")) fusedRuns[kernel.name] = (fusedRuns[kernel.name] ?? 0) + 1;
+  await tf.setBackend("cpu");
+  errors[name] = largestError(gpu, await run());
+}
+console.log(JSON.stringify({ errors, fusedRuns }));
+process.exit(0);
