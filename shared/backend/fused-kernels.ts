@@ -7,10 +7,15 @@
 //   ImtrainLayerNorm       x [..., d], gain [d], bias [d], attr eps → y (x's shape), mean [rows], 1/σ [rows]
 //   ImtrainLayerNormGrad   x, gain, mean, 1/σ, dy → dx, dgain, dbias
 //   ImtrainColumnSum       x [..., m] → [m], the sum over every other axis
-//   ImtrainAdamW           param, m, v, g, attrs AdamWUpdate → param′, m′, v′
+//   ImtrainAdamW           param, m, v, g (all parameters' gradients), attrs AdamWUpdate → param′, m′, v′
 //   ImtrainGeluNew         x → gelu_new(x), σ(z) (kept for the backward pass)
 //   ImtrainGeluNewGrad     x, σ(z), dy → dx
+// and causal self-attention (ATTENTION_KERNELS), attrs AttentionAttrs:
+//   ImtrainCausalAttention      qkv [B·T, 3d] → context [B·T, d], the weights [B·heads, T, T] (0 above the
+//                               diagonal)
+//   ImtrainCausalAttentionGrad  qkv, the weights, context, dContext → dqkv [B·T, 3d]
 import * as tf from "@tensorflow/tfjs-core";
+import type { TensorInfo } from "@tensorflow/tfjs-core";
 
 export const FUSED_KERNELS = {
   layerNorm: "ImtrainLayerNorm",
@@ -41,9 +46,44 @@ export interface AdamWUpdate {
   readonly lr: number;
   /** lr·weight decay for this parameter (0 where it is not decayed). */
   readonly decay: number;
+  /** Where this parameter's gradients start in g, in floats (g holds every parameter's, one upload). */
+  readonly gradientOffset: number;
 }
 
 /** True where the active backend has the fused kernels (wasm and webgpu, once registered). */
 export function hasFusedKernels(): boolean {
   return tf.getKernel(FUSED_KERNELS.layerNorm, tf.getBackend()) !== undefined;
+}
+
+export const ATTENTION_KERNELS = {
+  forward: "ImtrainCausalAttention",
+  backward: "ImtrainCausalAttentionGrad",
+} as const;
+
+/** The attention kernels' attributes: the batch (B of qkv's B·T rows), the heads, and 1/√(head size). */
+export interface AttentionAttrs {
+  readonly batch: number;
+  readonly heads: number;
+  readonly scale: number;
+}
+
+/** The shape of qkv [B·T, 3d] read with the attributes: [B, T, heads, head size]. */
+export function attentionShape(
+  qkv: TensorInfo,
+  { batch, heads }: AttentionAttrs,
+): [number, number, number, number] {
+  const [rows = 0, width = 0] = qkv.shape;
+  const length = rows / batch;
+  const headSize = width / 3 / heads;
+  if (qkv.shape.length !== 2 || !Number.isInteger(length) || !Number.isInteger(headSize)) {
+    throw new Error(
+      `attention: qkv [${qkv.shape.join(", ")}] is not [B·T, 3·heads·hs] for B ${batch}, ${heads} heads`,
+    );
+  }
+  return [batch, length, heads, headSize];
+}
+
+/** True where the active backend has the attention kernels (wasm and webgpu, once registered). */
+export function hasAttentionKernels(): boolean {
+  return tf.getKernel(ATTENTION_KERNELS.forward, tf.getBackend()) !== undefined;
 }

@@ -1,35 +1,11 @@
 // Causal self-attention as two wasm kernels (forward, backward) of imtrain's own module
 // (shared/backend/wasm/attention.c, SIMD128; wasm-module.ts), working in place on tfjs-backend-wasm's heap: one call a layer
 // where tfjs composes ~20 kernels (a 2-D product per batch entry and head among them), and as many for
-// the gradient. Registered on wasm only; shared/model/ops.ts uses them there and the composite elsewhere.
-import * as tf from "@tensorflow/tfjs-core";
+// the gradient. shared/model/ops.ts uses them where they are registered (names and contract:
+// fused-kernels.ts; webgpu's: webgpu-fused-kernels.ts) and the composite elsewhere.
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
+import { ATTENTION_KERNELS, attentionShape, type AttentionAttrs } from "./fused-kernels.js";
 import { moduleHeap } from "./wasm-module.js";
-
-export const ATTENTION_KERNELS = {
-  forward: "ImtrainCausalAttention",
-  backward: "ImtrainCausalAttentionGrad",
-} as const;
-
-/** The kernels' attributes: the batch (B of qkv's B·T rows), the heads, and 1/√(head size). */
-export interface AttentionAttrs {
-  readonly batch: number;
-  readonly heads: number;
-  readonly scale: number;
-}
-
-/** The shape of qkv [B·T, 3d] read with the attributes: [B, T, heads, head size]. */
-function shapeOf(qkv: TensorInfo, { batch, heads }: AttentionAttrs): [number, number, number, number] {
-  const [rows = 0, width = 0] = qkv.shape;
-  const length = rows / batch;
-  const headSize = width / 3 / heads;
-  if (qkv.shape.length !== 2 || !Number.isInteger(length) || !Number.isInteger(headSize)) {
-    throw new Error(
-      `wasm attention: qkv [${qkv.shape.join(", ")}] is not [B·T, 3·heads·hs] for B ${batch}, ${heads} heads`,
-    );
-  }
-  return [batch, length, heads, headSize];
-}
 
 /** qkv [B·T, 3d] → context [B·T, d] and the attention weights [B·heads, T, T] (zero above the diagonal). */
 const causalAttention: KernelConfig = {
@@ -39,7 +15,7 @@ const causalAttention: KernelConfig = {
     const { kernels, output, at, withScratch } = moduleHeap(backend);
     const { qkv } = inputs as { qkv: TensorInfo };
     const shape = attrs as unknown as AttentionAttrs;
-    const [B, T, H, hs] = shapeOf(qkv, shape);
+    const [B, T, H, hs] = attentionShape(qkv, shape);
     const [context, probs] = [output([B * T, H * hs]), output([B * H, T, T])] as const;
     withScratch(kernels.attention_forward_scratch(T, hs), (scratch) =>
       kernels.attention_forward(at(qkv), at(context), at(probs), scratch, B, T, H, hs, shape.scale),
@@ -59,7 +35,7 @@ const causalAttentionGrad: KernelConfig = {
       TensorInfo
     >;
     const shape = attrs as unknown as AttentionAttrs;
-    const [B, T, H, hs] = shapeOf(qkv, shape);
+    const [B, T, H, hs] = attentionShape(qkv, shape);
     const dqkv = output(qkv.shape);
     withScratch(kernels.attention_backward_scratch(T, hs), (scratch) =>
       kernels.attention_backward(
@@ -72,8 +48,3 @@ const causalAttentionGrad: KernelConfig = {
 };
 
 export const WASM_ATTENTION_KERNELS: readonly KernelConfig[] = [causalAttention, causalAttentionGrad];
-
-/** True where the attention kernels run: wasm, once registerWasmTrainingKernels has run. */
-export function hasAttentionKernels(): boolean {
-  return tf.getBackend() === "wasm" && tf.getKernel(ATTENTION_KERNELS.forward, "wasm") !== undefined;
-}

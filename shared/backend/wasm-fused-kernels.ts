@@ -74,14 +74,15 @@ const adamW: KernelConfig = {
   kernelFunc: ({ inputs, backend, attrs }) => {
     const { kernels, output, at } = moduleHeap(backend);
     const { param, m, v, g } = inputs as Record<"param" | "m" | "v" | "g", TensorInfo>;
-    const { beta1, beta2, epsilon, correction1, correction2, lr, decay } = attrs as unknown as AdamWUpdate;
+    const { beta1, beta2, epsilon, correction1, correction2, lr, decay, gradientOffset } =
+      attrs as unknown as AdamWUpdate;
     const [newParam, newM, newV] = [output(param.shape), output(m.shape), output(v.shape)] as const;
     kernels.adamw_update(
       ...[
         at(param),
         at(m),
         at(v),
-        at(g),
+        at(g) + gradientOffset * Float32Array.BYTES_PER_ELEMENT,
         at(newParam),
         at(newM),
         at(newV),

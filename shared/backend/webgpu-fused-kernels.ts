@@ -12,7 +12,14 @@
 // Written here, not taken from a package: no library provides tfjs-backend-webgpu programs for these.
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
-import { FUSED_KERNELS, GELU_NEW, type AdamWUpdate } from "./fused-kernels.js";
+import {
+  ATTENTION_KERNELS,
+  attentionShape,
+  FUSED_KERNELS,
+  GELU_NEW,
+  type AdamWUpdate,
+  type AttentionAttrs,
+} from "./fused-kernels.js";
 
 /** What runWebGPUProgram reads of a program (tfjs-backend-webgpu's WebGPUProgram, which it does not export). */
 interface WebGpuProgram {
@@ -39,12 +46,34 @@ interface WebGpuBackend {
     dtype: "float32",
     uniforms?: ProgramUniform[],
   ): TensorInfo;
+  disposeData(dataId: object): boolean;
 }
 
 /** Lanes per workgroup; a power of two (the reduction tree halves it). */
 const LANES = 64;
 
-/** WGSL helpers of the reduction programs: which row or column this workgroup has, and a workgroup sum. */
+/** A WGSL function that combines every lane's value with `combine` (of a and b), returned to every lane. */
+function workgroupReduction(name: string, combine: string): string {
+  return `
+  fn ${name}(value : f32) -> f32 {
+    let l = lane();
+    partial[l] = value;
+    workgroupBarrier();
+    for (var stride = ${LANES / 2}; stride > 0; stride = stride / 2) {
+      if (l < stride) {
+        let a = partial[l];
+        let b = partial[l + stride];
+        partial[l] = ${combine};
+      }
+      workgroupBarrier();
+    }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+  }`;
+}
+
+/** WGSL helpers of the reduction programs: which row or column this workgroup has, and workgroup sums. */
 const REDUCTION_WGSL = `
   var<workgroup> partial : array<f32, ${LANES}>;
   // The workgroup's position in the whole dispatch (tfjs folds a long one into two or three dimensions).
@@ -52,19 +81,9 @@ const REDUCTION_WGSL = `
     return i32(workgroupId.z * numWorkgroups.x * numWorkgroups.y + workgroupId.y * numWorkgroups.x + workgroupId.x);
   }
   fn lane() -> i32 { return i32(localId.x); }
-  // Every lane's value added, returned to every lane; called by all lanes of the workgroup.
-  fn workgroupSum(value : f32) -> f32 {
-    let l = lane();
-    partial[l] = value;
-    workgroupBarrier();
-    for (var stride = ${LANES / 2}; stride > 0; stride = stride / 2) {
-      if (l < stride) { partial[l] = partial[l] + partial[l + stride]; }
-      workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-  }
+  // Called by all lanes of the workgroup.
+  ${workgroupReduction("workgroupSum", "a + b")}
+  ${workgroupReduction("workgroupMax", "max(a, b)")}
 `;
 
 interface ProgramSpec {
@@ -77,6 +96,8 @@ interface ProgramSpec {
   readonly groups?: number;
   /** Program-defined uniforms, WGSL declarations and values in the same order. */
   readonly uniforms?: readonly (readonly [string, ProgramUniform])[];
+  /** WGSL functions the body calls. */
+  readonly functions?: string;
 }
 
 /** Runs one program (made afresh: the runner writes its key and dispatch into it) and returns its output. */
@@ -93,6 +114,7 @@ function run(backend: unknown, spec: ProgramSpec, inputs: TensorInfo[]): TensorI
     ...(spec.uniforms ? { uniforms: spec.uniforms.map(([declaration]) => `${declaration},`).join(" ") } : {}),
     getUserCode: () => `
       ${spec.groups === undefined ? "" : REDUCTION_WGSL}
+      ${spec.functions ?? ""}
       fn main(index : i32) {
         ${spec.body}
       }`,
@@ -274,7 +296,7 @@ function adamWProgram(
   shape: readonly number[],
   update: AdamWUpdate,
 ): ProgramSpec {
-  const { beta1, beta2, epsilon, correction1, correction2, lr, decay } = update;
+  const { beta1, beta2, epsilon, correction1, correction2, lr, decay, gradientOffset } = update;
   const written = { param: "newParam", m: "moment1", v: "moment2" }[which];
   return {
     key: `adamw_${which}`,
@@ -289,11 +311,12 @@ function adamWProgram(
       ["step : f32", float(lr / correction1)],
       ["inverse2 : f32", float(1 / correction2)],
       ["shrink : f32", float(1 - decay)],
+      ["gradientOffset : i32", int(gradientOffset)],
     ],
     // As adamw.c: m′ = β1·m + (1−β1)·g, v′ = β2·v + (1−β2)·g², p′ = p·(1 − lr·wd) − (lr/c1)·m′/(√(v′/c2) + ε).
     body: `
       if (index < uniforms.size) {
-        let g = G[index];
+        let g = G[index + uniforms.gradientOffset];
         let moment1 = uniforms.beta1 * M[index] + uniforms.keep1 * g;
         let moment2 = uniforms.beta2 * V[index] + uniforms.keep2 * g * g;
         let update = (uniforms.step * moment1) / (sqrt(moment2 * uniforms.inverse2) + uniforms.epsilon);
@@ -370,7 +393,215 @@ const geluGrad: KernelConfig = {
   },
 };
 
+/**
+ * Attention's shape uniforms, and WGSL naming qkv's parts: batch b, position t, head h and element e of
+ * the head are at row b·T + t of qkv [B·T, 3d], column h·hs + e (queries), d + … (keys), 2d + … (values).
+ */
+function attentionUniforms(qkv: TensorInfo, attrs: AttentionAttrs): (readonly [string, ProgramUniform])[] {
+  const [batch, length, heads, headSize] = attentionShape(qkv, attrs);
+  return [
+    ["weightRows : i32", int(batch * heads * length)],
+    ["seqLen : i32", int(length)],
+    ["heads : i32", int(heads)],
+    ["headSize : i32", int(headSize)],
+    ["model : i32", int(heads * headSize)],
+    ["scale : f32", float(attrs.scale)],
+  ];
+}
+
+const ATTENTION_WGSL = `
+  // Where part p (0 queries, 1 keys, 2 values) of position t of batch b, head h starts in qkv.
+  fn qkvAt(p : i32, b : i32, t : i32, h : i32) -> i32 {
+    return (b * uniforms.seqLen + t) * 3 * uniforms.model + p * uniforms.model + h * uniforms.headSize;
+  }
+  // Where position t of batch b, head h starts in the context (and its gradient), [B·T, d].
+  fn contextAt(b : i32, t : i32, h : i32) -> i32 {
+    return (b * uniforms.seqLen + t) * uniforms.model + h * uniforms.headSize;
+  }`;
+
+/** One workgroup per query row (b, h, i) of the weights [B·heads, T, T]: its place, for `body`. */
+const WEIGHT_ROW_WGSL = `
+  let g = group();
+  let valid = g < uniforms.weightRows;
+  let T = uniforms.seqLen;
+  let i = g % T;
+  let b = g / T / uniforms.heads;
+  let h = (g / T) % uniforms.heads;
+  let row = g * T;`;
+
+/**
+ * Forward: the weights, softmax over j ≤ i of scale·q_i·k_j, one workgroup per query row (the scores are
+ * written where the weights go, then normalised in place); then the context, one lane per element,
+ * o_i = Σ_j p_ij·v_j.
+ */
+const causalAttention: KernelConfig = {
+  kernelName: ATTENTION_KERNELS.forward,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { qkv } = inputs as { qkv: TensorInfo };
+    const shape = attrs as unknown as AttentionAttrs;
+    const [batch, length, heads, headSize] = attentionShape(qkv, shape);
+    const uniforms = attentionUniforms(qkv, shape);
+    const weights = run(
+      backend,
+      {
+        key: "attention_weights",
+        inputs: ["QKV"],
+        outputShape: [batch * heads, length, length],
+        groups: batch * heads * length,
+        uniforms,
+        body: `
+          ${WEIGHT_ROW_WGSL}
+          var largest = -3.0e38;
+          if (valid) {
+            for (var j = lane(); j <= i; j += ${LANES}) {
+              var score = 0.0;
+              for (var e = 0; e < uniforms.headSize; e++) {
+                score += QKV[qkvAt(0, b, i, h) + e] * QKV[qkvAt(1, b, j, h) + e];
+              }
+              score = score * uniforms.scale;
+              result[row + j] = score;
+              largest = max(largest, score);
+            }
+          }
+          let rowMax = workgroupMax(largest);
+          var sum = 0.0;
+          if (valid) {
+            for (var j = lane(); j <= i; j += ${LANES}) {
+              let p = exp(result[row + j] - rowMax);
+              result[row + j] = p;
+              sum += p;
+            }
+          }
+          let total = workgroupSum(sum);
+          if (valid) {
+            for (var j = lane(); j < T; j += ${LANES}) {
+              result[row + j] = select(0.0, result[row + j] / total, j <= i);
+            }
+          }`,
+        functions: ATTENTION_WGSL,
+      },
+      [qkv],
+    );
+    const context = run(
+      backend,
+      {
+        key: "attention_context",
+        inputs: ["QKV", "Weights"],
+        outputShape: [batch * length, heads * headSize],
+        uniforms,
+        functions: ATTENTION_WGSL,
+        body: `
+          if (index < uniforms.size) {
+            let r = index / uniforms.model;
+            let c = index % uniforms.model;
+            let b = r / uniforms.seqLen;
+            let t = r % uniforms.seqLen;
+            let h = c / uniforms.headSize;
+            let e = c % uniforms.headSize;
+            let weights = ((b * uniforms.heads + h) * uniforms.seqLen + t) * uniforms.seqLen;
+            var o = 0.0;
+            for (var j = 0; j <= t; j++) { o += Weights[weights + j] * QKV[qkvAt(2, b, j, h) + e]; }
+            setOutputAtIndex(index, o);
+          }`,
+      },
+      [qkv, weights],
+    );
+    return [context, weights];
+  },
+};
+
+/**
+ * Backward, with D_i = dO_i·o_i: dS_ij = p_ij·(dO_i·v_j − D_i), one workgroup per query row; then dqkv, one
+ * lane per element: dq_i = scale·Σ_{j≤i} dS_ij·k_j, dk_j = scale·Σ_{i≥j} dS_ij·q_i, dv_j = Σ_{i≥j} p_ij·dO_i.
+ */
+const causalAttentionGrad: KernelConfig = {
+  kernelName: ATTENTION_KERNELS.backward,
+  backendName: "webgpu",
+  kernelFunc: ({ inputs, backend, attrs }) => {
+    const { qkv, probs, context, dContext } = inputs as Record<
+      "qkv" | "probs" | "context" | "dContext",
+      TensorInfo
+    >;
+    const shape = attrs as unknown as AttentionAttrs;
+    const [batch, length, heads] = attentionShape(qkv, shape);
+    const uniforms = attentionUniforms(qkv, shape);
+    const dScores = run(
+      backend,
+      {
+        key: "attention_dscores",
+        inputs: ["QKV", "Weights", "O", "DO"],
+        outputShape: [batch * heads, length, length],
+        groups: batch * heads * length,
+        uniforms,
+        functions: ATTENTION_WGSL,
+        body: `
+          ${WEIGHT_ROW_WGSL}
+          var part = 0.0;
+          if (valid) {
+            for (var e = lane(); e < uniforms.headSize; e += ${LANES}) {
+              part += DO[contextAt(b, i, h) + e] * O[contextAt(b, i, h) + e];
+            }
+          }
+          let d = workgroupSum(part);
+          if (valid) {
+            for (var j = lane(); j < T; j += ${LANES}) {
+              var ds = 0.0;
+              if (j <= i) {
+                var dp = 0.0;
+                for (var e = 0; e < uniforms.headSize; e++) {
+                  dp += DO[contextAt(b, i, h) + e] * QKV[qkvAt(2, b, j, h) + e];
+                }
+                ds = Weights[row + j] * (dp - d);
+              }
+              setOutputAtIndex(row + j, ds);
+            }
+          }`,
+      },
+      [qkv, probs, context, dContext],
+    );
+    const dqkv = run(
+      backend,
+      {
+        key: "attention_dqkv",
+        inputs: ["QKV", "Weights", "DS", "DO"],
+        outputShape: [...qkv.shape],
+        uniforms,
+        functions: ATTENTION_WGSL,
+        body: `
+          if (index < uniforms.size) {
+            let T = uniforms.seqLen;
+            let r = index / (3 * uniforms.model);
+            let p = (index % (3 * uniforms.model)) / uniforms.model;
+            let c = index % uniforms.model;
+            let b = r / T;
+            let t = r % T;
+            let h = c / uniforms.headSize;
+            let e = c % uniforms.headSize;
+            let rows = (b * uniforms.heads + h) * T;
+            var sum = 0.0;
+            if (p == 0) {
+              for (var j = 0; j <= t; j++) { sum += DS[(rows + t) * T + j] * QKV[qkvAt(1, b, j, h) + e]; }
+              sum = sum * uniforms.scale;
+            } else if (p == 1) {
+              for (var q = t; q < T; q++) { sum += DS[(rows + q) * T + t] * QKV[qkvAt(0, b, q, h) + e]; }
+              sum = sum * uniforms.scale;
+            } else {
+              for (var q = t; q < T; q++) { sum += Weights[(rows + q) * T + t] * DO[contextAt(b, q, h) + e]; }
+            }
+            setOutputAtIndex(index, sum);
+          }`,
+      },
+      [qkv, probs, dScores, dContext],
+    );
+    (backend as WebGpuBackend).disposeData(dScores.dataId);
+    return dqkv;
+  },
+};
+
 const WEBGPU_FUSED_KERNELS: readonly KernelConfig[] = [
+  causalAttention,
+  causalAttentionGrad,
   layerNorm,
   layerNormGrad,
   columnSum,

@@ -3,10 +3,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import { hasFastBatchedMatMul, hasFastTransposedMatMul } from "../backend/select.js";
 import {
   ATTENTION_KERNELS,
+  FUSED_KERNELS,
+  GELU_NEW,
   hasAttentionKernels,
+  hasFusedKernels,
   type AttentionAttrs,
-} from "../backend/wasm-attention-kernels.js";
-import { FUSED_KERNELS, GELU_NEW, hasFusedKernels } from "../backend/fused-kernels.js";
+} from "../backend/fused-kernels.js";
 
 /** Swaps the last two axes. */
 function transposeLast2(x: tf.Tensor): tf.Tensor {
@@ -237,7 +239,7 @@ function causalSelfAttentionComposite(
   return tf.reshape(tf.transpose(tf.reshape(context, [B, heads, T, hs]), [0, 2, 1, 3]), [B * T, d]);
 }
 
-/** Attention as wasm's two kernels, for one shape (attributes; customGrad differentiates tensors only). */
+/** Attention as two fused kernels, for one shape (attributes; customGrad differentiates tensors only). */
 const fusedAttentions = new Map<string, (qkv: tf.Tensor) => tf.Tensor>();
 
 function fusedAttentionFor(attrs: AttentionAttrs): (qkv: tf.Tensor) => tf.Tensor {
@@ -268,7 +270,8 @@ function fusedAttentionFor(attrs: AttentionAttrs): (qkv: tf.Tensor) => tf.Tensor
 /**
  * Causal multi-head self-attention: qkv [B·T, 3d] (queries, keys and values side by side, as GPT-2's
  * c_attn makes them, head h at columns h·d/heads of each) → the heads' contexts merged, [B·T, d], scores
- * scaled by 1/√(head size). On wasm, two kernels of our own (forward, backward); elsewhere tfjs ops.
+ * scaled by 1/√(head size). On wasm and webgpu, two kernels of our own (forward, backward); elsewhere tfjs
+ * ops.
  */
 export function causalSelfAttention(qkv: tf.Tensor2D, batch: number, heads: number): tf.Tensor2D {
   const headSize = (qkv.shape[1] ?? 0) / 3 / heads;

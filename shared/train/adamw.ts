@@ -3,7 +3,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { StepBufferLayout } from "./step-buffer.js";
 import { variableOf } from "../model/gpt.js";
-import { FUSED_KERNELS, hasFusedKernels } from "../backend/fused-kernels.js";
+import { FUSED_KERNELS, hasFusedKernels, type AdamWUpdate } from "../backend/fused-kernels.js";
 
 export interface AdamWOptions {
   readonly beta1: number;
@@ -58,10 +58,11 @@ export class AdamW {
       const { m, v } = this.moments.get(name) ?? { m: param, v: param };
       // Decay matrices only (weights and embeddings), not biases or LayerNorm gains, as GPT-2 recipes do.
       const decayed = param.rank >= 2;
+      const offset = layout.offsets.get(name) ?? 0;
       tf.tidy(() => {
-        const g = tf.reshape(tf.slice(all, layout.offsets.get(name) ?? 0, param.size), param.shape);
         if (c === undefined) {
-          const update = {
+          // The fused update reads its gradients where they sit in `all`: no slice per parameter.
+          const update: AdamWUpdate = {
             beta1,
             beta2,
             epsilon: adamEpsilon,
@@ -69,15 +70,17 @@ export class AdamW {
             correction2,
             lr,
             decay: decayed ? lr * weightDecay : 0,
+            gradientOffset: offset,
           };
           const [p1, m1, v1] = tf
             .engine()
-            .runKernel(FUSED_KERNELS.adamW, { param, m, v, g }, { ...update }) as tf.Tensor[];
+            .runKernel(FUSED_KERNELS.adamW, { param, m, v, g: all }, { ...update }) as tf.Tensor[];
           param.assign(p1 as tf.Tensor);
           m.assign(m1 as tf.Tensor);
           v.assign(v1 as tf.Tensor);
           return;
         }
+        const g = tf.reshape(tf.slice(all, offset, param.size), param.shape);
         m.assign(tf.add(tf.mul(m, c.beta1), tf.mul(g, c.oneMinusBeta1)));
         v.assign(tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(g), c.oneMinusBeta2)));
         const update = tf.div(tf.div(m, c.correction1), tf.add(tf.sqrt(tf.div(v, c.correction2)), c.epsilon));

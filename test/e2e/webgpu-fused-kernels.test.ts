@@ -1,6 +1,7 @@
 // The fused kernels on webgpu (shared/backend/webgpu-fused-kernels.ts), on a software GPU, against the
 // composite ops on cpu: LayerNorm, gelu_new and a linear layer's bias, values and gradients, at widths
-// below, at and above a reduction workgroup's 64 lanes; and three AdamW steps. Run in a child process
+// below, at and above a reduction workgroup's 64 lanes; causal self-attention and its gradient, from one
+// position to more than 64; and three AdamW steps. Run in a child process
 // (test/support/webgpu-fused-check.ts), since Dawn keeps its process alive.
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
@@ -12,7 +13,7 @@ import { requireSoftwareGpu } from "../support/gpu.js";
 const CHECK = join(dirname(fileURLToPath(import.meta.url)), "../support/webgpu-fused-check.js");
 
 test(
-  "webgpu fused kernels - LayerNorm, gelu_new, a bias's gradient and AdamW match cpu's composite ops, and ran",
+  "webgpu fused kernels - attention, LayerNorm, gelu_new, a bias's gradient and AdamW match cpu's composite ops, and ran",
   { timeout: 180_000 },
   async (t) => {
     if (!requireSoftwareGpu(t)) return;
@@ -24,6 +25,9 @@ test(
     };
     assert.deepEqual(Object.keys(errors).sort(), [
       "adamw",
+      "attention B1 T70 H3 hs8",
+      "attention B2 T1 H2 hs3",
+      "attention B2 T7 H2 hs5",
       "network 130x100",
       "network 1x64",
       "network 24x18",
@@ -31,8 +35,10 @@ test(
     for (const [name, error] of Object.entries(errors))
       assert.ok(error <= (name === "adamw" ? 1e-6 : 2e-5), `${name}: largest error ${error}`);
     // Three networks, each run forward twice (for its value, and under tf.grads) and backward once, and
-    // gelu_new of a range once more; 3 AdamW steps × 2 parameters.
+    // gelu_new of a range once more; three attentions, likewise; 3 AdamW steps × 2 parameters.
     assert.deepEqual(fusedRuns, {
+      ImtrainCausalAttention: 6,
+      ImtrainCausalAttentionGrad: 3,
       ImtrainLayerNorm: 6,
       ImtrainLayerNormGrad: 3,
       ImtrainGeluNew: 9,

@@ -1,10 +1,10 @@
 // Run as a child process by test/e2e/webgpu-fused-kernels.test.ts (Dawn keeps a process alive): the fused
-// kernels on webgpu (a software GPU) against the composite ops on cpu, the same network and AdamW steps as
-// the wasm kernels' test. Prints one JSON line: for each case the largest |webgpu − cpu| / (1 + |cpu|), and
+// kernels on webgpu (a software GPU) against the composite ops on cpu: the same network and AdamW steps as
+// the wasm kernels' test, and causal self-attention. Prints one JSON line: for each case the largest |webgpu − cpu| / (1 + |cpu|), and
 // how often each fused kernel ran on webgpu.
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../../shared/backend/select.js";
-import { geluNew, layerNorm, linear } from "../../shared/model/ops.js";
+import { causalSelfAttention, geluNew, layerNorm, linear } from "../../shared/model/ops.js";
 import { mulberry32 } from "../../shared/random.js";
 import { AdamW } from "../../shared/train/adamw.js";
 import { StepBufferLayout } from "../../shared/train/step-buffer.js";
@@ -48,6 +48,24 @@ async function adamWSteps(): Promise<Values> {
   return values;
 }
 
+/** Attention over qkv [B·T, 3d] → [B·T, d], its value and qkv's gradient. */
+function attention(batch: number, length: number, heads: number, headSize: number): tf.Tensor[] {
+  const width = 3 * heads * headSize;
+  const qkv = tf.randomNormal([batch * length, width], 0, 1.5, "float32", 12);
+  const upstream = tf.randomNormal([batch * length, heads * headSize], 0, 1, "float32", 13);
+  const value = causalSelfAttention(qkv as tf.Tensor2D, batch, heads);
+  const grad = tf.grad((x: tf.Tensor) =>
+    tf.sum(tf.mul(causalSelfAttention(x as tf.Tensor2D, batch, heads), upstream)),
+  )(qkv);
+  return [value, grad];
+}
+
+async function valuesOf(tensors: tf.Tensor[]): Promise<Values> {
+  const values = await Promise.all(tensors.map(async (t) => Array.from(await t.data())));
+  tf.dispose(tensors);
+  return values;
+}
+
 const CASES: Record<string, () => Promise<Values>> = {
   // Widths below, at and above the 64 lanes of a reduction workgroup; 130 rows: lanes stride over rows.
   ...Object.fromEntries(
@@ -55,14 +73,17 @@ const CASES: Record<string, () => Promise<Values>> = {
       [24, 18],
       [1, 64],
       [130, 100],
-    ].map(([rows = 1, width = 1]) => [
-      `network ${rows}x${width}`,
-      async () => {
-        const tensors = network(rows, width);
-        const values = await Promise.all(tensors.map(async (t) => Array.from(await t.data())));
-        tf.dispose(tensors);
-        return values;
-      },
+    ].map(([rows = 1, width = 1]) => [`network ${rows}x${width}`, () => valuesOf(network(rows, width))]),
+  ),
+  // One position; head sizes off 4; 70 positions: more keys than a workgroup's 64 lanes.
+  ...Object.fromEntries(
+    [
+      [2, 1, 2, 3],
+      [2, 7, 2, 5],
+      [1, 70, 3, 8],
+    ].map(([batch = 1, length = 1, heads = 1, headSize = 1]) => [
+      `attention B${batch} T${length} H${heads} hs${headSize}`,
+      () => valuesOf(attention(batch, length, heads, headSize)),
     ]),
   ),
   adamw: adamWSteps,

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "../../shared/backend/select.js";
-import { ATTENTION_KERNELS, hasAttentionKernels } from "../../shared/backend/wasm-attention-kernels.js";
+import { ATTENTION_KERNELS, hasAttentionKernels } from "../../shared/backend/fused-kernels.js";
 import { causalSelfAttention } from "../../shared/model/ops.js";
 import { mulberry32 } from "../../shared/random.js";
 import { findBinary } from "../support/prometheus.js";
