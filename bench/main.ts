@@ -2,6 +2,7 @@
 import { reportAndExit } from "../cli/exit-on-error.js";
 import { parseBenchArgs } from "./args.js";
 import { parseDevice } from "../shared/backend/device.js";
+import { unregisterFusedKernels } from "../shared/backend/fused-kernels.js";
 import { describeBackend, selectBackend, type BackendName } from "../shared/backend/select.js";
 import { matmulParameterCount, trainingFlops } from "../shared/metrics/flops.js";
 import { measureMatMulFlops } from "../shared/metrics/peak-flops.js";
@@ -51,8 +52,9 @@ tiny,small,medium,d128 (presets, and d128 = d128 L2 H4; "" skips train_step), --
 --vocab 257 (GPT-2's is 50257), --skip-matmul, --allreduce-sizes 1KB..64MB (×4 steps, or a list; gpt2 is
 GPT-2 124M's gradient, 498 MB), --allreduce-dtypes fp32 (a list of fp32, bf16, fp16),
 --allreduce-iterations 20 (fewer for big sizes), --world-sizes 2,3,4, --planes nats,ws,
---allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics, --skip-scaling, --skip-torch, and
---quick (the same code on small sizes, for CI: tiny only, 1 KB..256 KB, N=2, a 6-step scaling run).
+--allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics, --skip-scaling, --skip-torch,
+--composite-ops (tfjs's composite ops in place of imtrain's fused kernels, to A/B them on a new machine),
+and --quick (the same code on small sizes, for CI: tiny only, 1 KB..256 KB, N=2, a 6-step scaling run).
 `;
 
 const args = parseBenchArgs(
@@ -73,6 +75,7 @@ const args = parseBenchArgs(
     "skip-matmul": { type: "boolean", default: false },
     "skip-scaling": { type: "boolean", default: false },
     "skip-torch": { type: "boolean", default: false },
+    "composite-ops": { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
     vocab: { type: "string", default: "257" },
     "memory-model": { type: "string", default: "gpt2" },
@@ -227,6 +230,10 @@ function torchTokensPerSecond(config: GptConfig): { tokens_per_s: number; torch:
 
 const selected = await selectBackend(args.backend as BackendName, parseDevice(args.device ?? "cpu"));
 process.stderr.write(`bench: ${describeBackend(selected)}\n`);
+if (args["composite-ops"]) {
+  const removed = unregisterFusedKernels();
+  process.stderr.write(`bench: composite ops in place of ${removed.length} fused kernels\n`);
+}
 const backend = selected.name;
 const ceiling = args["skip-matmul"]
   ? undefined

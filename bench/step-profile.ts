@@ -5,6 +5,7 @@
 // counted by wrapping the active backend's methods for the step.
 import * as tf from "@tensorflow/tfjs-core";
 import type { BenchStep } from "./train-step-setup.js";
+import { hasFusedKernels } from "../shared/backend/fused-kernels.js";
 import { figure, type Emit } from "./figure.js";
 
 interface Traffic {
@@ -96,7 +97,14 @@ export async function benchStepProfile(
     .sort((a, b) => b[1].ms - a[1].ms || b[1].count - a[1].count)
     .slice(0, 10)
     .map(([name, { ms, count }]) => ({ name, ms: Math.round(ms * 10) / 10, count }));
-  const shape = { backend, model, params: step.params, layers: step.config.layers, d: step.config.embedDim };
+  const shape = {
+    backend,
+    model,
+    params: step.params,
+    layers: step.config.layers,
+    d: step.config.embedDim,
+    fused_kernels: hasFusedKernels(),
+  };
   // Without per-kernel times (webgpu on an adapter without timestamp queries) the list is by count.
   const timed = costliest.some((kernel) => kernel.ms > 0);
   const kernelMs = [...byKernel.values()].reduce((sum, kernel) => sum + kernel.ms, 0);

@@ -87,3 +87,15 @@ export function attentionShape(
 export function hasAttentionKernels(): boolean {
   return tf.getKernel(ATTENTION_KERNELS.forward, tf.getBackend()) !== undefined;
 }
+
+/**
+ * Removes the active backend's fused kernels, so ops.ts and adamw.ts run the composite ops (the bench's
+ * --composite-ops, to measure one against the other); returns the names removed.
+ */
+export function unregisterFusedKernels(): string[] {
+  const backend = tf.getBackend();
+  const names = [...Object.values(FUSED_KERNELS), ...Object.values(ATTENTION_KERNELS)];
+  const registered = names.filter((name) => tf.getKernel(name, backend) !== undefined);
+  for (const name of registered) tf.unregisterKernel(name, backend);
+  return registered;
+}

@@ -77,6 +77,42 @@ test(
 );
 
 test(
+  "bench - --composite-ops runs tfjs's composite ops in place of the fused kernels, and says so in the figures",
+  { timeout: 180_000 },
+  async () => {
+    const skips = ["--skip-matmul", "--skip-allreduce", "--skip-scaling", "--skip-metrics", "--skip-torch"];
+    const common = [
+      "--backend",
+      "wasm",
+      "--models",
+      "tiny",
+      "--seq",
+      "32",
+      "--batch",
+      "2",
+      "--memory-model",
+      "",
+    ];
+    const [fused, composite] = await Promise.all([
+      bench([...common, ...skips]),
+      bench([...common, ...skips, "--composite-ops"]),
+    ]);
+    for (const run of [fused, composite]) assert.equal(run.status, 0, run.stderr.slice(-3000));
+    assert.match(composite.stderr, /composite ops in place of 8 fused kernels/);
+    const kernels = (run: { stdout: string }) => {
+      const line = run.stdout.split("\n").find((l) => l.includes('"kernels/tiny/wasm"'));
+      assert.ok(line, run.stdout);
+      return JSON.parse(line) as Figure;
+    };
+    assert.equal(kernels(fused)["fused_kernels"], true);
+    assert.equal(kernels(composite)["fused_kernels"], false);
+    const names = (figure: Figure) => (figure["costliest"] as { name: string }[]).map((k) => k.name);
+    assert.ok(!names(kernels(composite)).some((name) => name.startsWith("Imtrain")), composite.stdout);
+    assert.ok(kernels(composite).value > kernels(fused).value, `${composite.stdout}\n${fused.stdout}`);
+  },
+);
+
+test(
   "bench - a typo in a flag stops it before anything is measured, naming the flag",
   { timeout: 60_000 },
   async () => {
