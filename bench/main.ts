@@ -53,7 +53,8 @@ tiny,small,medium,d128 (presets, and d128 = d128 L2 H4; "" skips train_step), --
 GPT-2 124M's gradient, 498 MB), --allreduce-dtypes fp32 (a list of fp32, bf16, fp16),
 --allreduce-iterations 20 (fewer for big sizes), --world-sizes 2,3,4, --planes nats,ws,
 --allreduce-nats auto|embedded, --skip-allreduce, --skip-metrics, --skip-scaling, --skip-torch,
---composite-ops (tfjs's composite ops in place of imtrain's fused kernels, to A/B them on a new machine),
+--composite-ops (tfjs's composite ops in place of imtrain's fused kernels, to A/B them on a new machine;
+for this process's figures: the scaling runs are imtrain processes of their own, with the fused kernels),
 and --quick (the same code on small sizes, for CI: tiny only, 1 KB..256 KB, N=2, a 6-step scaling run).
 `;
 

@@ -99,3 +99,12 @@ export function unregisterFusedKernels(): string[] {
   for (const name of registered) tf.unregisterKernel(name, backend);
   return registered;
 }
+
+/** Throws unless `g` holds a parameter of `size` floats at `gradientOffset` (AdamW's kernels read it there). */
+export function checkGradientOffset(gradientOffset: number, size: number, g: TensorInfo): void {
+  const floats = tf.util.sizeFromShape(g.shape);
+  if (!Number.isInteger(gradientOffset) || gradientOffset < 0 || gradientOffset + size > floats)
+    throw new RangeError(
+      `AdamW: gradients [${gradientOffset}, ${gradientOffset + size}) are not inside g's ${floats} floats`,
+    );
+}

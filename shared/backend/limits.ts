@@ -3,6 +3,7 @@
 // are sized up front, and a run that would hit the limit stops with the flag to lower.
 import { BackendError } from "../errors.js";
 import type { GptConfig } from "../model/config.js";
+import { parameterShapes } from "../model/gpt.js";
 import type { AdapterReport } from "./adapter.js";
 
 const FLOAT32_BYTES = 4;
@@ -27,10 +28,18 @@ export function largestTensors(
   const B = microBatchSize;
   const T = sequenceTokens;
   const lower = `lower --micro-batch-size (${B}) or --context-length (${T})`;
+  let parameters = 0;
+  for (const shape of parameterShapes(config).values()) parameters += shape.reduce((a, b) => a * b, 1);
   return [
     {
       what: `the token embedding [V=${V}, d=${d}]`,
       bytes: V * d * FLOAT32_BYTES,
+      remedy: undefined,
+    },
+    {
+      // AdamW's fused kernel binds this one tensor whole and reads each parameter's part at an offset.
+      what: `a step's gradients, uploaded as one tensor [${parameters} parameters]`,
+      bytes: parameters * FLOAT32_BYTES,
       remedy: undefined,
     },
     {

@@ -8,7 +8,7 @@
 // of one.
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
-import { FUSED_KERNELS, type AdamWUpdate } from "./fused-kernels.js";
+import { checkGradientOffset, FUSED_KERNELS, type AdamWUpdate } from "./fused-kernels.js";
 import { moduleHeap } from "./wasm-module.js";
 
 /** Rows and width of a tensor seen as [rows, width], width its last axis. */
@@ -76,6 +76,8 @@ const adamW: KernelConfig = {
     const { param, m, v, g } = inputs as Record<"param" | "m" | "v" | "g", TensorInfo>;
     const { beta1, beta2, epsilon, correction1, correction2, lr, decay, gradientOffset } =
       attrs as unknown as AdamWUpdate;
+    const size = tf.util.sizeFromShape(param.shape);
+    checkGradientOffset(gradientOffset, size, g);
     const [newParam, newM, newV] = [output(param.shape), output(m.shape), output(v.shape)] as const;
     kernels.adamw_update(
       ...[
@@ -86,7 +88,7 @@ const adamW: KernelConfig = {
         at(newParam),
         at(newM),
         at(newV),
-        tf.util.sizeFromShape(param.shape),
+        size,
       ],
       ...[beta1, beta2, epsilon, correction1, correction2, lr, decay],
     );

@@ -15,6 +15,7 @@ import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
 import {
   ATTENTION_KERNELS,
   attentionShape,
+  checkGradientOffset,
   FUSED_KERNELS,
   GELU_NEW,
   type AdamWUpdate,
@@ -186,6 +187,11 @@ function reductionProgram(
   };
 }
 
+/** x [..., m] summed over every axis but the last. */
+function columnSumOf(backend: unknown, x: TensorInfo): TensorInfo {
+  return run(backend, reductionProgram("column_sum", ["X"], rowsOf(x), "column", "X[i]"), [x]);
+}
+
 const layerNorm: KernelConfig = {
   kernelName: FUSED_KERNELS.layerNorm,
   backendName: "webgpu",
@@ -276,7 +282,7 @@ const layerNormGrad: KernelConfig = {
       reductionProgram("ln_dgain", ["X", "Mean", "Rstd", "Dy"], [rows, width], "column", `Dy[i] * ${XHAT}`),
       [x, mean, rstd, dy],
     );
-    const dbias = run(backend, reductionProgram("column_sum", ["X"], [rows, width], "column", "X[i]"), [dy]);
+    const dbias = columnSumOf(backend, dy);
     return [dx, dgain, dbias];
   },
 };
@@ -286,7 +292,7 @@ const columnSum: KernelConfig = {
   backendName: "webgpu",
   kernelFunc: ({ inputs, backend }) => {
     const { x } = inputs as { x: TensorInfo };
-    return run(backend, reductionProgram("column_sum", ["X"], rowsOf(x), "column", "X[i]"), [x]);
+    return columnSumOf(backend, x);
   },
 };
 
@@ -333,20 +339,30 @@ const adamW: KernelConfig = {
   kernelFunc: ({ inputs, backend, attrs }) => {
     const { param, m, v, g } = inputs as Record<"param" | "m" | "v" | "g", TensorInfo>;
     const update = attrs as unknown as AdamWUpdate;
+    checkGradientOffset(update.gradientOffset, tf.util.sizeFromShape(param.shape), g);
     return (["param", "m", "v"] as const).map((which) =>
       run(backend, adamWProgram(which, param.shape, update), [param, m, v, g]),
     );
   },
 };
 
-/** σ(z) of gelu_new, z = x·(a + b·x²) (ops.ts); exp of a large −z is +∞ and σ is then 0, as it should be. */
-const GELU_SIGMOID = `1.0 / (1.0 + exp(-(x * (${GELU_NEW.a} + ${GELU_NEW.b} * x * x))))`;
+/**
+ * σ(z) of gelu_new, z = x·(a + b·x²) (ops.ts), through e^−|z|, which cannot overflow (WGSL leaves an
+ * overflowing exp's value to the implementation).
+ */
+const GELU_SIGMOID = `sigmoidOf(x * (${GELU_NEW.a} + ${GELU_NEW.b} * x * x))`;
+const SIGMOID_WGSL = `
+  fn sigmoidOf(z : f32) -> f32 {
+    let e = exp(-abs(z));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), z >= 0.0);
+  }`;
 
 function geluProgram(key: string, shape: readonly number[], written: string): ProgramSpec {
   return {
     key,
     inputs: ["X"],
     outputShape: [...shape],
+    functions: SIGMOID_WGSL,
     body: `
       if (index < uniforms.size) {
         let x = X[index];

@@ -58,7 +58,8 @@ export class AdamW {
       const { m, v } = this.moments.get(name) ?? { m: param, v: param };
       // Decay matrices only (weights and embeddings), not biases or LayerNorm gains, as GPT-2 recipes do.
       const decayed = param.rank >= 2;
-      const offset = layout.offsets.get(name) ?? 0;
+      const offset = layout.offsets.get(name);
+      if (offset === undefined) throw new Error(`AdamW: the step buffer has no gradients for ${name}`);
       tf.tidy(() => {
         if (c === undefined) {
           // The fused update reads its gradients where they sit in `all`: no slice per parameter.

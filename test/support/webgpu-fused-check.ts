@@ -3,6 +3,7 @@
 // the wasm kernels' test, and causal self-attention. Prints one JSON line: for each case the largest |webgpu − cpu| / (1 + |cpu|), and
 // how often each fused kernel ran on webgpu.
 import * as tf from "@tensorflow/tfjs-core";
+import { ATTENTION_KERNELS } from "../../shared/backend/fused-kernels.js";
 import { selectBackend } from "../../shared/backend/select.js";
 import { causalSelfAttention, geluNew, layerNorm, linear } from "../../shared/model/ops.js";
 import { mulberry32 } from "../../shared/random.js";
@@ -73,6 +74,7 @@ const CASES: Record<string, () => Promise<Values>> = {
       [24, 18],
       [1, 64],
       [130, 100],
+      [65_600, 2], // LayerNorm's 65,600 workgroups: more than a dispatch dimension's 65,535, so folded
     ].map(([rows = 1, width = 1]) => [`network ${rows}x${width}`, () => valuesOf(network(rows, width))]),
   ),
   // One position; head sizes off 4; 70 positions: more keys than a workgroup's 64 lanes.
@@ -81,6 +83,8 @@ const CASES: Record<string, () => Promise<Values>> = {
       [2, 1, 2, 3],
       [2, 7, 2, 5],
       [1, 70, 3, 8],
+      [1, 3, 1, 70], // a head wider than 64 lanes
+      [1, 65, 1024, 1], // 66,560 query rows: a folded dispatch
     ].map(([batch = 1, length = 1, heads = 1, headSize = 1]) => [
       `attention B${batch} T${length} H${heads} hs${headSize}`,
       () => valuesOf(attention(batch, length, heads, headSize)),
@@ -100,6 +104,28 @@ function largestError(actual: Values, expected: Values): number {
   return Number.isNaN(worst) ? Infinity : worst;
 }
 
+/** The largest |weight| above the diagonal of the forward kernel's weights (its contract: zeros). */
+async function weightsAboveDiagonal(): Promise<number> {
+  const [batch, length, heads, headSize] = [2, 9, 2, 4];
+  const qkv = tf.randomNormal([batch * length, 3 * heads * headSize], 0, 1, "float32", 14);
+  const attrs = { batch, heads, scale: 0.5 };
+  // A released buffer of the weights' size, full of sevens, for the kernel's output to reuse (a new GPU
+  // buffer starts as zeros, which would hide a kernel that never writes above the diagonal).
+  const sevens = tf.fill([batch * heads, length, length], 7);
+  await sevens.data();
+  sevens.dispose();
+  const [context, weights] = tf
+    .engine()
+    .runKernel(ATTENTION_KERNELS.forward, { qkv }, { ...attrs }) as tf.Tensor[];
+  const values = await (weights as tf.Tensor).data();
+  let largest = 0;
+  for (let row = 0; row < batch * heads * length; row++)
+    for (let key = (row % length) + 1; key < length; key++)
+      largest = Math.max(largest, Math.abs(values[row * length + key] ?? NaN));
+  tf.dispose([qkv, context as tf.Tensor, weights as tf.Tensor]);
+  return largest;
+}
+
 await selectBackend("webgpu", { kind: "gpu-software" });
 const errors: Record<string, number> = {};
 const fusedRuns: Record<string, number> = {};
@@ -114,5 +140,6 @@ for (const [name, run] of Object.entries(CASES)) {
   await tf.setBackend("cpu");
   errors[name] = largestError(gpu, await run());
 }
-console.log(JSON.stringify({ errors, fusedRuns }));
+await tf.setBackend("webgpu");
+console.log(JSON.stringify({ errors, fusedRuns, aboveDiagonal: await weightsAboveDiagonal() }));
 process.exit(0);

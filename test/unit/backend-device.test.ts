@@ -83,7 +83,25 @@ test("limits - a micro-batch's logits or attention scores over the limit name --
     () => checkWebGpuLimits({ ...LAVAPIPE, maxBufferSize: 2 ** 20 }, small, 1, 64),
     /max buffer size of 1\.0 MiB/,
   );
-  assert.equal(largestTensors(small, 3, 100)[1]?.bytes, 3 * 100 * 50_257 * 4);
+  const logits = largestTensors(small, 3, 100).find((tensor) => tensor.what.includes("logits"));
+  assert.equal(logits?.bytes, 3 * 100 * 50_257 * 4);
+});
+
+test("limits - a model whose gradients (one tensor for AdamW) exceed the binding, though its embedding fits, is named", () => {
+  // 3 layers at d = 1024: ~37.8 M parameters, 144 MiB of gradients; the embedding [257, 1024] is 1 MiB.
+  const wide = { ...presetConfig("tiny", 257), embedDim: 1024, layers: 3, heads: 16 };
+  assert.throws(
+    () => checkWebGpuLimits(LAVAPIPE, wide, 1, 16),
+    (error: Error) => {
+      assert.match(
+        error.message,
+        /a step's gradients, uploaded as one tensor \[\d+ parameters\] takes 14\d\.\d MiB/,
+      );
+      assert.match(error.message, /this model does not fit this adapter/);
+      return true;
+    },
+  );
+  checkWebGpuLimits(LAVAPIPE, { ...wide, layers: 2 }, 1, 16); // ~25 M parameters, 96 MiB: fits
 });
 
 test("limits - a micro-batch is as long as its longest example's inputs", () => {

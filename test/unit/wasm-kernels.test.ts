@@ -210,3 +210,24 @@ test("wasm kernels - AdamW's fused update (adamw.c) over three steps matches cpu
   const [cpu, wasm] = [await run("cpu"), await run("wasm")];
   assertClose(wasm, cpu, 1e-6);
 });
+
+test("wasm kernels - AdamW's fused update refuses gradients outside g, and the optimizer a parameter the step buffer lacks", async () => {
+  await selectBackend("wasm");
+  const param = tf.zeros([2, 3]);
+  const [m, v] = [tf.zerosLike(param), tf.zerosLike(param)];
+  const g = tf.zeros([8]);
+  const update = { beta1: 0.9, beta2: 0.95, epsilon: 1e-8, correction1: 0.1, correction2: 0.05, lr: 1e-3 };
+  const run = (gradientOffset: number) =>
+    tf.engine().runKernel("ImtrainAdamW", { param, m, v, g }, { ...update, decay: 0, gradientOffset });
+  tf.dispose(run(2) as tf.Tensor[]); // [2, 8): inside
+  assert.throws(() => run(3), /AdamW: gradients \[3, 9\) are not inside g's 8 floats/);
+  assert.throws(() => run(-1), /AdamW: gradients \[-1, 5\)/);
+  const optimizer = new AdamW(new Map([["w", tf.variable(param)]]), {
+    beta1: 0.9,
+    beta2: 0.95,
+    adamEpsilon: 1e-8,
+    weightDecay: 0,
+  });
+  const layout = new StepBufferLayout(new Map([["other", [6]]]));
+  assert.throws(() => optimizer.apply(layout, new Float32Array(layout.size), 1e-3), /no gradients for w/);
+});
