@@ -249,6 +249,35 @@ export function decodeLeaseClaim(bytes: Uint8Array, subject: string): LeaseClaim
 const isIndex = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
 
 /**
+ * A ring chunk's envelope where its floats travel as a frame of their own (ws): the chunk's msgpack map
+ * with the byte count in place of the data.
+ */
+export function encodeRingEnvelope(chunk: RingChunk): Uint8Array {
+  return packr.pack({ tag: chunk.tag, offset: chunk.offset, bytes: chunk.data.length });
+}
+
+/** A ring chunk from its envelope and payload frames: checked as decodeRingChunk checks a whole one. */
+export function decodeRingFrames(
+  envelope: Uint8Array,
+  payload: Uint8Array,
+  subject: string,
+  bytesPerFloat = 4,
+): RingChunk {
+  const fields = decodeObject(envelope, subject);
+  if (!isIndex(fields["tag"]) || !isIndex(fields["offset"]) || payload.length % bytesPerFloat !== 0)
+    throw new ProtocolError(
+      subject,
+      `ring chunk needs integer tag and offset and whole ${bytesPerFloat}-byte floats`,
+    );
+  if (fields["bytes"] !== payload.length)
+    throw new ProtocolError(
+      subject,
+      `ring chunk envelope says ${String(fields["bytes"])} bytes, its payload frame has ${payload.length}`,
+    );
+  return { tag: fields["tag"] as number, offset: fields["offset"] as number, data: payload };
+}
+
+/**
  * A ring chunk whose data is whole floats of `bytesPerFloat` bytes (4, or 2 for a bf16/fp16 wire). Checked
  * by hand, not by zod: it is the hot path, and three fields.
  */

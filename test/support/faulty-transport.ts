@@ -4,9 +4,9 @@
 // [0, maxDelayMs] with delayProbability. A dropped or delayed send still resolves at once: to the sender the
 // message has left, as on a real network. Delayed copies are sent in the order their timers fire, so delays
 // also reorder. close() cancels copies still waiting (they count as lost), so no timer outlives the test.
-import { decodeRingChunk } from "../../shared/protocol.js";
+import { decodeRingChunk, decodeRingFrames } from "../../shared/protocol.js";
 import { mulberry32 } from "../../shared/random.js";
-import type { RingTransport } from "../../worker/allreduce/transport.js";
+import type { RingMessage, RingTransport } from "../../worker/allreduce/transport.js";
 
 export interface FaultPlan {
   readonly seed: number;
@@ -50,7 +50,7 @@ export function faultyTransport(inner: RingTransport, plan: FaultPlan): FaultyTr
   let closed = false;
 
   /** Sends one copy, now or after a drawn delay; a copy sent late that fails is lost, as on a network. */
-  const sendCopy = (message: Uint8Array, index: number, tag: number, mayFault: boolean): Promise<void> => {
+  const sendCopy = (message: RingMessage, index: number, tag: number, mayFault: boolean): Promise<void> => {
     if (!mayFault || !(random() < delayProbability)) return inner.send(message);
     const delayMs = random() * maxDelayMs;
     faults.push({ kind: "delay", index, tag, atMs: performance.now(), delayMs });
@@ -72,10 +72,15 @@ export function faultyTransport(inner: RingTransport, plan: FaultPlan): FaultyTr
     get sent() {
       return sent;
     },
-    async send(message: Uint8Array): Promise<void> {
+    ...(inner.carriesFrames === undefined ? {} : { carriesFrames: inner.carriesFrames }),
+    async send(message: RingMessage): Promise<void> {
       const index = sent++;
       const mayFault = plan.applies?.(index) ?? true;
-      const tag = decodeRingChunk(message, "faulty transport").tag;
+      const tag = (
+        message instanceof Uint8Array
+          ? decodeRingChunk(message, "faulty transport")
+          : decodeRingFrames(message.envelope, message.payload, "faulty transport")
+      ).tag;
       if (mayFault && random() < dropProbability) {
         faults.push({ kind: "drop", index, tag, atMs: performance.now() });
         return;

@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { encodeMessage } from "../../shared/protocol.js";
+import { encodeMessage, encodeRingEnvelope } from "../../shared/protocol.js";
 import { RingError } from "../../worker/allreduce/errors.js";
 import { CHUNK_OVERHEAD_BYTES, floatsPerChunk, segmentSpan } from "../../worker/allreduce/layout.js";
 import { RingAllReduce, type RingAllReduceOptions } from "../../worker/allreduce/ring.js";
 import { MAX_BUCKETS, MAX_STEPS, packRingTag, unpackRingTag } from "../../worker/allreduce/tag.js";
-import type { RingTransport } from "../../worker/allreduce/transport.js";
+import type { RingMessage, RingTransport } from "../../worker/allreduce/transport.js";
 import { roundToWire } from "../../worker/allreduce/wire-dtype.js";
 import { assertSummedAndIdentical, rankInputs } from "../support/allreduce-check.js";
 import { createMemoryRing, type MemoryRingOptions } from "../support/memory-ring.js";
@@ -154,13 +154,12 @@ test("allreduce - a chunk overlapping one already received is rejected", async (
   await assert.rejects(pending, /rank 1.*overlaps a chunk already received/);
 });
 
-test("allreduce - a message that is not a ring chunk is dropped and counted, naming the rank; the exchange waits on", async () => {
-  const garbage = [
-    new Uint8Array([0xc1, 0xff, 0x00]),
-    encodeMessage({ type: "heartbeat", rank: 0 }),
-    encodeMessage({ tag: 1, offset: 0, data: new Uint8Array(3) }),
-  ];
-  const ring = createMemoryRing(3);
+/**
+ * Hands rank 1 of a 3-rank memory ring `garbage` while it waits in an exchange; checks that each was dropped
+ * as malformed without ending the exchange, and returns the drop lines.
+ */
+async function dropsWhileWaiting(garbage: readonly RingMessage[], frames = false): Promise<string[]> {
+  const ring = createMemoryRing(3, { frames });
   const drops: string[] = [];
   const allReduce = new RingAllReduce(ring.transports[1]!, {
     onDropped: (reason, detail) => drops.push(`${reason}: ${detail}`),
@@ -171,7 +170,7 @@ test("allreduce - a message that is not a ring chunk is dropped and counted, nam
     () => (settled = true),
     () => (settled = true),
   );
-  for (const bytes of garbage) ring.inject(1, bytes);
+  for (const message of garbage) ring.inject(1, message);
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(settled, false, "a malformed message must not end the exchange");
   assert.equal(allReduce.dropped.malformed, garbage.length);
@@ -183,6 +182,42 @@ test("allreduce - a message that is not a ring chunk is dropped and counted, nam
     );
   allReduce.abort("test over");
   await assert.rejects(pending, RingError);
+  return drops;
+}
+
+test("allreduce - a message that is not a ring chunk is dropped and counted, naming the rank; the exchange waits on", async () => {
+  await dropsWhileWaiting([
+    new Uint8Array([0xc1, 0xff, 0x00]),
+    encodeMessage({ type: "heartbeat", rank: 0 }),
+    encodeMessage({ tag: 1, offset: 0, data: new Uint8Array(3) }),
+  ]);
+});
+
+test("allreduce - chunks carried as frames (envelope, then the floats apart, as over ws) equal the sum, fp32 and bf16", async () => {
+  for (const worldSize of [2, 3, 4]) {
+    const ring = { reorder: true, seed: worldSize, frames: true, maxMessageBytes: 4096 };
+    const { inputs, outputs, stats } = await reduceOnMemoryRing(worldSize, 10_007, ring);
+    assertSummedAndIdentical(outputs, inputs);
+    assert.ok(stats.messages > 3 * worldSize, `${stats.messages} chunks: many per segment`);
+    const narrowed = await reduceOnMemoryRing(worldSize, 1001, ring, { wireDtype: "bf16" });
+    assertSummedAndIdentical(narrowed.outputs, narrowed.inputs, 2 ** -9);
+  }
+});
+
+test("allreduce - frames that do not make a ring chunk are dropped and counted; the exchange waits on", async () => {
+  const tag = packRingTag(0, 0, "reduce-scatter", 0);
+  const envelope = (bytes: number) => encodeRingEnvelope({ tag, offset: 0, data: new Uint8Array(bytes) });
+  const drops = await dropsWhileWaiting(
+    [
+      { envelope: envelope(8), payload: new Uint8Array(12) }, // the byte count is not the payload's
+      { envelope: envelope(6), payload: new Uint8Array(6) }, // not whole floats
+      { envelope: new Uint8Array([0xc1]), payload: new Uint8Array(4) }, // not msgpack
+      { envelope: encodeMessage({ type: "heartbeat", rank: 0 }), payload: new Uint8Array(4) },
+    ],
+    true,
+  );
+  assert.match(drops[0] ?? "", /envelope says 8 bytes, its payload frame has 12/);
+  assert.match(drops[1] ?? "", /whole 4-byte floats/);
 });
 
 test("allreduce - a broken link fails the waiting exchange", async () => {

@@ -1,6 +1,6 @@
 // A ring transport that counts the bytes it carries, for the all-reduce bandwidth metrics. Wrapping keeps
 // counting out of the ring and out of each transport.
-import type { RingTransport } from "./transport.js";
+import { messageBytes, type RingMessage, type RingTransport } from "./transport.js";
 
 export interface TrafficCounter {
   sent(bytes: number): void;
@@ -12,13 +12,14 @@ export function countingTransport(inner: RingTransport, counter: TrafficCounter)
     rank: inner.rank,
     worldSize: inner.worldSize,
     maxMessageBytes: inner.maxMessageBytes,
-    send(message: Uint8Array): Promise<void> {
-      counter.sent(message.length);
+    ...(inner.carriesFrames === undefined ? {} : { carriesFrames: inner.carriesFrames }),
+    send(message: RingMessage): Promise<void> {
+      counter.sent(messageBytes(message));
       return inner.send(message);
     },
-    onMessage(handler: (message: Uint8Array) => void): void {
+    onMessage(handler: (message: RingMessage) => void): void {
       inner.onMessage((message) => {
-        counter.received(message.length);
+        counter.received(messageBytes(message));
         handler(message);
       });
     },

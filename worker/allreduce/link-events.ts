@@ -1,13 +1,14 @@
 // What a transport hands to its one listener: messages and a link failure, held until a handler is set so
 // nothing that arrives between connecting and wiring up the ring is lost.
+import type { RingMessage } from "./transport.js";
 
 export class LinkEvents {
-  private held: Uint8Array[] = [];
-  private messageHandler: ((message: Uint8Array) => void) | undefined;
+  private held: RingMessage[] = [];
+  private messageHandler: ((message: RingMessage) => void) | undefined;
   private errorHandler: ((error: Error) => void) | undefined;
   private failure: Error | undefined;
 
-  message(message: Uint8Array): void {
+  message(message: RingMessage): void {
     if (this.messageHandler === undefined) this.held.push(message);
     else this.messageHandler(message);
   }
@@ -19,7 +20,7 @@ export class LinkEvents {
     this.errorHandler?.(error);
   }
 
-  onMessage(handler: (message: Uint8Array) => void): void {
+  onMessage(handler: (message: RingMessage) => void): void {
     this.messageHandler = handler;
     const held = this.held;
     this.held = [];

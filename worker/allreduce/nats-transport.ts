@@ -9,7 +9,7 @@
 import { Events, type NatsConnection } from "nats";
 import { jobSubjects } from "../../shared/protocol.js";
 import { LinkEvents } from "./link-events.js";
-import { checkRingPosition, type RingTransport } from "./transport.js";
+import { checkRingPosition, type RingMessage, type RingTransport } from "./transport.js";
 
 /** Publishes are buffered by the client; flushing every so often keeps that buffer bounded. */
 const FLUSH_EVERY_BYTES = 8 * 2 ** 20;
@@ -80,7 +80,9 @@ export async function createNatsRingTransport(
     rank,
     worldSize,
     maxMessageBytes,
-    async send(message: Uint8Array): Promise<void> {
+    async send(message: RingMessage): Promise<void> {
+      // One NATS message is one ring message: frames would arrive as two unrelated messages.
+      if (!(message instanceof Uint8Array)) throw new TypeError("NATS ring: frames are not carried");
       nc.publish(outbox, message);
       unflushedBytes += message.length;
       if (unflushedBytes >= FLUSH_EVERY_BYTES) {

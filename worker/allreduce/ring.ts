@@ -21,7 +21,13 @@
 // chunk are dropped (a second copy is harmless: each span is added exactly once) and reported through
 // onDropped, as are chunks nobody will read (mailbox.ts). After any failure the ring is out of step: every
 // later call fails at once, and the caller builds a new ring (over a fresh link) to go on.
-import { decodeRingChunk, encodeMessage, type RingChunk } from "../../shared/protocol.js";
+import {
+  decodeRingChunk,
+  decodeRingFrames,
+  encodeMessage,
+  encodeRingEnvelope,
+  type RingChunk,
+} from "../../shared/protocol.js";
 import { ProgressDeadline } from "./deadline.js";
 import { RingError, RingTimeoutError } from "./errors.js";
 import { bucketSpans, chunkSpans, floatsPerChunk, segmentSpan, type Span } from "./layout.js";
@@ -35,7 +41,7 @@ import {
   unpackRingTag,
   type RingPhase,
 } from "./tag.js";
-import type { RingTransport } from "./transport.js";
+import type { RingMessage, RingTransport } from "./transport.js";
 import { narrowFloats, roundToWire, widenInto, wireBytesPerFloat, type WireDtype } from "./wire-dtype.js";
 
 export const DEFAULT_BUCKET_BYTES = 32 * 2 ** 20;
@@ -348,7 +354,11 @@ export class RingAllReduce {
     for (const span of chunkSpans(segment, this.chunkFloats)) {
       const floats = buffer.subarray(span.start, span.end);
       const chunk: RingChunk = { tag, offset: span.start, data: narrowFloats(floats, dtype) };
-      await this.transport.send(encodeMessage(chunk));
+      await this.transport.send(
+        this.transport.carriesFrames === true
+          ? { envelope: encodeRingEnvelope(chunk), payload: chunk.data }
+          : encodeMessage(chunk),
+      );
       current.deadline.throwIfEnded();
       current.deadline.progress();
     }
@@ -429,12 +439,17 @@ export class RingAllReduce {
     );
   }
 
-  private receive(bytes: Uint8Array): void {
+  private receive(received: RingMessage): void {
     const { rank } = this.transport;
+    const subject = `ring ${this.previousRank}→${rank}`;
+    // Whole elements of the narrowest format this ring sends; receiveSegment checks each bucket's own.
+    const bytesPerFloat = wireBytesPerFloat(this.wireDtype);
     let chunk: RingChunk;
     try {
-      // Whole elements of the narrowest format this ring sends; receiveSegment checks each bucket's own.
-      chunk = decodeRingChunk(bytes, `ring ${this.previousRank}→${rank}`, wireBytesPerFloat(this.wireDtype));
+      chunk =
+        received instanceof Uint8Array
+          ? decodeRingChunk(received, subject, bytesPerFloat)
+          : decodeRingFrames(received.envelope, received.payload, subject, bytesPerFloat);
     } catch (error) {
       // Dropped, not fatal: anyone on the bus can publish on a ring subject. Had it been a real chunk
       // mangled on the way, the exchange misses it and fails by name at its deadline.

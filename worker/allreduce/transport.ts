@@ -1,18 +1,38 @@
 // The one link a rank needs for a ring all-reduce: send to the next rank, hear from the previous one.
 // Implementations: NATS subjects (nats-transport.ts), direct WebSockets (ws-transport.ts), memory (tests).
 
+/**
+ * A ring chunk as two frames: its msgpack envelope (tag, offset, byte count) and its floats' raw bytes. A
+ * transport that carries frames (ws: two messages on one ordered link) sends the floats from the gradient
+ * buffer itself and hands the receiver them as they arrived: no copy into a message, and none out of it.
+ */
+export interface RingFrames {
+  readonly envelope: Uint8Array;
+  readonly payload: Uint8Array;
+}
+
+/** One message (a whole msgpack ring chunk), or a chunk's frames where the transport carries them. */
+export type RingMessage = Uint8Array | RingFrames;
+
+/** Bytes a message puts on the wire, frames together. */
+export function messageBytes(message: RingMessage): number {
+  return message instanceof Uint8Array ? message.length : message.envelope.length + message.payload.length;
+}
+
 export interface RingTransport {
   readonly rank: number;
   readonly worldSize: number;
-  /** Largest encoded message it can carry, in bytes; the ring cuts its chunks to fit. */
+  /** Largest encoded message it can carry, in bytes (a frame, where it carries frames); chunks fit it. */
   readonly maxMessageBytes: number;
+  /** Whether the ring should send it frames; otherwise, whole messages. */
+  readonly carriesFrames?: boolean;
   /** Sends one message to rank (rank + 1) % worldSize; resolves once it is handed to the network. */
-  send(message: Uint8Array): Promise<void>;
+  send(message: RingMessage): Promise<void>;
   /**
    * Sets the one handler for messages from rank (rank - 1 + worldSize) % worldSize. Messages that arrived
    * before it is set are held and delivered to it, in order, when it is set.
    */
-  onMessage(handler: (message: Uint8Array) => void): void;
+  onMessage(handler: (message: RingMessage) => void): void;
   /** Sets the one handler told when the link breaks: no more messages will arrive or leave. */
   onError(handler: (error: Error) => void): void;
   close(): Promise<void>;

@@ -1,5 +1,7 @@
 // The ring over direct WebSocket links: each rank runs a server that its previous rank connects to, and a
-// client to the next rank's server; binary frames, one ring message per frame. The caller exchanges the
+// client to the next rank's server; binary frames, each ring chunk as two messages in a row on the link:
+// its msgpack envelope, then its floats' bytes straight from the gradient buffer (transport.ts, RingFrames).
+// The link is one ordered TCP stream, so the receiver pairs them by arrival. The caller exchanges the
 // addresses (over NATS) between listenWsRing and connect. A connection must present the job's ring token (the
 // coordinator makes one per job and sends it with the job over NATS, which is authenticated): a process that
 // is not a rank of this job is refused at the handshake (401), so nothing reaches the sums. The links are not
@@ -12,7 +14,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import { LinkEvents } from "./link-events.js";
-import { checkRingPosition, type RingTransport } from "./transport.js";
+import { checkRingPosition, type RingMessage, type RingTransport } from "./transport.js";
 
 /** Frames larger than this are refused by the receiving server (close code 1009). */
 export const WS_MAX_PAYLOAD_BYTES = 64 * 2 ** 20;
@@ -54,6 +56,13 @@ export interface WsRingListener {
   ): Promise<RingTransport>;
   /** Stops listening and closes every socket; for a listener that never joins a ring. */
   close(): Promise<void>;
+}
+
+/** A connection from a peer: who it says it is, what it sent before it was accepted, a frame half-paired. */
+interface Incoming {
+  readonly from: number;
+  readonly held: RingMessage[];
+  envelope: Uint8Array | undefined;
 }
 
 function rawBytes(data: RawData): Uint8Array {
@@ -181,7 +190,7 @@ export async function listenWsRing(
 
   const events = new LinkEvents();
   /** Connections from peers, with what they sent while we did not yet know which one is our previous rank. */
-  const incoming = new Map<WebSocket, { from: number; held: Uint8Array[] }>();
+  const incoming = new Map<WebSocket, Incoming>();
   let previousRank: number | undefined;
   let link: WebSocket | undefined;
   let client: WebSocket | undefined;
@@ -189,7 +198,7 @@ export async function listenWsRing(
   /** Settles the wait in connect() for the previous rank's connection. */
   let linked: { resolve(): void; reject(error: Error): void } | undefined;
 
-  const accept = (socket: WebSocket, held: Uint8Array[]) => {
+  const accept = (socket: WebSocket, held: RingMessage[]) => {
     link = socket;
     for (const message of held) events.message(message);
     held.length = 0;
@@ -233,7 +242,7 @@ export async function listenWsRing(
       return;
     }
     const from = claimedRank(request);
-    const entry = { from, held: [] as Uint8Array[] };
+    const entry: Incoming = { from, held: [], envelope: undefined };
     incoming.set(socket, entry);
     socket.on("error", (error) => {
       if (socket === link)
@@ -249,8 +258,16 @@ export async function listenWsRing(
         socket.close(1003, "ring messages are binary");
         return;
       }
-      if (socket === link) events.message(rawBytes(data));
-      else entry.held.push(rawBytes(data));
+      const bytes = rawBytes(data);
+      // Every other message is an envelope, and the one after it that chunk's payload.
+      if (entry.envelope === undefined) {
+        entry.envelope = bytes;
+        return;
+      }
+      const frames = { envelope: entry.envelope, payload: bytes };
+      entry.envelope = undefined;
+      if (socket === link) events.message(frames);
+      else entry.held.push(frames);
     });
     if (previousRank === undefined) return;
     if (from === previousRank && link === undefined) accept(socket, entry.held);
@@ -280,15 +297,19 @@ export async function listenWsRing(
       rank,
       worldSize,
       maxMessageBytes: maxPayloadBytes,
+      carriesFrames: true,
       send: (message) =>
         new Promise<void>((resolve, reject) => {
+          if (message instanceof Uint8Array)
+            return reject(new TypeError("ws ring: a ring message goes as frames (envelope, payload)"));
           if (client === undefined || client.readyState !== WebSocket.OPEN)
             return reject(new Error(`ws ring: the link to rank ${(rank + 1) % worldSize} is not open`));
-          if (message.length > maxPayloadBytes)
-            return reject(
-              new Error(`ws ring: a ${message.length}-byte message exceeds ${maxPayloadBytes} bytes`),
-            );
-          client.send(message, { binary: true }, (error) => (error ? reject(error) : resolve()));
+          const { envelope, payload } = message;
+          const largest = Math.max(envelope.length, payload.length);
+          if (largest > maxPayloadBytes)
+            return reject(new Error(`ws ring: a ${largest}-byte frame exceeds ${maxPayloadBytes} bytes`));
+          client.send(envelope, { binary: true });
+          client.send(payload, { binary: true }, (error) => (error ? reject(error) : resolve()));
         }),
       onMessage: (handler) => events.onMessage(handler),
       onError: (handler) => events.onError(handler),
