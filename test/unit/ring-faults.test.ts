@@ -179,14 +179,23 @@ async function faultTrial(
   }
 }
 
-/** Trials on fresh memory rings for world sizes 2–4 and `seeds` seeds each, all of a world size at once. */
-async function memoryFaultTrials(faults: Omit<FaultPlan, "seed">, seeds: number, exchanges: number) {
+/**
+ * Trials on fresh memory rings for world sizes 2–4 and `seeds` seeds each, all of a world size at once;
+ * `frames`: chunks carried as frames (envelope, payload), as over ws.
+ */
+async function memoryFaultTrials(
+  faults: Omit<FaultPlan, "seed">,
+  seeds: number,
+  exchanges: number,
+  frames = false,
+) {
   const totals = { exact: 0, failed: 0, slowestFailureMs: 0 };
   for (const worldSize of [2, 3, 4]) {
     const results = await Promise.all(
       Array.from({ length: seeds }, (_, i) => {
         const seed = 100 * worldSize + i;
-        const ring = createMemoryRing(worldSize, { maxMessageBytes: MAX_MESSAGE_BYTES, reorder: true, seed });
+        const options = { maxMessageBytes: MAX_MESSAGE_BYTES, reorder: true, seed, frames };
+        const ring = createMemoryRing(worldSize, options);
         return faultTrial(ring.transports, seed, faults, exchanges);
       }),
     );
@@ -220,6 +229,17 @@ test(
     );
     t.diagnostic(`${totals.exact} exact exchanges`);
     assert.deepEqual(totals, { exact: 3 * 20 * 3, failed: 0, slowestFailureMs: 0 });
+  },
+);
+
+test(
+  "ring faults - chunks carried as frames (as over ws), delayed and duplicated: the sum stays exact",
+  { timeout: 30_000 },
+  async (t) => {
+    const faults = { duplicateProbability: 0.2, delayProbability: 0.3, maxDelayMs: MAX_DELAY_MS };
+    const totals = await memoryFaultTrials(faults, 10, 3, true);
+    t.diagnostic(`${totals.exact} exact exchanges`);
+    assert.deepEqual(totals, { exact: 3 * 10 * 3, failed: 0, slowestFailureMs: 0 });
   },
 );
 
