@@ -264,17 +264,29 @@ export function decodeRingFrames(
   bytesPerFloat = 4,
 ): RingChunk {
   const fields = decodeObject(envelope, subject);
-  if (!isIndex(fields["tag"]) || !isIndex(fields["offset"]) || payload.length % bytesPerFloat !== 0)
-    throw new ProtocolError(
-      subject,
-      `ring chunk needs integer tag and offset and whole ${bytesPerFloat}-byte floats`,
-    );
+  const chunk = ringChunkOf(fields["tag"], fields["offset"], payload, subject, bytesPerFloat);
   if (fields["bytes"] !== payload.length)
     throw new ProtocolError(
       subject,
       `ring chunk envelope says ${String(fields["bytes"])} bytes, its payload frame has ${payload.length}`,
     );
-  return { tag: fields["tag"] as number, offset: fields["offset"] as number, data: payload };
+  return chunk;
+}
+
+/** Checks a ring chunk's fields, as decoded: integer tag and offset, data of whole floats. */
+function ringChunkOf(
+  tag: unknown,
+  offset: unknown,
+  data: unknown,
+  subject: string,
+  bytesPerFloat: number,
+): RingChunk {
+  if (!isIndex(tag) || !isIndex(offset) || !(data instanceof Uint8Array) || data.length % bytesPerFloat !== 0)
+    throw new ProtocolError(
+      subject,
+      `ring chunk needs integer tag and offset and whole ${bytesPerFloat}-byte floats`,
+    );
+  return { tag: tag as number, offset: offset as number, data };
 }
 
 /**
@@ -283,17 +295,5 @@ export function decodeRingFrames(
  */
 export function decodeRingChunk(bytes: Uint8Array, subject: string, bytesPerFloat = 4): RingChunk {
   const chunk = decodeObject(bytes, subject);
-  const data = chunk["data"];
-  if (
-    !isIndex(chunk["tag"]) ||
-    !isIndex(chunk["offset"]) ||
-    !(data instanceof Uint8Array) ||
-    data.length % bytesPerFloat !== 0
-  ) {
-    throw new ProtocolError(
-      subject,
-      `ring chunk needs integer tag and offset and whole ${bytesPerFloat}-byte floats`,
-    );
-  }
-  return { tag: chunk["tag"] as number, offset: chunk["offset"] as number, data };
+  return ringChunkOf(chunk["tag"], chunk["offset"], chunk["data"], subject, bytesPerFloat);
 }

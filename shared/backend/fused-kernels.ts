@@ -1,8 +1,9 @@
 // The fused training kernels' names and contracts, one per elementwise chain or reduction of a GPT-2 step
 // that tfjs composes from many small kernels: LayerNorm and its gradient, gelu_new and its gradient, a
-// bias's gradient (a column sum) and AdamW. Each backend that has them registers all six under these names
-// (wasm-fused-kernels.ts, webgpu-fused-kernels.ts); shared/model/ops.ts and shared/train/adamw.ts run them
-// where they are registered and the composite ops everywhere else.
+// bias's gradient (a column sum) and AdamW, and causal self-attention. Each backend that has them registers
+// all eight under these names (wasm: wasm-fused-kernels.ts and wasm-attention-kernels.ts; webgpu:
+// webgpu-fused-kernels.ts); shared/model/ops.ts and shared/train/adamw.ts run them where they are
+// registered and the composite ops everywhere else.
 //
 //   ImtrainLayerNorm       x [..., d], gain [d], bias [d], attr eps → y (x's shape), mean [rows], 1/σ [rows]
 //   ImtrainLayerNormGrad   x, gain, mean, 1/σ, dy → dx, dgain, dbias
@@ -48,6 +49,12 @@ export interface AdamWUpdate {
   readonly decay: number;
   /** Where this parameter's gradients start in g, in floats (g holds every parameter's, one upload). */
   readonly gradientOffset: number;
+}
+
+/** Rows and width of a tensor seen as [rows, width], width its last axis (LayerNorm's rows, a column sum's). */
+export function rowsOf(x: TensorInfo): [number, number] {
+  const width = x.shape[x.shape.length - 1] ?? 1;
+  return [tf.util.sizeFromShape(x.shape) / width, width];
 }
 
 /** True where the active backend has the fused kernels (wasm and webgpu, once registered). */

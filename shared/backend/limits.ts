@@ -3,7 +3,7 @@
 // are sized up front, and a run that would hit the limit stops with the flag to lower.
 import { BackendError } from "../errors.js";
 import type { GptConfig } from "../model/config.js";
-import { parameterShapes } from "../model/gpt.js";
+import { parameterCount } from "../metrics/flops.js";
 import type { AdapterReport } from "./adapter.js";
 
 const FLOAT32_BYTES = 4;
@@ -28,8 +28,7 @@ export function largestTensors(
   const B = microBatchSize;
   const T = sequenceTokens;
   const lower = `lower --micro-batch-size (${B}) or --context-length (${T})`;
-  let parameters = 0;
-  for (const shape of parameterShapes(config).values()) parameters += shape.reduce((a, b) => a * b, 1);
+  const parameters = parameterCount(config);
   return [
     {
       what: `the token embedding [V=${V}, d=${d}]`,

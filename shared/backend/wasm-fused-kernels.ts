@@ -3,19 +3,13 @@
 // of dispatch, and reductions over rows that wasm can only do after a transpose), which after the matmuls
 // were most of a step (measured with tf.profile: `npm run bench` figures, README). Each forward kernel
 // has its gradient kernel; shared/model/ops.ts wires them into autodiff (names and contracts:
-// fused-kernels.ts; webgpu has its own, webgpu-fused-kernels.ts). Each runs in imtrain's wasm module (shared/backend/wasm/*.c, SIMD128;
-// wasm-module.ts): as JavaScript loops over the heap they ran at 1–15 ns an element, SIMD at a fraction
-// of one.
+// fused-kernels.ts; webgpu has its own, webgpu-fused-kernels.ts). Each runs in imtrain's wasm module
+// (shared/backend/wasm/*.c, SIMD128; wasm-module.ts): as JavaScript loops over the heap they ran at
+// 1–15 ns an element, SIMD at a fraction of one.
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs-core";
-import { checkGradientOffset, FUSED_KERNELS, type AdamWUpdate } from "./fused-kernels.js";
+import { checkGradientOffset, FUSED_KERNELS, rowsOf, type AdamWUpdate } from "./fused-kernels.js";
 import { moduleHeap } from "./wasm-module.js";
-
-/** Rows and width of a tensor seen as [rows, width], width its last axis. */
-function rowsOf(x: TensorInfo): [number, number] {
-  const width = x.shape[x.shape.length - 1] ?? 1;
-  return [tf.util.sizeFromShape(x.shape) / width, width];
-}
 
 /** x [..., d], gain [d], bias [d] → y (the shape of x), mean and 1/σ of each row [rows]: layer-norm.c. */
 const layerNorm: KernelConfig = {

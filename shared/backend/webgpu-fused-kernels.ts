@@ -18,6 +18,7 @@ import {
   checkGradientOffset,
   FUSED_KERNELS,
   GELU_NEW,
+  rowsOf,
   type AdamWUpdate,
   type AttentionAttrs,
 } from "./fused-kernels.js";
@@ -126,12 +127,6 @@ function run(backend: unknown, spec: ProgramSpec, inputs: TensorInfo[]): TensorI
 
 const int = (value: number): ProgramUniform => ({ type: "int32", data: [value] });
 const float = (value: number): ProgramUniform => ({ type: "float32", data: [value] });
-
-/** Rows and width of a tensor seen as [rows, width], width its last axis. */
-function rowsOf(x: TensorInfo): [number, number] {
-  const width = x.shape[x.shape.length - 1] ?? 1;
-  return [tf.util.sizeFromShape(x.shape) / width, width];
-}
 
 /** The shape uniforms of a [rows, width] view. */
 function shapeUniforms(rows: number, width: number): (readonly [string, ProgramUniform])[] {

@@ -4,9 +4,8 @@
 // [0, maxDelayMs] with delayProbability. A dropped or delayed send still resolves at once: to the sender the
 // message has left, as on a real network. Delayed copies are sent in the order their timers fire, so delays
 // also reorder. close() cancels copies still waiting (they count as lost), so no timer outlives the test.
-import { decodeRingChunk, decodeRingFrames } from "../../shared/protocol.js";
 import { mulberry32 } from "../../shared/random.js";
-import type { RingMessage, RingTransport } from "../../worker/allreduce/transport.js";
+import { decodeRingMessage, type RingMessage, type RingTransport } from "../../worker/allreduce/transport.js";
 
 export interface FaultPlan {
   readonly seed: number;
@@ -76,11 +75,7 @@ export function faultyTransport(inner: RingTransport, plan: FaultPlan): FaultyTr
     async send(message: RingMessage): Promise<void> {
       const index = sent++;
       const mayFault = plan.applies?.(index) ?? true;
-      const tag = (
-        message instanceof Uint8Array
-          ? decodeRingChunk(message, "faulty transport")
-          : decodeRingFrames(message.envelope, message.payload, "faulty transport")
-      ).tag;
+      const tag = decodeRingMessage(message, "faulty transport").tag;
       if (mayFault && random() < dropProbability) {
         faults.push({ kind: "drop", index, tag, atMs: performance.now() });
         return;

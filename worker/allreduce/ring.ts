@@ -21,13 +21,7 @@
 // chunk are dropped (a second copy is harmless: each span is added exactly once) and reported through
 // onDropped, as are chunks nobody will read (mailbox.ts). After any failure the ring is out of step: every
 // later call fails at once, and the caller builds a new ring (over a fresh link) to go on.
-import {
-  decodeRingChunk,
-  decodeRingFrames,
-  encodeMessage,
-  encodeRingEnvelope,
-  type RingChunk,
-} from "../../shared/protocol.js";
+import { encodeMessage, encodeRingEnvelope, type RingChunk } from "../../shared/protocol.js";
 import { ProgressDeadline } from "./deadline.js";
 import { RingError, RingTimeoutError } from "./errors.js";
 import { bucketSpans, chunkSpans, floatsPerChunk, segmentSpan, type Span } from "./layout.js";
@@ -41,7 +35,7 @@ import {
   unpackRingTag,
   type RingPhase,
 } from "./tag.js";
-import type { RingMessage, RingTransport } from "./transport.js";
+import { decodeRingMessage, type RingMessage, type RingTransport } from "./transport.js";
 import { narrowFloats, roundToWire, widenInto, wireBytesPerFloat, type WireDtype } from "./wire-dtype.js";
 
 export const DEFAULT_BUCKET_BYTES = 32 * 2 ** 20;
@@ -446,10 +440,7 @@ export class RingAllReduce {
     const bytesPerFloat = wireBytesPerFloat(this.wireDtype);
     let chunk: RingChunk;
     try {
-      chunk =
-        received instanceof Uint8Array
-          ? decodeRingChunk(received, subject, bytesPerFloat)
-          : decodeRingFrames(received.envelope, received.payload, subject, bytesPerFloat);
+      chunk = decodeRingMessage(received, subject, bytesPerFloat);
     } catch (error) {
       // Dropped, not fatal: anyone on the bus can publish on a ring subject. Had it been a real chunk
       // mangled on the way, the exchange misses it and fails by name at its deadline.

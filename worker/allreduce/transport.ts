@@ -1,5 +1,6 @@
 // The one link a rank needs for a ring all-reduce: send to the next rank, hear from the previous one.
 // Implementations: NATS subjects (nats-transport.ts), direct WebSockets (ws-transport.ts), memory (tests).
+import { decodeRingChunk, decodeRingFrames, type RingChunk } from "../../shared/protocol.js";
 
 /**
  * A ring chunk as two frames: its msgpack envelope (tag, offset, byte count) and its floats' raw bytes. A
@@ -13,6 +14,13 @@ export interface RingFrames {
 
 /** One message (a whole msgpack ring chunk), or a chunk's frames where the transport carries them. */
 export type RingMessage = Uint8Array | RingFrames;
+
+/** The chunk a message carries, checked (shared/protocol.ts); throws a ProtocolError naming `subject`. */
+export function decodeRingMessage(message: RingMessage, subject: string, bytesPerFloat = 4): RingChunk {
+  return message instanceof Uint8Array
+    ? decodeRingChunk(message, subject, bytesPerFloat)
+    : decodeRingFrames(message.envelope, message.payload, subject, bytesPerFloat);
+}
 
 /** Bytes a message puts on the wire, frames together. */
 export function messageBytes(message: RingMessage): number {
