@@ -70,20 +70,24 @@ async function launch(workers: number, args: string[], extra: string[] = []): Pr
 }
 
 for (const reduction of ["token", "example", "sum"]) {
-  test(`equivalence - ${reduction} reduction: train, launch 2 and launch 3 workers agree over 20 steps`, async (t) => {
-    const server = nats();
-    if (server === undefined) return t.skip("nats-server not installed");
-    const single = join(dir, `${reduction}-train`);
-    await train(["train", ...flags(reduction, single)]);
-    for (const workers of reduction === "token" ? [1, 2, 3] : [2, 3]) {
-      const out = join(dir, `${reduction}-launch${workers}`);
-      await launch(workers, flags(reduction, out));
-      await assertSameRun(single, out, 20);
-    }
-  });
+  test(
+    `equivalence - ${reduction} reduction: train, launch 2 and launch 3 workers agree over 20 steps`,
+    { timeout: 240_000 },
+    async (t) => {
+      const server = nats();
+      if (server === undefined) return t.skip("nats-server not installed");
+      const single = join(dir, `${reduction}-train`);
+      await train(["train", ...flags(reduction, single)]);
+      for (const workers of reduction === "token" ? [1, 2, 3] : [2, 3]) {
+        const out = join(dir, `${reduction}-launch${workers}`);
+        await launch(workers, flags(reduction, out));
+        await assertSameRun(single, out, 20);
+      }
+    },
+  );
 }
 
-test("equivalence - the ws data plane gives the same run as NATS", async (t) => {
+test("equivalence - the ws data plane gives the same run as NATS", { timeout: 120_000 }, async (t) => {
   const server = nats();
   if (server === undefined) return t.skip("nats-server not installed");
   const out = join(dir, "token-ws3");
@@ -91,34 +95,38 @@ test("equivalence - the ws data plane gives the same run as NATS", async (t) => 
   await assertSameRun(join(dir, "token-train"), out, 20);
 });
 
-test("equivalence - a bf16 or fp16 all-reduce keeps the ranks identical and follows the fp32 run to the format's rounding", async (t) => {
-  const server = nats();
-  if (server === undefined) return t.skip("nats-server not installed");
-  const reference = stepLosses(join(dir, "token-train"));
-  // One over each data plane: their messages arrive in differently aligned memory.
-  for (const [dtype, plane] of [
-    ["bf16", "ws"],
-    ["fp16", "nats"],
-  ] as const) {
-    const out = join(dir, `token-${dtype}`);
-    // Every 5 steps the ranks compare parameter checksums: a rank that kept its own unrounded sums fails it.
-    await launch(2, flags("token", out), [
-      ...["--allreduce-dtype", dtype, "--data-plane", plane, "--checksum-every", "5"],
-    ]);
-    const losses = stepLosses(out);
-    assert.equal(losses.length, 20, `${dtype}: steps`);
-    const relative = losses.map(
-      (loss, i) => Math.abs(loss - (reference[i] ?? NaN)) / Math.abs(reference[i] ?? NaN),
-    );
-    // Step 1's loss comes before any update; later ones see narrowed gradients, close to fp32's but not equal.
-    assert.ok((relative[0] ?? NaN) <= 1e-4, `${dtype}: step 1 differs by ${relative[0]}`);
-    assert.ok(
-      Math.max(...relative) <= 0.02,
-      `${dtype}: losses differ from fp32's by up to ${Math.max(...relative)}`,
-    );
-    assert.ok(
-      Math.max(...relative.slice(1)) > 1e-7,
-      `${dtype}: the same losses as fp32: nothing was narrowed`,
-    );
-  }
-});
+test(
+  "equivalence - a bf16 or fp16 all-reduce keeps the ranks identical and follows the fp32 run to the format's rounding",
+  { timeout: 240_000 },
+  async (t) => {
+    const server = nats();
+    if (server === undefined) return t.skip("nats-server not installed");
+    const reference = stepLosses(join(dir, "token-train"));
+    // One over each data plane: their messages arrive in differently aligned memory.
+    for (const [dtype, plane] of [
+      ["bf16", "ws"],
+      ["fp16", "nats"],
+    ] as const) {
+      const out = join(dir, `token-${dtype}`);
+      // Every 5 steps the ranks compare parameter checksums: a rank that kept its own unrounded sums fails it.
+      await launch(2, flags("token", out), [
+        ...["--allreduce-dtype", dtype, "--data-plane", plane, "--checksum-every", "5"],
+      ]);
+      const losses = stepLosses(out);
+      assert.equal(losses.length, 20, `${dtype}: steps`);
+      const relative = losses.map(
+        (loss, i) => Math.abs(loss - (reference[i] ?? NaN)) / Math.abs(reference[i] ?? NaN),
+      );
+      // Step 1's loss comes before any update; later ones see narrowed gradients, close to fp32's but not equal.
+      assert.ok((relative[0] ?? NaN) <= 1e-4, `${dtype}: step 1 differs by ${relative[0]}`);
+      assert.ok(
+        Math.max(...relative) <= 0.02,
+        `${dtype}: losses differ from fp32's by up to ${Math.max(...relative)}`,
+      );
+      assert.ok(
+        Math.max(...relative.slice(1)) > 1e-7,
+        `${dtype}: the same losses as fp32: nothing was narrowed`,
+      );
+    }
+  },
+);

@@ -34,27 +34,33 @@ async function reduceEachLength(transports: readonly RingTransport[]): Promise<v
   }
 }
 
-test("allreduce over NATS - 1, 2 and 3 ranks, odd lengths, buckets bigger than max_payload, equal the sum", async (t) => {
-  const binary = requireNatsServer(t);
-  if (binary === undefined) return;
-  const server = await startNatsServer(binary, { maxPayloadBytes: MAX_PAYLOAD_BYTES });
-  t.after(() => server.stop());
-  for (const worldSize of [1, 2, 3]) {
-    const connections: NatsConnection[] = await Promise.all(
-      Array.from({ length: worldSize }, () => connect({ servers: server.url })),
-    );
-    try {
-      const transports = await Promise.all(
-        connections.map((nc, rank) => createNatsRingTransport(nc, `allreduce-${worldSize}`, rank, worldSize)),
+test(
+  "allreduce over NATS - 1, 2 and 3 ranks, odd lengths, buckets bigger than max_payload, equal the sum",
+  { timeout: 60_000 },
+  async (t) => {
+    const binary = requireNatsServer(t);
+    if (binary === undefined) return;
+    const server = await startNatsServer(binary, { maxPayloadBytes: MAX_PAYLOAD_BYTES });
+    t.after(() => server.stop());
+    for (const worldSize of [1, 2, 3]) {
+      const connections: NatsConnection[] = await Promise.all(
+        Array.from({ length: worldSize }, () => connect({ servers: server.url })),
       );
-      for (const transport of transports) assert.equal(transport.maxMessageBytes, MAX_PAYLOAD_BYTES);
-      await reduceEachLength(transports);
-      await Promise.all(transports.map((transport) => transport.close()));
-    } finally {
-      await Promise.all(connections.map((nc) => nc.close()));
+      try {
+        const transports = await Promise.all(
+          connections.map((nc, rank) =>
+            createNatsRingTransport(nc, `allreduce-${worldSize}`, rank, worldSize),
+          ),
+        );
+        for (const transport of transports) assert.equal(transport.maxMessageBytes, MAX_PAYLOAD_BYTES);
+        await reduceEachLength(transports);
+        await Promise.all(transports.map((transport) => transport.close()));
+      } finally {
+        await Promise.all(connections.map((nc) => nc.close()));
+      }
     }
-  }
-});
+  },
+);
 
 test("allreduce over WebSockets - 1, 2 and 3 ranks, odd lengths, buckets bigger than a frame, equal the sum", async () => {
   for (const worldSize of [1, 2, 3]) {

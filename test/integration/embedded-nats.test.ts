@@ -388,22 +388,26 @@ test("embedded nats - the wire stream may be split anywhere, down to single byte
   }
 });
 
-test("nats-server process - starts on a free port, serves the nats client, stops on SIGTERM", async (t) => {
-  const binary = requireNatsServer(t);
-  if (binary === undefined) return;
-  assert.match(findNatsServer() ?? "", /nats-server$/);
-  const server = await startNatsServerProcess(binary);
-  try {
-    const nc = await connect({ servers: server.url, reconnect: false });
-    const inbox = collect(nc, "ping.me", 1);
-    nc.publish("ping.me", "pong");
-    assert.equal(text((await inbox.got)[0] as Msg), "pong");
-    await nc.close();
-  } finally {
-    await server.stop();
-  }
-  await assert.rejects(connect({ servers: server.url, reconnect: false, timeout: 2000 }));
-});
+test(
+  "nats-server process - starts on a free port, serves the nats client, stops on SIGTERM",
+  { timeout: 30_000 },
+  async (t) => {
+    const binary = requireNatsServer(t);
+    if (binary === undefined) return;
+    assert.match(findNatsServer() ?? "", /nats-server$/);
+    const server = await startNatsServerProcess(binary);
+    try {
+      const nc = await connect({ servers: server.url, reconnect: false });
+      const inbox = collect(nc, "ping.me", 1);
+      nc.publish("ping.me", "pong");
+      assert.equal(text((await inbox.got)[0] as Msg), "pong");
+      await nc.close();
+    } finally {
+      await server.stop();
+    }
+    await assert.rejects(connect({ servers: server.url, reconnect: false, timeout: 2000 }));
+  },
+);
 
 test("nats-server process - a binary that exits at once fails with its stderr, not a timeout", async () => {
   // node rejects nats-server's `-a 127.0.0.1` with "bad option" on stderr and exits.
